@@ -1,0 +1,78 @@
+"""berry: weight initialization for deep networks.
+
+The seed API lives in :mod:`berry.initializations` (``xavier``, ``deepnet``,
+``get_initialzation``). Everything else is reachable from here and loaded on
+first use, so ``import berry`` costs little and imports no deep-learning
+framework and no SciPy.
+
+>>> import berry
+>>> berry.xavier(fan_in=1500, fan_out=500) == (2 / 2000) ** 0.5
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from berry._version import __version__
+from berry.initializations import (
+    deepnet,
+    get_initialization,
+    get_initialzation,
+    he,
+    lecun,
+    list_initializations,
+    register_initialization,
+    variance_scaling,
+    xavier,
+)
+
+# Public names defined in submodules that are imported on first access.
+_LAZY: dict[str, str] = {
+    "compute_fans": "berry.fans",
+    "Fans": "berry.fans",
+    "calculate_gain": "berry.gains",
+    "gain": "berry.gains",
+    "get_activation": "berry.activations",
+    "sample": "berry.sampling",
+    "InitSpec": "berry.sampling",
+}
+
+# Subpackages that are imported on attribute access (``berry.torch`` ...).
+_LAZY_SUBMODULES = {"torch", "jax", "keras", "probe", "stream", "distributions", "fans", "gains", "cli"}
+
+__all__ = [
+    "__version__",
+    "deepnet",
+    "get_initialization",
+    "get_initialzation",
+    "he",
+    "lecun",
+    "list_initializations",
+    "register_initialization",
+    "variance_scaling",
+    "xavier",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"berry.{name}")
+    raise AttributeError(f"module 'berry' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | _LAZY_SUBMODULES)
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from berry.activations import get_activation
+    from berry.fans import Fans, compute_fans
+    from berry.gains import calculate_gain, gain
+    from berry.sampling import InitSpec, sample

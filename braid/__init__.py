@@ -1,0 +1,1 @@
+"""The seed's documented namespace: ``braid.berry.initializations`` is :mod:`berry.initializations`."""
