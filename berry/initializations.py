@@ -125,7 +125,8 @@ def variance_scaling(
     mode = check_choice("mode", mode, MODES)
     fan_options = {key: kwargs[key] for key in _FAN_OPTIONS if key in kwargs}
     fans = fans_for(shape, fan_in, fan_out, **fan_options)
-    if 0 in fans:
+    used = {"fan_in": (fans.fan_in,), "fan_out": (fans.fan_out,)}.get(mode, fans)
+    if 0 in used:
         raise ValueError(
             f"{fans} of shape={None if shape is None else tuple(shape)!r} has a zero fan, so no standard "
             "deviation exists; a zero-size tensor needs no initialization"
@@ -140,6 +141,12 @@ def variance_scaling(
     else:
         variance = scale / math.sqrt(fans.fan_in * fans.fan_out)
     return gain * math.sqrt(variance)
+
+
+def _named(scale: float, mode: str, shape: Any, fan_in: Any, fan_out: Any, gain: float, kwargs: dict) -> float:
+    """A named rule's std: keep the layout options of ``kwargs`` and ignore the rest, as the seed did."""
+    fan_options = {key: kwargs[key] for key in _FAN_OPTIONS if key in kwargs}
+    return variance_scaling(scale, mode, shape=shape, fan_in=fan_in, fan_out=fan_out, gain=gain, **fan_options)
 
 
 def xavier(
@@ -187,7 +194,7 @@ def xavier(
     >>> xavier(shape=[1500, 500])     # fans from the shape
     0.03162277660168379
     """
-    return variance_scaling(1.0, "fan_avg", shape=shape, fan_in=fan_in, fan_out=fan_out, gain=gain, **kwargs)
+    return _named(1.0, "fan_avg", shape, fan_in, fan_out, gain, kwargs)
 
 
 def deepnet(
@@ -233,8 +240,7 @@ def deepnet(
     >>> deepnet(shape=[1500, 500], fan_out=500) == (2 / 500) ** 0.5
     True
     """
-    kwargs.pop("fan_in", None)
-    return variance_scaling(2.0, "fan_out", shape=shape, fan_out=fan_out, gain=gain, **kwargs)
+    return _named(2.0, "fan_out", shape, None, fan_out, gain, kwargs)
 
 
 def he(
@@ -264,9 +270,7 @@ def he(
     0.050508
     """
     slope = check_finite("negative_slope", negative_slope)
-    return variance_scaling(
-        2.0 / (1.0 + slope * slope), "fan_in", shape=shape, fan_in=fan_in, fan_out=fan_out, gain=gain, **kwargs
-    )
+    return _named(2.0 / (1.0 + slope * slope), "fan_in", shape, fan_in, fan_out, gain, kwargs)
 
 
 def lecun(
@@ -293,7 +297,7 @@ def lecun(
     >>> lecun(shape=(400, 100))
     0.05
     """
-    return variance_scaling(1.0, "fan_in", shape=shape, fan_in=fan_in, fan_out=fan_out, gain=gain, **kwargs)
+    return _named(1.0, "fan_in", shape, fan_in, fan_out, gain, kwargs)
 
 
 def small_init(
@@ -320,7 +324,7 @@ def small_init(
     >>> round(small_init(fan_in=1024), 6)
     0.019764
     """
-    return variance_scaling(0.4, "fan_in", shape=shape, fan_in=fan_in, fan_out=fan_out, gain=gain, **kwargs)
+    return _named(0.4, "fan_in", shape, fan_in, fan_out, gain, kwargs)
 
 
 def geometric(
@@ -345,7 +349,7 @@ def geometric(
     >>> geometric(fan_in=400, fan_out=100)
     0.1
     """
-    return variance_scaling(1.0, "fan_geo_avg", shape=shape, fan_in=fan_in, fan_out=fan_out, gain=gain, **kwargs)
+    return _named(1.0, "fan_geo_avg", shape, fan_in, fan_out, gain, kwargs)
 
 
 # --- the registry ------------------------------------------------------------------------------
