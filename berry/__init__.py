@@ -72,7 +72,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from berry.activations import get_activation
-    from berry.fans import Fans, compute_fans
-    from berry.gains import calculate_gain, gain
-    from berry.sampling import InitSpec, sample
+    from berry.activations import get_activation as get_activation
+    from berry.fans import Fans as Fans
+    from berry.fans import compute_fans as compute_fans
+    from berry.gains import calculate_gain as calculate_gain
+    from berry.gains import gain as gain
+    from berry.sampling import InitSpec as InitSpec
+    from berry.sampling import sample as sample

@@ -29,7 +29,7 @@ def format_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     numeric = [all(_is_number(row[i]) for row in rows) and bool(rows) for i in range(len(header))]
 
     def line(row: Sequence[str]) -> str:
-        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric)]
+        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric, strict=True)]
         return "  ".join(parts).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
@@ -82,9 +82,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_std(args: argparse.Namespace) -> int:
-    from berry.initializations import get_initialization
-
     from berry.fans import fans_for
+    from berry.initializations import get_initialization
 
     rule = get_initialization(args.rule)
     fan_options: dict[str, Any] = {"layout": args.layout, "groups": args.groups}
