@@ -1,0 +1,74 @@
+"""berry for JAX and Flax: initializers with JAX's ``(key, shape, dtype)`` protocol.
+
+The factories mirror ``jax.nn.initializers`` (same names, arguments and
+meanings) and add berry's own rules; every initializer draws its values from
+berry's keyed stream, so the same key, parameter name and spec give the same
+bits eagerly, under ``jax.jit``, on any mesh (:func:`sharded`), and in
+``berry.sample``, ``berry.torch`` and ``berry.keras`` with the matching seed
+(:func:`seed_from_key`).
+
+>>> import jax, numpy as np, berry, berry.jax
+>>> init = berry.jax.glorot_uniform(name="dense/kernel")
+>>> w = jax.jit(init, static_argnums=1)(jax.random.key(0), (4, 3))
+>>> expected = berry.sample((4, 3), "xavier", distribution="uniform", seed=0, name="dense/kernel")
+>>> bool((np.asarray(w) == expected).all())
+True
+"""
+
+from __future__ import annotations
+
+from berry.jax._keys import seed_from_key
+from berry.jax.initializers import (
+    Initializer,
+    constant,
+    deepnet,
+    delta_orthogonal,
+    glorot_normal,
+    glorot_uniform,
+    he_normal,
+    he_uniform,
+    initializer,
+    kaiming_normal,
+    kaiming_uniform,
+    lecun_normal,
+    lecun_uniform,
+    normal,
+    ones,
+    orthogonal,
+    sharded,
+    truncated_normal,
+    uniform,
+    variance_scaling,
+    xavier,
+    xavier_normal,
+    xavier_uniform,
+    zeros,
+)
+
+__all__ = [
+    "Initializer",
+    "constant",
+    "deepnet",
+    "delta_orthogonal",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "initializer",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "normal",
+    "ones",
+    "orthogonal",
+    "seed_from_key",
+    "sharded",
+    "truncated_normal",
+    "uniform",
+    "variance_scaling",
+    "xavier",
+    "xavier_normal",
+    "xavier_uniform",
+    "zeros",
+]

@@ -1,0 +1,863 @@
+"""JAX initializers backed by berry's keyed sampler.
+
+Every factory returns an :class:`Initializer`: a callable with JAX's protocol
+``init(key, shape, dtype=None, out_sharding=None) -> jax.Array``, usable as a
+Flax Linen or NNX ``kernel_init``/``bias_init``. Its values are a pure function
+of (key data, parameter ``name``, shape, spec): they are computed by
+:func:`berry.sample` on the host, eagerly or, under ``jax.jit``/``vmap``,
+through ``jax.pure_callback``, so jitted and eager calls give the same bits.
+The key's data becomes berry's seed (:func:`berry.jax.seed_from_key`): for
+``0 <= s < 2**32``, ``jax.random.key(s)`` gives what ``berry.sample(...,
+seed=s)`` gives.
+
+The factories named after ``jax.nn.initializers`` keep JAX's meaning:
+
+* ``glorot_normal``/``he_normal``/``lecun_normal`` and ``variance_scaling``'s
+  default distribution are *truncated* normals on [-2, 2] standard units whose
+  std is corrected up to the rule's std (JAX's 0.8796... constant);
+* ``uniform(scale)`` is uniform on [0, scale), not symmetric;
+* ``normal``/``truncated_normal`` default to ``stddev=1e-2``, and
+  ``truncated_normal``'s ``stddev`` is the parent normal's (no correction);
+* fans follow ``in_axis=-2``, ``out_axis=-1``, ``batch_axis=()``; every other
+  axis is a receptive-field axis.
+
+berry's own rules come from the registry (:func:`berry.list_initializations`)
+through :func:`initializer`, or :func:`xavier` and :func:`deepnet` directly.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from berry._validation import check_choice, check_finite, check_int, check_positive, check_shape
+from berry.jax._keys import key_words, seed_from_key, seed_from_words
+from berry.jax._plans import FullPlan, MovedAxisPlan, Region, SamplePlan
+
+__all__ = [
+    "Initializer",
+    "constant",
+    "deepnet",
+    "delta_orthogonal",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "initializer",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "normal",
+    "ones",
+    "orthogonal",
+    "sharded",
+    "truncated_normal",
+    "uniform",
+    "variance_scaling",
+    "xavier",
+    "xavier_normal",
+    "xavier_uniform",
+    "zeros",
+]
+
+Axes = int | Sequence[int]
+DTypeLike = Any
+Plan = SamplePlan | FullPlan | MovedAxisPlan
+
+#: Floating dtypes berry's stream writes (bfloat16 through ml_dtypes, which JAX ships with).
+SUPPORTED_DTYPES = ("bfloat16", "float16", "float32", "float64")
+VARIANCE_MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+VARIANCE_DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
+#: The truncation of JAX's variance-scaling "truncated_normal", in standard units.
+TRUNCATION_BOUNDS = (-2.0, 2.0)
+
+
+class Initializer:
+    """A JAX initializer whose values come from berry's keyed stream.
+
+    Call it as ``init(key, shape, dtype=None, out_sharding=None)``.
+    ``dtype=None`` means the factory's ``dtype``, else JAX's default float
+    (float32, or float64 with ``jax_enable_x64``). ``out_sharding`` (a
+    ``jax.sharding.Sharding``) makes a sharded array whose shards are each
+    generated on their own (see :func:`sharded`).
+
+    ``values(seed, shape, dtype, region)`` is the NumPy side: the same bits
+    for an integer seed, optionally only a region of the global tensor.
+    """
+
+    def __init__(
+        self,
+        description: str,
+        make_plan: Callable[[tuple[int, ...]], Plan],
+        *,
+        dtype: DTypeLike = None,
+        name: str = "",
+        random: bool = True,
+    ) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a string (the parameter name), got {name!r}")
+        self.description = description
+        self.dtype = None if dtype is None else resolve_dtype(dtype, floating_only=random)
+        self.name = name
+        self.random = random
+        self._make_plan = make_plan
+
+    def __repr__(self) -> str:
+        extras = "" if not self.name else f", name={self.name!r}"
+        return f"berry.jax.{self.description}{extras}"
+
+    def plan(self, shape: Sequence[int]) -> Plan:
+        """Check the arguments against ``shape`` and return the host-side plan."""
+        plan = self._make_plan(check_shape("shape", shape))
+        if isinstance(plan, SamplePlan):
+            _check_options(plan)
+        return plan
+
+    def values(
+        self,
+        seed: int,
+        shape: Sequence[int],
+        dtype: DTypeLike = None,
+        region: Region | None = None,
+    ) -> np.ndarray:
+        """The NumPy array for an integer ``seed`` (what a key with that seed gives)."""
+        seed = check_int("seed", seed, minimum=0)
+        return self.plan(shape).values(seed, self.name, self._dtype(dtype), region)
+
+    def _dtype(self, dtype: DTypeLike) -> np.dtype:
+        if dtype is None:
+            dtype = self.dtype
+        if dtype is None:
+            import jax.numpy as jnp
+
+            dtype = jnp.float_
+        return resolve_dtype(dtype, floating_only=self.random)
+
+    def __call__(
+        self,
+        key: Any,
+        shape: Sequence[int],
+        dtype: DTypeLike = None,
+        out_sharding: Any = None,
+    ) -> Any:
+        import jax
+        import jax.numpy as jnp
+
+        shape = check_shape("shape", shape)
+        np_dtype = self._dtype(dtype)
+        plan = self.plan(shape)
+        if out_sharding is not None:
+            return _sharded(plan, self.name, shape, out_sharding, key, np_dtype)
+        if not self.random:
+            return jnp.asarray(plan.values(0, self.name, np_dtype))
+        words = key_words(key)
+        if not isinstance(words, jax.core.Tracer):
+            return jnp.asarray(plan.values(seed_from_words(np.asarray(words)), self.name, np_dtype))
+
+        name = self.name
+
+        def host(data: np.ndarray) -> np.ndarray:
+            return plan.values(seed_from_words(data), name, np_dtype)
+
+        result = jax.ShapeDtypeStruct(shape, np_dtype)
+        return jax.pure_callback(host, result, words, vmap_method="sequential")
+
+
+def resolve_dtype(dtype: DTypeLike, *, floating_only: bool = True) -> np.dtype:
+    """``dtype`` as the NumPy dtype JAX would use (float64 becomes float32 without x64)."""
+    import jax
+
+    try:
+        np_dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(
+            f"dtype must be a floating dtype ({', '.join(SUPPORTED_DTYPES)}), got {dtype!r}"
+        ) from None
+    np_dtype = np.dtype(jax.dtypes.canonicalize_dtype(np_dtype))
+    if floating_only and np_dtype.name not in SUPPORTED_DTYPES:
+        raise TypeError(
+            f"dtype={np_dtype.name!r} is not supported by berry's JAX initializers; "
+            f"supported: {', '.join(SUPPORTED_DTYPES)}"
+        )
+    return np_dtype
+
+
+# ---------------------------------------------------------------- fans and axes
+
+
+def jax_fans(shape: tuple[int, ...], in_axis: Axes, out_axis: Axes, batch_axis: Axes) -> tuple[int, int]:
+    """Fans with JAX's axis convention: axes outside in/out/batch form the receptive field."""
+    from berry.fans import compute_fans
+
+    if len(shape) < 2 and isinstance(in_axis, numbers.Integral) and in_axis == -2:
+        raise ValueError(
+            f"cannot compute fans of the {len(shape)}-dimensional shape={shape} with the default in_axis=-2; "
+            "give a shape with at least 2 dimensions or explicit in_axis/out_axis"
+        )
+    fans = compute_fans(shape, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis)
+    return int(fans.fan_in), int(fans.fan_out)
+
+
+# ---------------------------------------------------------------- variance scaling
+
+
+def _variance_plan(
+    shape: tuple[int, ...],
+    *,
+    std_of_fans: Callable[[int, int], dict[str, Any]],
+    distribution: str,
+    in_axis: Axes,
+    out_axis: Axes,
+    batch_axis: Axes,
+) -> SamplePlan:
+    fan_in, fan_out = jax_fans(shape, in_axis, out_axis, batch_axis)
+    scale = std_of_fans(fan_in, fan_out)
+    # An explicit std makes fans meaningless (berry.sample refuses both); a rule needs the JAX fans.
+    fans = {} if "std" in scale else {"fan_in": fan_in, "fan_out": fan_out}
+    options = {"distribution": distribution, **fans, **scale}
+    if distribution == "truncated_normal":
+        options.update(bounds=TRUNCATION_BOUNDS, correct_variance=True)
+    return SamplePlan(shape, options)
+
+
+def variance_scaling(
+    scale: float,
+    mode: str,
+    distribution: str,
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike = None,
+    *,
+    name: str = "",
+) -> Initializer:
+    r"""Variance scaling: std from a scale and a fan, with JAX's meaning.
+
+    From ``jax.nn.initializers.variance_scaling`` (itself after Glorot & Bengio
+    2010, He et al. 2015 and LeCun et al. 1998).
+
+    .. math::
+
+        \sigma = \sqrt{\text{scale} / n}, \qquad
+        n \in \{fan_{in},\ fan_{out},\ (fan_{in}+fan_{out})/2,\ \sqrt{fan_{in}\,fan_{out}}\}
+
+    ``"truncated_normal"`` draws a normal truncated to [-2, 2] standard units
+    whose std is corrected to exactly :math:`\sigma`; ``"normal"`` draws
+    :math:`N(0, \sigma^2)`; ``"uniform"`` draws
+    :math:`U(-\sqrt{3}\sigma, \sqrt{3}\sigma)`.
+
+    Parameters
+    ----------
+    scale : float
+        Positive scale of the variance.
+    mode : {"fan_in", "fan_out", "fan_avg", "fan_geo_avg"}
+    distribution : {"truncated_normal", "normal", "uniform"}
+    in_axis, out_axis, batch_axis : int or sequence of ints
+        Axes of the input, output and batch dimensions of the kernel.
+    dtype : dtype, optional
+        Default dtype of the arrays (float32 unless given at call time).
+    name : str
+        The parameter name, hashed into the key with the seed.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import berry.jax
+    >>> init = berry.jax.variance_scaling(2.0, "fan_in", "normal")
+    >>> w = init(jax.random.key(0), (256, 512))
+    >>> w.shape, w.dtype, round(float(w.std()) * 16, 1)
+    ((256, 512), dtype('float32'), 1.4)
+    """
+    scale = check_positive("scale", scale)
+    mode = check_choice("mode", mode, VARIANCE_MODES)
+    distribution = check_choice("distribution", distribution, VARIANCE_DISTRIBUTIONS)
+
+    def std_of_fans(fan_in: int, fan_out: int) -> dict[str, Any]:
+        from berry.initializations import variance_scaling as variance_std
+
+        return {"std": variance_std(scale, mode, fan_in=fan_in, fan_out=fan_out)}
+
+    def make_plan(shape: tuple[int, ...]) -> SamplePlan:
+        return _variance_plan(
+            shape,
+            std_of_fans=std_of_fans,
+            distribution=distribution,
+            in_axis=in_axis,
+            out_axis=out_axis,
+            batch_axis=batch_axis,
+        )
+
+    description = f"variance_scaling({scale!r}, {mode!r}, {distribution!r})"
+    return Initializer(description, make_plan, dtype=dtype, name=name)
+
+
+def _rule_initializer(
+    description: str,
+    rule: str,
+    distribution: str,
+    in_axis: Axes,
+    out_axis: Axes,
+    batch_axis: Axes,
+    dtype: DTypeLike,
+    name: str,
+) -> Initializer:
+    """A JAX-named factory as berry's registry rule ``rule``, so it equals ``berry.sample(shape, rule, ...)``."""
+
+    def make_plan(shape: tuple[int, ...]) -> SamplePlan:
+        return _variance_plan(
+            shape,
+            std_of_fans=lambda fan_in, fan_out: {"init": rule},
+            distribution=distribution,
+            in_axis=in_axis,
+            out_axis=out_axis,
+            batch_axis=batch_axis,
+        )
+
+    return Initializer(description, make_plan, dtype=dtype, name=name)
+
+
+def glorot_normal(
+    in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike = None, *, name: str = ""
+) -> Initializer:
+    r"""Glorot (Xavier) truncated normal, JAX's ``glorot_normal``: berry's ``"xavier"`` rule.
+
+    Glorot & Bengio (2010). Truncated to [-2, 2] standard units, std corrected.
+
+    .. math:: \sigma = \sqrt{2 / (fan_{in} + fan_{out})}
+
+    Also known as ``xavier_normal`` (JAX/Flax meaning: truncated).
+
+    Examples
+    --------
+    >>> import jax, berry.jax
+    >>> w = berry.jax.glorot_normal()(jax.random.key(0), (3, 4))
+    >>> w.shape, bool(abs(w).max() <= 2 * (2 / 7) ** 0.5 / 0.8796)
+    ((3, 4), True)
+    """
+    return _rule_initializer(
+        "glorot_normal()", "xavier", "truncated_normal", in_axis, out_axis, batch_axis, dtype, name
+    )
+
+
+def glorot_uniform(
+    in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike = None, *, name: str = ""
+) -> Initializer:
+    r"""Glorot (Xavier) uniform, JAX's ``glorot_uniform``: berry's ``"xavier"`` rule.
+
+    Glorot & Bengio (2010).
+
+    .. math:: W \sim U(-a, a), \quad a = \sqrt{6 / (fan_{in} + fan_{out})}
+
+    Also known as ``xavier_uniform``.
+
+    Examples
+    --------
+    >>> import jax, berry.jax
+    >>> w = berry.jax.glorot_uniform()(jax.random.key(0), (3, 4))
+    >>> bool(abs(w).max() <= (6 / 7) ** 0.5)
+    True
+    """
+    return _rule_initializer(
+        "glorot_uniform()", "xavier", "uniform", in_axis, out_axis, batch_axis, dtype, name
+    )
+
+
+def he_normal(
+    in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike = None, *, name: str = ""
+) -> Initializer:
+    r"""He (Kaiming) truncated normal, JAX's ``he_normal``: berry's ``"he"`` rule.
+
+    He et al. (2015), "Delving Deep into Rectifiers". Truncated to [-2, 2]
+    standard units, std corrected.
+
+    .. math:: \sigma = \sqrt{2 / fan_{in}}
+
+    Also known as ``kaiming_normal``.
+
+    Examples
+    --------
+    >>> import jax, berry.jax
+    >>> w = berry.jax.he_normal()(jax.random.key(0), (512, 512))
+    >>> round(float(w.std()) * 16, 1)
+    1.0
+    """
+    return _rule_initializer(
+        "he_normal()", "he", "truncated_normal", in_axis, out_axis, batch_axis, dtype, name
+    )
+
+
+def he_uniform(
+    in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike = None, *, name: str = ""
+) -> Initializer:
+    r"""He (Kaiming) uniform, JAX's ``he_uniform``: berry's ``"he"`` rule.
+
+    He et al. (2015).
+
+    .. math:: W \sim U(-a, a), \quad a = \sqrt{6 / fan_{in}}
+
+    Also known as ``kaiming_uniform``.
+
+    Examples
+    --------
+    >>> import jax, berry.jax
+    >>> w = berry.jax.he_uniform()(jax.random.key(0), (6, 4))
+    >>> bool(abs(w).max() <= 1.0)
+    True
+    """
+    return _rule_initializer("he_uniform()", "he", "uniform", in_axis, out_axis, batch_axis, dtype, name)
+
+
+def lecun_normal(
+    in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike = None, *, name: str = ""
+) -> Initializer:
+    r"""LeCun truncated normal, JAX's ``lecun_normal`` (Flax's default kernel init): berry's ``"lecun"`` rule.
+
+    LeCun et al. (1998), "Efficient BackProp"; Klambauer et al. (2017) for SELU.
+
+    .. math:: \sigma = \sqrt{1 / fan_{in}}
+
+    Examples
+    --------
+    >>> import jax, berry.jax
+    >>> w = berry.jax.lecun_normal()(jax.random.key(0), (256, 256))
+    >>> round(float(w.std()) * 16, 1)
+    1.0
+    """
+    return _rule_initializer(
+        "lecun_normal()", "lecun", "truncated_normal", in_axis, out_axis, batch_axis, dtype, name
+    )
+
+
+def lecun_uniform(
+    in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike = None, *, name: str = ""
+) -> Initializer:
+    r"""LeCun uniform, JAX's ``lecun_uniform``: berry's ``"lecun"`` rule.
+
+    LeCun et al. (1998).
+
+    .. math:: W \sim U(-a, a), \quad a = \sqrt{3 / fan_{in}}
+
+    Examples
+    --------
+    >>> import jax, berry.jax
+    >>> w = berry.jax.lecun_uniform()(jax.random.key(0), (3, 4))
+    >>> bool(abs(w).max() <= 1.0)
+    True
+    """
+    return _rule_initializer(
+        "lecun_uniform()", "lecun", "uniform", in_axis, out_axis, batch_axis, dtype, name
+    )
+
+
+xavier_normal = glorot_normal
+xavier_uniform = glorot_uniform
+kaiming_normal = he_normal
+kaiming_uniform = he_uniform
+
+
+# ---------------------------------------------------------------- plain distributions
+
+
+def normal(stddev: float = 1e-2, dtype: DTypeLike = None, *, name: str = "") -> Initializer:
+    r"""Normal with a fixed std, JAX's ``normal``.
+
+    .. math:: W \sim N(0, \text{stddev}^2)
+
+    Examples
+    --------
+    >>> import jax, berry.jax
+    >>> w = berry.jax.normal(0.5)(jax.random.key(0), (100, 100))
+    >>> round(float(w.std()), 1)
+    0.5
+    """
+    stddev = check_positive("stddev", stddev, allow_zero=True)
+    options = {"distribution": "normal", "std": stddev}
+    return Initializer(
+        f"normal({stddev!r})", lambda shape: SamplePlan(shape, options), dtype=dtype, name=name
+    )
+
+
+def truncated_normal(
+    stddev: float = 1e-2,
+    dtype: DTypeLike = None,
+    lower: float = -2.0,
+    upper: float = 2.0,
+    *,
+    name: str = "",
+) -> Initializer:
+    r"""Truncated normal, JAX's ``truncated_normal``: ``stddev`` is the parent normal's.
+
+    As in JAX (and TensorFlow), the std is *not* corrected for the truncation:
+    values are :math:`\text{stddev}\cdot z` with :math:`z \sim N(0, 1)`
+    conditioned on ``lower <= z <= upper``.
+
+    Examples
+    --------
+    >>> import jax, berry.jax
+    >>> w = berry.jax.truncated_normal(1.0)(jax.random.key(0), (1000,))
+    >>> bool(abs(w).max() <= 2.0)
+    True
+    """
+    stddev = check_positive("stddev", stddev, allow_zero=True)
+    lower = float(check_finite("lower", lower)) if not _is_neg_inf(lower) else -math.inf
+    upper = float(check_finite("upper", upper)) if not _is_pos_inf(upper) else math.inf
+    if not lower < upper:
+        raise ValueError(f"lower must be < upper, got lower={lower!r}, upper={upper!r}")
+    options = {
+        "distribution": "truncated_normal",
+        "std": stddev,
+        "bounds": (lower, upper),
+        "correct_variance": False,
+    }
+    description = f"truncated_normal({stddev!r}, lower={lower!r}, upper={upper!r})"
+    return Initializer(description, lambda shape: SamplePlan(shape, options), dtype=dtype, name=name)
+
+
+def _is_neg_inf(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and value == -math.inf
+
+
+def _is_pos_inf(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and value == math.inf
+
+
+def uniform(scale: float = 1e-2, dtype: DTypeLike = None, *, name: str = "") -> Initializer:
+    r"""Uniform on [0, scale), JAX's ``uniform`` (note: not symmetric around 0).
+
+    .. math:: W \sim U[0, \text{scale})
+
+    Examples
+    --------
+    >>> import jax, berry.jax
+    >>> w = berry.jax.uniform(2.0)(jax.random.key(0), (1000,))
+    >>> bool(w.min() >= 0), bool(w.max() < 2.0)
+    (True, True)
+    """
+    scale = check_positive("scale", scale)
+    options = {"distribution": "uniform", "low": 0.0, "high": scale}
+    return Initializer(
+        f"uniform({scale!r})", lambda shape: SamplePlan(shape, options), dtype=dtype, name=name
+    )
+
+
+# ---------------------------------------------------------------- structural
+
+
+def orthogonal(
+    scale: float = 1.0, column_axis: int = -1, dtype: DTypeLike = None, *, name: str = ""
+) -> Initializer:
+    r"""A (semi-)orthogonal matrix, JAX's ``orthogonal``.
+
+    Saxe, McClelland & Ganguli (2014). The tensor is seen as a matrix with
+    ``shape[column_axis]`` columns and the product of the other dimensions as
+    rows; its rows or columns (whichever are fewer) are orthonormal, times
+    ``scale``.
+
+    .. math:: W^\top W = \text{scale}^2 I \ \ (\text{rows} \ge \text{columns})
+
+    Examples
+    --------
+    >>> import jax, numpy as np, berry.jax
+    >>> w = np.asarray(berry.jax.orthogonal()(jax.random.key(0), (6, 4)))
+    >>> bool(np.allclose(w.T @ w, np.eye(4), atol=1e-5))
+    True
+    """
+    scale = check_finite("scale", scale)
+    column_axis = check_int("column_axis", column_axis)
+
+    def make_plan(shape: tuple[int, ...]) -> Plan:
+        ndim = len(shape)
+        if ndim < 2:
+            raise ValueError(f"orthogonal needs a shape with at least 2 dimensions, got shape={shape}")
+        if not -ndim <= column_axis < ndim:
+            raise ValueError(f"column_axis={column_axis} is out of range for shape={shape}")
+        if 0 in shape:
+            return FullPlan(shape, 0.0)
+        axis = column_axis % ndim
+        options = {"init": "orthogonal", "gain": scale}
+        if axis == ndim - 1:
+            return SamplePlan(shape, options)
+        moved = (*tuple(np.delete(np.array(shape), axis)), shape[axis])
+        return MovedAxisPlan(SamplePlan(tuple(int(d) for d in moved), options), axis)
+
+    return Initializer(f"orthogonal({scale!r}, column_axis={column_axis})", make_plan, dtype=dtype, name=name)
+
+
+def delta_orthogonal(
+    scale: float = 1.0, column_axis: int = -1, dtype: DTypeLike = None, *, name: str = ""
+) -> Initializer:
+    r"""Delta-orthogonal convolution kernel, JAX's ``delta_orthogonal``.
+
+    Xiao et al. (2018), "Dynamical Isometry and a Mean Field Theory of CNNs".
+    The kernel (3-D, 4-D or 5-D, channels last, ``in <= out``) is zero except
+    at the spatial centre, which holds an orthogonal ``(in, out)`` matrix.
+
+    Examples
+    --------
+    >>> import jax, numpy as np, berry.jax
+    >>> w = np.asarray(berry.jax.delta_orthogonal()(jax.random.key(0), (3, 3, 4, 4)))
+    >>> bool(np.allclose(w[1, 1].T @ w[1, 1], np.eye(4), atol=1e-5)), float(abs(w[0]).sum())
+    (True, 0.0)
+    """
+    scale = check_finite("scale", scale)
+    column_axis = check_int("column_axis", column_axis)
+    if column_axis not in (-1, 1):
+        raise ValueError(
+            f"column_axis={column_axis} is not supported by delta_orthogonal; supported: -1 (or 1), "
+            "the out axis of the (in, out) centre matrix"
+        )
+
+    def make_plan(shape: tuple[int, ...]) -> Plan:
+        if len(shape) not in (3, 4, 5):
+            raise ValueError(f"delta_orthogonal needs a 3-D, 4-D or 5-D shape, got shape={shape}")
+        if shape[-1] < shape[-2]:
+            raise ValueError(f"delta_orthogonal needs in <= out (shape[-2] <= shape[-1]), got shape={shape}")
+        return SamplePlan(shape, {"init": "delta_orthogonal", "gain": scale, "layout": "channels_last"})
+
+    return Initializer(
+        f"delta_orthogonal({scale!r}, column_axis={column_axis})", make_plan, dtype=dtype, name=name
+    )
+
+
+def zeros(
+    key: Any = None, shape: Sequence[int] = (), dtype: DTypeLike = None, out_sharding: Any = None
+) -> Any:
+    """Zeros, like ``jax.nn.initializers.zeros`` (an initializer itself, not a factory).
+
+    Examples
+    --------
+    >>> import jax, berry.jax
+    >>> berry.jax.zeros(jax.random.key(0), (2, 3)).sum().item()
+    0.0
+    """
+    return _constant_initializer(0.0, "zeros")(key, shape, dtype, out_sharding)
+
+
+def ones(
+    key: Any = None, shape: Sequence[int] = (), dtype: DTypeLike = None, out_sharding: Any = None
+) -> Any:
+    """Ones, like ``jax.nn.initializers.ones`` (an initializer itself, not a factory).
+
+    Examples
+    --------
+    >>> import jax, berry.jax
+    >>> berry.jax.ones(jax.random.key(0), (2, 3)).sum().item()
+    6.0
+    """
+    return _constant_initializer(1.0, "ones")(key, shape, dtype, out_sharding)
+
+
+def constant(value: float, dtype: DTypeLike = None) -> Initializer:
+    """A constant, like ``jax.nn.initializers.constant``.
+
+    Examples
+    --------
+    >>> import jax, berry.jax
+    >>> berry.jax.constant(-7.0)(jax.random.key(0), (2,)).tolist()
+    [-7.0, -7.0]
+    """
+    value = check_finite("value", value)
+    return _constant_initializer(value, f"constant({value!r})", dtype)
+
+
+def _constant_initializer(value: float, description: str, dtype: DTypeLike = None) -> Initializer:
+    return Initializer(description, lambda shape: FullPlan(shape, value), dtype=dtype, random=False)
+
+
+# ---------------------------------------------------------------- berry's registry
+
+
+def initializer(
+    init: str,
+    /,
+    distribution: str = "normal",
+    *,
+    gain: float = 1.0,
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+    dtype: DTypeLike = None,
+    name: str = "",
+    **options: Any,
+) -> Initializer:
+    r"""Any of berry's rules (or structural initializers) as a JAX initializer.
+
+    The values are exactly ``berry.sample(shape, init, distribution=...,
+    seed=seed_from_key(key), name=name, layout="channels_last", **options)``:
+    berry's meaning, not JAX's (``"normal"`` is a plain normal here, and a
+    ``"truncated_normal"`` has its std corrected unless
+    ``correct_variance=False``). Fans follow the channels-last layout unless
+    ``in_axis``/``out_axis`` are given (then JAX's axis convention).
+
+    Parameters
+    ----------
+    init : str
+        A registry name (:func:`berry.list_initializations`) or a structural
+        initializer name (``"orthogonal"``, ``"delta_orthogonal"``, ...).
+    distribution : str
+        ``"normal"``, ``"truncated_normal"`` or ``"uniform"``.
+    gain : float
+        Multiplies the rule's std.
+    name : str
+        The parameter name, hashed into the key with the seed.
+    **options
+        Further keyword arguments of :func:`berry.sample` (``mean``, ``std``,
+        ``bounds``, ``correct_variance``, ``low``, ``high``, ``sparsity``, ...).
+
+    Examples
+    --------
+    >>> import jax, numpy as np, berry, berry.jax
+    >>> init = berry.jax.initializer("he", name="conv1")
+    >>> w = init(jax.random.key(3), (3, 3, 16, 32))
+    >>> bool((np.asarray(w) == berry.sample((3, 3, 16, 32), "he", seed=3, name="conv1")).all())
+    True
+    """
+    if not isinstance(init, str):
+        raise TypeError(f"init must be the name of a berry initializer, got {init!r}")
+    gain = check_finite("gain", gain)
+    reserved = {"seed", "region", "out", "dtype", "shape", "fan_in", "fan_out", "layout", "threads"} & set(
+        options
+    )
+    if reserved:
+        raise TypeError(
+            f"initializer() does not take {sorted(reserved)}: they come from the call or the axes"
+        )
+    base = {"init": init, "distribution": distribution, "gain": gain, "layout": "channels_last", **options}
+
+    def make_plan(shape: tuple[int, ...]) -> SamplePlan:
+        plan_options = dict(base)
+        if in_axis is not None or out_axis is not None or batch_axis != ():
+            fan_in, fan_out = jax_fans(
+                shape, -2 if in_axis is None else in_axis, -1 if out_axis is None else out_axis, batch_axis
+            )
+            plan_options.update(fan_in=fan_in, fan_out=fan_out)
+        return SamplePlan(shape, plan_options)
+
+    return Initializer(f"initializer({init!r}, {distribution!r})", make_plan, dtype=dtype, name=name)
+
+
+def _check_options(plan: SamplePlan) -> None:
+    """Let :func:`berry.sample` check the options on an empty region, in Python, before any callback.
+
+    Whole-matrix initializers are skipped: their checks are made on the shape in their factory.
+    """
+    if not plan.shape or 0 in plan.shape or plan.options.get("init") in ("orthogonal", "delta_orthogonal"):
+        return
+    empty = (slice(0, 0), *tuple(slice(0, d) for d in plan.shape[1:]))
+    plan.values(0, "", np.dtype("float32"), empty)
+
+
+def xavier(
+    distribution: str = "normal", *, gain: float = 1.0, dtype: DTypeLike = None, name: str = ""
+) -> Initializer:
+    r"""berry's seed rule ``xavier`` as a JAX initializer (a plain normal by default).
+
+    Glorot & Bengio (2010).
+
+    .. math:: \sigma = \text{gain}\sqrt{2 / (fan_{in} + fan_{out})}, \quad W \sim N(0, \sigma^2)
+
+    Also known as Glorot normal, but untruncated (compare :func:`glorot_normal`,
+    JAX's truncated variant).
+
+    Examples
+    --------
+    >>> import jax, numpy as np, berry, berry.jax
+    >>> w = berry.jax.xavier(name="w")(jax.random.key(7), (64, 32))
+    >>> bool((np.asarray(w) == berry.sample((64, 32), "xavier", seed=7, name="w")).all())
+    True
+    """
+    return initializer("xavier", distribution, gain=gain, dtype=dtype, name=name)
+
+
+def deepnet(
+    distribution: str = "normal", *, gain: float = 1.0, dtype: DTypeLike = None, name: str = ""
+) -> Initializer:
+    r"""berry's seed rule ``deepnet`` as a JAX initializer.
+
+    He et al. (2015), "Delving Deep into Rectifiers", with the fan of the seed
+    module (:func:`berry.deepnet`).
+
+    Examples
+    --------
+    >>> import jax, numpy as np, berry, berry.jax
+    >>> w = berry.jax.deepnet()(jax.random.key(7), (64, 32))
+    >>> bool((np.asarray(w) == berry.sample((64, 32), "deepnet", seed=7)).all())
+    True
+    """
+    return initializer("deepnet", distribution, gain=gain, dtype=dtype, name=name)
+
+
+# ---------------------------------------------------------------- sharding
+
+
+def _region_of_index(index: tuple[slice, ...], shape: tuple[int, ...]) -> Region:
+    return tuple(slice(*s.indices(dim)[:2]) for s, dim in zip(index, shape, strict=True))
+
+
+def _sharded(plan: Plan, name: str, shape: tuple[int, ...], sharding: Any, key: Any, dtype: np.dtype) -> Any:
+    import jax
+
+    if not isinstance(sharding, jax.sharding.Sharding):
+        raise TypeError(f"sharding must be a jax.sharding.Sharding, got {sharding!r}")
+    seed = seed_from_key(key) if not isinstance(plan, FullPlan) else 0
+    made: dict[tuple[tuple[int, int], ...], np.ndarray] = {}  # replicated shards are generated once
+
+    def shard(index: tuple[slice, ...] | None) -> np.ndarray:
+        region = _region_of_index(index or tuple(slice(None) for _ in shape), shape)
+        bounds = tuple((s.start, s.stop) for s in region)
+        if bounds not in made:
+            whole = all(s.start == 0 and s.stop == dim for s, dim in zip(region, shape, strict=True))
+            made[bounds] = plan.values(seed, name, dtype, None if whole else region)
+        return made[bounds]
+
+    return jax.make_array_from_callback(shape, sharding, shard)
+
+
+def sharded(
+    init: Initializer,
+    shape: Sequence[int],
+    sharding: Any,
+    key: Any,
+    dtype: DTypeLike = None,
+) -> Any:
+    """A sharded ``jax.Array`` whose shards are each generated from their own region.
+
+    Each addressable device's shard is computed on the host from its region
+    of the global tensor (``berry.sample(..., region=...)``) and placed
+    straight on that device: no gather, no scatter, and memory per process
+    proportional to its shards. The global array is bit-identical for every
+    mesh and ``PartitionSpec`` (and equals the unsharded call). Whole-matrix
+    initializers (orthogonal) compute the full matrix for each distinct shard.
+    The key must be concrete (call this outside ``jax.jit``).
+
+    Parameters
+    ----------
+    init : Initializer
+        A berry JAX initializer.
+    shape : sequence of int
+        The global shape.
+    sharding : jax.sharding.Sharding
+        For example ``NamedSharding(mesh, PartitionSpec("x", None))``.
+    key : jax.Array
+        The PRNG key, as for the unsharded call.
+    dtype : dtype, optional
+
+    Examples
+    --------
+    >>> import jax, numpy as np, berry.jax
+    >>> from jax.sharding import Mesh, NamedSharding, PartitionSpec
+    >>> mesh = Mesh(np.array(jax.devices()[:1]), ("x",))
+    >>> init = berry.jax.he_normal()
+    >>> w = berry.jax.sharded(init, (8, 4), NamedSharding(mesh, PartitionSpec("x")), jax.random.key(0))
+    >>> bool((w == init(jax.random.key(0), (8, 4))).all())
+    True
+    """
+    if not isinstance(init, Initializer):
+        raise TypeError(f"init must be a berry.jax initializer, got {init!r}")
+    shape = check_shape("shape", shape)
+    return _sharded(init.plan(shape), init.name, shape, sharding, key, init._dtype(dtype))

@@ -1,0 +1,68 @@
+"""berry for Keras 3: initializers with Keras' names, arguments and seed semantics.
+
+The classes subclass ``keras.initializers.Initializer``, serialize with
+``get_config``/``from_config`` and in ``.keras`` files (registered as
+``"berry>ClassName"``), and draw their values from berry's keyed stream: an
+int ``seed`` (and optional parameter ``name``) gives the same bits as
+``berry.sample(..., seed=seed, name=name)``, ``berry.jax`` with
+``jax.random.key(seed)``, and ``berry.torch``. Works with any installed Keras
+backend; if Keras would try a missing TensorFlow and nothing chose a
+backend, JAX or PyTorch is selected (see :mod:`berry.keras._backend`).
+
+>>> import keras, berry, berry.keras
+>>> layer = keras.layers.Dense(3, kernel_initializer=berry.keras.GlorotUniform(seed=0, name="dense"))
+>>> layer.build((None, 4))
+>>> expected = berry.sample((4, 3), "xavier", distribution="uniform", seed=0, name="dense")
+>>> bool((keras.ops.convert_to_numpy(layer.kernel) == expected).all())
+True
+"""
+
+from __future__ import annotations
+
+from berry.keras._backend import ensure_backend
+
+ensure_backend()
+
+from berry.keras.initializers import (  # noqa: E402  (the backend must be chosen before Keras loads)
+    BerryInitializer,
+    Constant,
+    DeepNet,
+    GlorotNormal,
+    GlorotUniform,
+    HeNormal,
+    HeUniform,
+    Identity,
+    LecunNormal,
+    LecunUniform,
+    Ones,
+    Orthogonal,
+    RandomNormal,
+    RandomUniform,
+    TruncatedNormal,
+    VarianceScaling,
+    Xavier,
+    Zeros,
+    get,
+)
+
+__all__ = [
+    "BerryInitializer",
+    "Constant",
+    "DeepNet",
+    "GlorotNormal",
+    "GlorotUniform",
+    "HeNormal",
+    "HeUniform",
+    "Identity",
+    "LecunNormal",
+    "LecunUniform",
+    "Ones",
+    "Orthogonal",
+    "RandomNormal",
+    "RandomUniform",
+    "TruncatedNormal",
+    "VarianceScaling",
+    "Xavier",
+    "Zeros",
+    "get",
+]

@@ -1,0 +1,761 @@
+"""Keras 3 initializers backed by berry's keyed sampler.
+
+Each class subclasses ``keras.initializers.Initializer`` and takes the
+arguments of the Keras initializer of the same name (same defaults and
+meanings: Keras' ``GlorotNormal`` is a truncated normal with its std
+corrected, its ``TruncatedNormal`` truncates at two *parent* stds), plus
+``name``: the parameter name hashed into berry's key with the seed.
+
+Seeds follow Keras 3:
+
+* an ``int`` seed is berry's seed: every call gives the same values, equal
+  bit for bit to ``berry.sample(shape, ..., seed=seed, name=name)``;
+* ``seed=None`` draws an int once, at construction, from Python's
+  ``random`` (as Keras does, so ``keras.utils.set_random_seed`` makes it
+  reproducible); every call of that instance then gives the same values, and
+  a deserialized copy draws a new one (the config keeps ``seed=None``);
+* a ``keras.random.SeedGenerator`` gives fresh values on every call: each
+  call advances the generator and uses its two-word state as the seed, the
+  way :func:`berry.jax.seed_from_key` reads a JAX key.
+
+Layers call an initializer with the shape only, so two layers sharing one
+int-seeded initializer get the same values (as in Keras); give each its own
+``name`` (or seed) to make them differ.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from berry._validation import check_choice, check_finite, check_int, check_positive, check_shape, unknown_name
+from berry.jax._keys import seed_from_words
+
+__all__ = [
+    "BerryInitializer",
+    "Constant",
+    "DeepNet",
+    "GlorotNormal",
+    "GlorotUniform",
+    "HeNormal",
+    "HeUniform",
+    "Identity",
+    "LecunNormal",
+    "LecunUniform",
+    "Ones",
+    "Orthogonal",
+    "RandomNormal",
+    "RandomUniform",
+    "TruncatedNormal",
+    "VarianceScaling",
+    "Xavier",
+    "Zeros",
+    "get",
+]
+
+FLOAT_DTYPES = ("bfloat16", "float16", "float32", "float64")
+KERAS_MODES = ("fan_in", "fan_out", "fan_avg")
+KERAS_DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
+#: Keras' truncation of its truncated normals, in standard units.
+TRUNCATION_BOUNDS = (-2.0, 2.0)
+
+_serializable = keras.saving.register_keras_serializable(package="berry")
+
+
+def _standard_dtype(dtype: Any, *, floating: bool) -> str:
+    name = keras.backend.standardize_dtype(keras.config.floatx() if dtype is None else dtype)
+    if floating and name not in FLOAT_DTYPES:
+        raise TypeError(
+            f"dtype={name!r} is not supported by berry's Keras initializers; supported: {FLOAT_DTYPES}"
+        )
+    return str(name)
+
+
+def _to_tensor(values: np.ndarray, dtype: str) -> Any:
+    if dtype == "bfloat16":
+        # Not every backend converts ml_dtypes' bfloat16 arrays; the values are bfloat16 already, so
+        # going through float32 and casting back is exact.
+        return keras.ops.cast(keras.ops.convert_to_tensor(values.astype(np.float32)), "bfloat16")
+    return keras.ops.convert_to_tensor(values, dtype=dtype)
+
+
+def _keras_fans(shape: tuple[int, ...], input_axes: Any, output_axes: Any) -> dict[str, int]:
+    """Keras' fans: explicit axes only when both are given (then with no receptive field)."""
+    from berry.fans import compute_fans
+
+    if input_axes is None or output_axes is None:
+        fans = compute_fans(shape, layout="channels_last")
+    else:
+        ins, outs = tuple(input_axes), tuple(output_axes)
+        named = {axis % len(shape) for axis in (*ins, *outs) if -len(shape) <= axis < len(shape)}
+        rest = tuple(axis for axis in range(len(shape)) if axis not in named)
+        fans = compute_fans(shape, in_axis=ins, out_axis=outs, batch_axis=rest)
+    # Keras divides by max(1, fan), so a zero-size dimension never divides by zero.
+    return {"fan_in": max(1, int(fans.fan_in)), "fan_out": max(1, int(fans.fan_out))}
+
+
+class BerryInitializer(keras.initializers.Initializer):
+    """Any berry initializer as a Keras initializer: ``berry.sample(shape, init, ...)``.
+
+    Parameters
+    ----------
+    init : str
+        A registry rule (:func:`berry.list_initializations`) or a structural
+        initializer (``"orthogonal"``, ``"eye"``, ...).
+    distribution : str
+        ``"normal"``, ``"truncated_normal"`` or ``"uniform"`` (berry's
+        meanings: a truncated normal's std is corrected unless
+        ``correct_variance=False`` is in ``options``).
+    seed : int, None or keras.random.SeedGenerator
+        See the module documentation.
+    name : str
+        The parameter name hashed into the key.
+    **options
+        Further keyword arguments of :func:`berry.sample` (``gain``, ``mean``,
+        ``std``, ``bounds``, ``low``, ``high``, ...), JSON-serializable.
+
+    Examples
+    --------
+    >>> import numpy as np, berry, berry.keras
+    >>> init = berry.keras.BerryInitializer("he", seed=3, name="conv1")
+    >>> w = keras.ops.convert_to_numpy(init((3, 3, 8, 16)))
+    >>> bool((w == berry.sample((3, 3, 8, 16), "he", seed=3, name="conv1")).all())
+    True
+    """
+
+    random_values = True
+
+    def __init__(
+        self,
+        init: str = "xavier",
+        distribution: str = "normal",
+        *,
+        seed: Any = None,
+        name: str = "",
+        **options: Any,
+    ) -> None:
+        if not isinstance(init, str):
+            raise TypeError(f"init must be the name of a berry initializer, got {init!r}")
+        self.init = init
+        self.distribution = distribution
+        self.options = options
+        self._setup(seed, name)
+
+    def _setup(self, seed: Any, name: str) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a string (the parameter name), got {name!r}")
+        self.name = name
+        self._init_seed = seed
+        if seed is None:
+            seed = random.randint(1, 10**9)  # Keras' own default seed, reproducible under set_random_seed
+        elif isinstance(seed, dict):
+            seed = keras.saving.deserialize_keras_object(seed)
+        if isinstance(seed, keras.random.SeedGenerator):
+            self.seed: int | keras.random.SeedGenerator = seed
+        elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            self.seed = check_int("seed", seed, minimum=0)
+        else:
+            raise TypeError(
+                f"seed must be a non-negative int, None or a keras.random.SeedGenerator, got {seed!r}"
+            )
+
+    # -- what to sample, given the shape (subclasses override) --
+
+    def sample_options(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        """The keyword arguments of :func:`berry.sample` for ``shape``."""
+        return {"init": self.init, "distribution": self.distribution, **self.options}
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Raise a clear error for a shape this initializer cannot fill."""
+
+    # -- Keras protocol --
+
+    def call_seed(self) -> int:
+        """berry's seed for the next call (advances a ``SeedGenerator``)."""
+        if isinstance(self.seed, keras.random.SeedGenerator):
+            state = np.asarray(keras.ops.convert_to_numpy(self.seed.next())).astype(np.int64)
+            return seed_from_words(state & 0xFFFFFFFF)
+        return self.seed
+
+    def values(self, shape: Sequence[int], dtype: Any = None, *, seed: int | None = None) -> np.ndarray:
+        """The NumPy values of a call (for ``seed``, default this initializer's next seed)."""
+        from berry.sampling import sample
+
+        dims = check_shape("shape", shape)
+        self.check_shape(dims)
+        dtype_name = _standard_dtype(dtype, floating=self.random_values)
+        if 0 in dims:
+            return np.zeros(dims, dtype=np.dtype(dtype_name) if dtype_name != "bfloat16" else np.float32)
+        call_seed = self.call_seed() if seed is None else check_int("seed", seed, minimum=0)
+        return sample(dims, seed=call_seed, name=self.name, dtype=dtype_name, **self.sample_options(dims))
+
+    def __call__(self, shape: Sequence[int], dtype: Any = None) -> Any:
+        dtype_name = _standard_dtype(dtype, floating=self.random_values)
+        return _to_tensor(self.values(shape, dtype_name), dtype_name)
+
+    def _base_config(self) -> dict[str, Any]:
+        return {"seed": keras.saving.serialize_keras_object(self._init_seed), "name": self.name}
+
+    def get_config(self) -> dict[str, Any]:
+        return {"init": self.init, "distribution": self.distribution, **self.options, **self._base_config()}
+
+    def __repr__(self) -> str:
+        arguments = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
+        return f"berry.keras.{type(self).__name__}({arguments})"
+
+
+@_serializable
+class VarianceScaling(BerryInitializer):
+    r"""Variance scaling with Keras' meaning (``keras.initializers.VarianceScaling``).
+
+    .. math::
+
+        \sigma = \sqrt{\text{scale} / \max(1, n)}, \quad
+        n \in \{fan_{in}, fan_{out}, (fan_{in} + fan_{out}) / 2\}
+
+    ``"truncated_normal"`` (alias ``"normal"``, as in Keras) is a normal
+    truncated to [-2, 2] standard units with its std corrected to
+    :math:`\sigma`; ``"untruncated_normal"`` is :math:`N(0, \sigma^2)`;
+    ``"uniform"`` is :math:`U(-\sqrt{3}\sigma, \sqrt{3}\sigma)`.
+
+    Examples
+    --------
+    >>> import berry.keras
+    >>> w = berry.keras.VarianceScaling(2.0, "fan_in", "untruncated_normal", seed=0)((512, 256))
+    >>> round(float(keras.ops.std(w)) * 16, 1)
+    1.0
+    """
+
+    def __init__(
+        self,
+        scale: float = 1.0,
+        mode: str = "fan_in",
+        distribution: str = "truncated_normal",
+        seed: Any = None,
+        input_axes: Sequence[int] | None = None,
+        output_axes: Sequence[int] | None = None,
+        *,
+        name: str = "",
+    ) -> None:
+        self.scale = check_positive("scale", scale)
+        self.mode = check_choice("mode", mode, KERAS_MODES)
+        if isinstance(distribution, str) and distribution.lower() == "normal":
+            distribution = "truncated_normal"  # Keras' alias
+        self.distribution = check_choice("distribution", distribution, KERAS_DISTRIBUTIONS)
+        self.input_axes = None if input_axes is None else [check_int("input_axes", a) for a in input_axes]
+        self.output_axes = None if output_axes is None else [check_int("output_axes", a) for a in output_axes]
+        self._setup(seed, name)
+
+    def _std_options(self, fans: dict[str, int]) -> dict[str, Any]:
+        from berry.initializations import variance_scaling
+
+        return {
+            "std": variance_scaling(self.scale, self.mode, fan_in=fans["fan_in"], fan_out=fans["fan_out"])
+        }
+
+    def sample_options(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        fans = _keras_fans(shape, self.input_axes, self.output_axes)
+        scale = self._std_options(fans)
+        # An explicit std makes fans meaningless (berry.sample refuses both); a rule needs Keras' fans.
+        options: dict[str, Any] = {**({} if "std" in scale else fans), **scale}
+        if self.distribution == "uniform":
+            options["distribution"] = "uniform"
+        elif self.distribution == "untruncated_normal":
+            options["distribution"] = "normal"
+        else:
+            options.update(distribution="truncated_normal", bounds=TRUNCATION_BOUNDS, correct_variance=True)
+        return options
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "scale": self.scale,
+            "mode": self.mode,
+            "distribution": self.distribution,
+            "input_axes": self.input_axes,
+            "output_axes": self.output_axes,
+            **self._base_config(),
+        }
+
+
+class _NamedVarianceScaling(VarianceScaling):
+    """A Keras named variance rule, sampled as berry's registry rule of the same meaning."""
+
+    rule = "xavier"
+    keras_scale = 1.0
+    keras_mode = "fan_avg"
+    keras_distribution = "truncated_normal"
+
+    def __init__(
+        self,
+        seed: Any = None,
+        input_axes: Sequence[int] | None = None,
+        output_axes: Sequence[int] | None = None,
+        *,
+        name: str = "",
+    ) -> None:
+        super().__init__(
+            self.keras_scale,
+            self.keras_mode,
+            self.keras_distribution,
+            seed,
+            input_axes,
+            output_axes,
+            name=name,
+        )
+
+    def _std_options(self, fans: dict[str, int]) -> dict[str, Any]:
+        # The registry rule computes the same std as the seed writes it, so the values equal
+        # berry.sample(shape, rule, ...) bit for bit.
+        return {"init": self.rule}
+
+    def get_config(self) -> dict[str, Any]:
+        return {"input_axes": self.input_axes, "output_axes": self.output_axes, **self._base_config()}
+
+
+@_serializable
+class GlorotNormal(_NamedVarianceScaling):
+    r"""Glorot (Xavier) truncated normal, as Keras': berry's ``"xavier"`` rule, truncated at 2 std.
+
+    Glorot & Bengio (2010). :math:`\sigma = \sqrt{2 / (fan_{in} + fan_{out})}`, std corrected.
+
+    Examples
+    --------
+    >>> import berry, berry.keras, numpy as np
+    >>> w = keras.ops.convert_to_numpy(berry.keras.GlorotNormal(seed=1)((4, 3)))
+    >>> spec = dict(distribution="truncated_normal", seed=1)
+    >>> bool((w == berry.sample((4, 3), "xavier", **spec)).all())
+    True
+    """
+
+
+@_serializable
+class GlorotUniform(_NamedVarianceScaling):
+    r"""Glorot (Xavier) uniform, as Keras': :math:`U(-a, a)`, :math:`a = \sqrt{6 / (fan_{in} + fan_{out})}`.
+
+    Glorot & Bengio (2010).
+
+    Examples
+    --------
+    >>> import berry.keras
+    >>> w = berry.keras.GlorotUniform(seed=1)((4, 3))
+    >>> bool(keras.ops.max(keras.ops.abs(w)) <= (6 / 7) ** 0.5)
+    True
+    """
+
+    keras_distribution = "uniform"
+
+
+@_serializable
+class HeNormal(_NamedVarianceScaling):
+    r"""He (Kaiming) truncated normal, as Keras': :math:`\sigma = \sqrt{2 / fan_{in}}`, std corrected.
+
+    He et al. (2015), "Delving Deep into Rectifiers". berry's ``"he"`` rule.
+
+    Examples
+    --------
+    >>> import berry.keras
+    >>> w = berry.keras.HeNormal(seed=1)((512, 512))
+    >>> round(float(keras.ops.std(w)) * 16, 1)
+    1.0
+    """
+
+    rule = "he"
+    keras_scale = 2.0
+    keras_mode = "fan_in"
+
+
+@_serializable
+class HeUniform(_NamedVarianceScaling):
+    r"""He (Kaiming) uniform, as Keras': :math:`U(-a, a)`, :math:`a = \sqrt{6 / fan_{in}}`.
+
+    He et al. (2015).
+
+    Examples
+    --------
+    >>> import berry.keras
+    >>> w = berry.keras.HeUniform(seed=1)((6, 3))
+    >>> bool(keras.ops.max(keras.ops.abs(w)) <= 1.0)
+    True
+    """
+
+    rule = "he"
+    keras_scale = 2.0
+    keras_mode = "fan_in"
+    keras_distribution = "uniform"
+
+
+@_serializable
+class LecunNormal(_NamedVarianceScaling):
+    r"""LeCun truncated normal, as Keras': :math:`\sigma = \sqrt{1 / fan_{in}}`, std corrected.
+
+    LeCun et al. (1998), "Efficient BackProp"; Klambauer et al. (2017) for SELU.
+
+    Examples
+    --------
+    >>> import berry.keras
+    >>> w = berry.keras.LecunNormal(seed=1)((256, 256))
+    >>> round(float(keras.ops.std(w)) * 16, 1)
+    1.0
+    """
+
+    rule = "lecun"
+    keras_mode = "fan_in"
+
+
+@_serializable
+class LecunUniform(_NamedVarianceScaling):
+    r"""LeCun uniform, as Keras': :math:`U(-a, a)`, :math:`a = \sqrt{3 / fan_{in}}`.
+
+    LeCun et al. (1998).
+
+    Examples
+    --------
+    >>> import berry.keras
+    >>> w = berry.keras.LecunUniform(seed=1)((3, 4))
+    >>> bool(keras.ops.max(keras.ops.abs(w)) <= 1.0)
+    True
+    """
+
+    rule = "lecun"
+    keras_mode = "fan_in"
+    keras_distribution = "uniform"
+
+
+@_serializable
+class RandomNormal(BerryInitializer):
+    r"""Normal, as Keras' ``RandomNormal``: :math:`N(\text{mean}, \text{stddev}^2)`.
+
+    Examples
+    --------
+    >>> import berry.keras
+    >>> w = berry.keras.RandomNormal(mean=1.0, stddev=0.5, seed=0)((100, 100))
+    >>> round(float(keras.ops.mean(w)), 1), round(float(keras.ops.std(w)), 1)
+    (1.0, 0.5)
+    """
+
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: Any = None, *, name: str = "") -> None:
+        self.mean = check_finite("mean", mean)
+        self.stddev = check_positive("stddev", stddev)
+        self._setup(seed, name)
+
+    def sample_options(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        return {"distribution": "normal", "mean": self.mean, "std": self.stddev}
+
+    def get_config(self) -> dict[str, Any]:
+        return {"mean": self.mean, "stddev": self.stddev, **self._base_config()}
+
+
+@_serializable
+class TruncatedNormal(RandomNormal):
+    r"""Truncated normal, as Keras' ``TruncatedNormal``: ``stddev`` is the parent normal's.
+
+    Values are :math:`\text{mean} + \text{stddev}\, z`, :math:`z \sim N(0, 1)`
+    conditioned on :math:`|z| \le 2` (no variance correction, as in Keras).
+
+    Examples
+    --------
+    >>> import berry.keras
+    >>> w = berry.keras.TruncatedNormal(stddev=1.0, seed=0)((1000,))
+    >>> bool(keras.ops.max(keras.ops.abs(w)) <= 2.0)
+    True
+    """
+
+    def sample_options(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        return {
+            "distribution": "truncated_normal",
+            "mean": self.mean,
+            "std": self.stddev,
+            "bounds": TRUNCATION_BOUNDS,
+            "correct_variance": False,
+        }
+
+
+@_serializable
+class RandomUniform(BerryInitializer):
+    r"""Uniform, as Keras' ``RandomUniform``: :math:`U(\text{minval}, \text{maxval})`.
+
+    Examples
+    --------
+    >>> import berry.keras
+    >>> w = berry.keras.RandomUniform(0.0, 2.0, seed=0)((1000,))
+    >>> bool(keras.ops.min(w) >= 0.0), bool(keras.ops.max(w) <= 2.0)
+    (True, True)
+    """
+
+    def __init__(
+        self, minval: float = -0.05, maxval: float = 0.05, seed: Any = None, *, name: str = ""
+    ) -> None:
+        self.minval = check_finite("minval", minval)
+        self.maxval = check_finite("maxval", maxval)
+        if not self.minval < self.maxval:
+            raise ValueError(f"minval must be < maxval, got minval={minval!r}, maxval={maxval!r}")
+        self._setup(seed, name)
+
+    def sample_options(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        return {"distribution": "uniform", "low": self.minval, "high": self.maxval}
+
+    def get_config(self) -> dict[str, Any]:
+        return {"minval": self.minval, "maxval": self.maxval, **self._base_config()}
+
+
+@_serializable
+class Orthogonal(BerryInitializer):
+    r"""Orthogonal, as Keras' ``Orthogonal``: the ``(prod(shape[:-1]), shape[-1])`` matrix is orthogonal.
+
+    Saxe, McClelland & Ganguli (2014). Its rows or columns (whichever are
+    fewer) are orthonormal, times ``gain``.
+
+    Examples
+    --------
+    >>> import numpy as np, berry.keras
+    >>> w = keras.ops.convert_to_numpy(berry.keras.Orthogonal(seed=0)((6, 4)))
+    >>> bool(np.allclose(w.T @ w, np.eye(4), atol=1e-5))
+    True
+    """
+
+    def __init__(self, gain: float = 1.0, seed: Any = None, *, name: str = "") -> None:
+        self.gain = check_finite("gain", gain)
+        self._setup(seed, name)
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        if len(shape) < 2:
+            raise ValueError(f"Orthogonal needs a shape with at least 2 dimensions, got shape={shape}")
+
+    def sample_options(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        return {"init": "orthogonal", "gain": self.gain}
+
+    def get_config(self) -> dict[str, Any]:
+        return {"gain": self.gain, **self._base_config()}
+
+
+class _ConstantValues(BerryInitializer):
+    """Non-random initializers: no seed, any dtype."""
+
+    random_values = False
+
+    def values(self, shape: Sequence[int], dtype: Any = None, *, seed: int | None = None) -> np.ndarray:
+        dims = check_shape("shape", shape)
+        self.check_shape(dims)
+        dtype_name = _standard_dtype(dtype, floating=False)
+        return self.constant_values(dims, np.dtype(dtype_name))
+
+    def constant_values(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        arguments = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
+        return f"berry.keras.{type(self).__name__}({arguments})"
+
+
+@_serializable
+class Constant(_ConstantValues):
+    """A constant, as Keras' ``Constant`` (a scalar ``value``).
+
+    Examples
+    --------
+    >>> import berry.keras
+    >>> keras.ops.convert_to_numpy(berry.keras.Constant(2.5)((2,))).tolist()
+    [2.5, 2.5]
+    """
+
+    def __init__(self, value: float = 0.0) -> None:
+        self.value = check_finite("value", value)
+
+    def constant_values(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        return np.full(shape, self.value, dtype=dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"value": self.value}
+
+
+@_serializable
+class Zeros(Constant):
+    """Zeros, as Keras' ``Zeros``.
+
+    Examples
+    --------
+    >>> import berry.keras
+    >>> float(keras.ops.sum(berry.keras.Zeros()((2, 3))))
+    0.0
+    """
+
+    def __init__(self) -> None:
+        super().__init__(0.0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+
+@_serializable
+class Ones(Constant):
+    """Ones, as Keras' ``Ones``.
+
+    Examples
+    --------
+    >>> import berry.keras
+    >>> float(keras.ops.sum(berry.keras.Ones()((2, 3))))
+    6.0
+    """
+
+    def __init__(self) -> None:
+        super().__init__(1.0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+
+@_serializable
+class Identity(_ConstantValues):
+    """The identity matrix times ``gain``, as Keras' ``Identity`` (2-D shapes only).
+
+    Examples
+    --------
+    >>> import berry.keras
+    >>> keras.ops.convert_to_numpy(berry.keras.Identity(2.0)((2, 3))).tolist()
+    [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]]
+    """
+
+    def __init__(self, gain: float = 1.0) -> None:
+        self.gain = check_finite("gain", gain)
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        if len(shape) != 2:
+            raise ValueError(f"Identity can only fill 2-D matrices, got shape={shape} of rank {len(shape)}")
+
+    def constant_values(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        from berry.sampling import sample
+
+        if dtype.name not in FLOAT_DTYPES:
+            return (self.gain * np.eye(shape[0], shape[1])).astype(dtype)
+        return sample(shape, "eye", gain=self.gain, dtype=dtype.name)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"gain": self.gain}
+
+
+@_serializable
+class Xavier(BerryInitializer):
+    r"""berry's seed rule ``xavier``: :math:`N(0, \sigma^2)`, :math:`\sigma = g\sqrt{2 / (fan_{in} + fan_{out})}`.
+
+    Glorot & Bengio (2010). Untruncated by default (compare :class:`GlorotNormal`).
+
+    Examples
+    --------
+    >>> import berry, berry.keras, numpy as np
+    >>> w = keras.ops.convert_to_numpy(berry.keras.Xavier(seed=7, name="w")((64, 32)))
+    >>> bool((w == berry.sample((64, 32), "xavier", seed=7, name="w")).all())
+    True
+    """
+
+    def __init__(
+        self, distribution: str = "normal", gain: float = 1.0, seed: Any = None, *, name: str = ""
+    ) -> None:
+        super().__init__(
+            type(self).rule, distribution, seed=seed, name=name, gain=check_positive("gain", gain)
+        )
+
+    rule = "xavier"
+
+    def get_config(self) -> dict[str, Any]:
+        return {"distribution": self.distribution, "gain": self.options["gain"], **self._base_config()}
+
+
+@_serializable
+class DeepNet(Xavier):
+    r"""berry's seed rule ``deepnet``: :math:`N(0, \sigma^2)`, :math:`\sigma = g\sqrt{2 / fan_{out}}`.
+
+    He et al. (2015), the backward form (:func:`berry.deepnet`).
+
+    Examples
+    --------
+    >>> import berry, berry.keras, numpy as np
+    >>> w = keras.ops.convert_to_numpy(berry.keras.DeepNet(seed=7)((64, 32)))
+    >>> bool((w == berry.sample((64, 32), "deepnet", seed=7)).all())
+    True
+    """
+
+    rule = "deepnet"
+
+
+_serializable(BerryInitializer)
+
+
+def _snake_case(name: str) -> str:
+    """``GlorotUniform`` -> ``glorot_uniform`` (Keras' spelling of its initializers' names)."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+_CLASSES: dict[str, type[keras.initializers.Initializer]] = {
+    cls.__name__: cls
+    for cls in (
+        BerryInitializer,
+        Constant,
+        DeepNet,
+        GlorotNormal,
+        GlorotUniform,
+        HeNormal,
+        HeUniform,
+        Identity,
+        LecunNormal,
+        LecunUniform,
+        Ones,
+        Orthogonal,
+        RandomNormal,
+        RandomUniform,
+        TruncatedNormal,
+        VarianceScaling,
+        Xavier,
+        Zeros,
+    )
+}
+_BY_NAME: dict[str, type[keras.initializers.Initializer]] = {
+    **_CLASSES,
+    **{_snake_case(name): cls for name, cls in _CLASSES.items()},
+    "deepnet": DeepNet,
+    "berry": BerryInitializer,
+    "xavier_normal": GlorotNormal,
+    "xavier_uniform": GlorotUniform,
+    "kaiming_normal": HeNormal,
+    "kaiming_uniform": HeUniform,
+    "normal": RandomNormal,
+    "uniform": RandomUniform,
+    "zero": Zeros,
+    "one": Ones,
+}
+
+
+def get(identifier: Any) -> keras.initializers.Initializer | None:
+    """A berry Keras initializer from a name, a config dict, or an instance.
+
+    Names are the class names in CamelCase (``"GlorotUniform"``) or
+    snake_case (``"glorot_uniform"``), as ``keras.initializers.get`` accepts
+    them; ``None`` gives ``None``.
+
+    Examples
+    --------
+    >>> import berry.keras
+    >>> type(berry.keras.get("glorot_uniform")).__name__, type(berry.keras.get("DeepNet")).__name__
+    ('GlorotUniform', 'DeepNet')
+    """
+    if identifier is None or isinstance(identifier, keras.initializers.Initializer):
+        return identifier
+    if isinstance(identifier, str):
+        if identifier not in _BY_NAME:
+            raise unknown_name("identifier", identifier, list(_BY_NAME))
+        return _BY_NAME[identifier]()
+    if isinstance(identifier, dict):
+        name = identifier.get("class_name")
+        if name in _CLASSES:
+            return _CLASSES[name].from_config(identifier.get("config", {}))
+        result = keras.saving.deserialize_keras_object(identifier)
+        if isinstance(result, keras.initializers.Initializer):
+            return result
+    raise TypeError(f"identifier must be a name, a config dict or an initializer, got {identifier!r}")
