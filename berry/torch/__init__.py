@@ -1,0 +1,116 @@
+"""berry for PyTorch: a drop-in ``torch.nn.init`` and whole-model initialization.
+
+``import berry.torch as init`` replaces ``import torch.nn.init as init``:
+every function of ``torch.nn.init`` is here with the same signature,
+defaults, errors and warnings, filling tensors in place (CPU or CUDA,
+float16/bfloat16/float32/float64, views, meta tensors, DTensors). Each also
+takes keyword-only ``seed=`` and ``name=`` to use berry's keyed stream, whose
+values depend on nothing but (seed, name, shape, initializer).
+
+:func:`init_model` initializes a whole ``torch.nn.Module`` from declarative
+rules, keyed by each parameter's fully qualified name, so that the values are
+the same whatever the order of layers, the device, or the sharding (DTensor,
+FSDP2). See ``docs/torch.md`` for the meta-device + ``fully_shard`` recipe.
+
+Importing this module imports torch; ``import berry`` alone does not.
+
+>>> import torch
+>>> import berry.torch as init
+>>> w = init.kaiming_normal_(torch.empty(128, 64), nonlinearity="relu", seed=0, name="fc.weight")
+>>> w.shape
+torch.Size([128, 64])
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from berry.torch._model import InitReport, Rule, UnmatchedRuleError, default_rules, init_model
+from berry.torch._nn_init import (
+    InitArgumentError,
+    _calculate_correct_fan,
+    _calculate_fan_in_and_fan_out,
+    calculate_gain,
+    constant,
+    constant_,
+    dirac,
+    dirac_,
+    eye,
+    eye_,
+    kaiming_normal,
+    kaiming_normal_,
+    kaiming_uniform,
+    kaiming_uniform_,
+    normal,
+    normal_,
+    ones_,
+    orthogonal,
+    orthogonal_,
+    sparse,
+    sparse_,
+    trunc_normal_,
+    uniform,
+    uniform_,
+    xavier_normal,
+    xavier_normal_,
+    xavier_uniform,
+    xavier_uniform_,
+    zeros_,
+)
+
+__all__ = [
+    "InitArgumentError",
+    "InitReport",
+    "Rule",
+    "UnmatchedRuleError",
+    "calculate_gain",
+    "constant",
+    "constant_",
+    "default_rules",
+    "dirac",
+    "dirac_",
+    "eye",
+    "eye_",
+    "init_model",
+    "kaiming_normal",
+    "kaiming_normal_",
+    "kaiming_uniform",
+    "kaiming_uniform_",
+    "normal",
+    "normal_",
+    "ones_",
+    "orthogonal",
+    "orthogonal_",
+    "probe",
+    "sparse",
+    "sparse_",
+    "trunc_normal_",
+    "uniform",
+    "uniform_",
+    "xavier_normal",
+    "xavier_normal_",
+    "xavier_uniform",
+    "xavier_uniform_",
+    "zeros_",
+]
+
+# Kept importable under torch's private names: layer code calls them.
+_PRIVATE_COMPAT = (_calculate_correct_fan, _calculate_fan_in_and_fan_out)
+
+
+_LAZY_SUBMODULES = frozenset({"schemes", "models"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"berry.torch.{name}")
+    if name == "probe":  # signal-propagation diagnostics, loaded on first use
+        value = importlib.import_module("berry.torch._probe").probe
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'berry.torch' has no attribute {name!r}")
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from berry.torch._probe import probe

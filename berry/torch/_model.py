@@ -1,0 +1,505 @@
+"""Whole-model initialization: declarative rules, per-layer fans, one keyed stream per parameter.
+
+:func:`init_model` walks a ``torch.nn.Module``'s parameters and fills each in
+place from the first rule that matches it. Each parameter's values are keyed
+by ``(seed, fully qualified name)``, so adding, removing or reordering layers
+changes no other parameter, and the result is the same on any device, on a
+model built on ``torch.device("meta")`` and materialized with ``to_empty``,
+and on a sharded model (DTensor, FSDP2 ``fully_shard``), where each process
+fills only its own shard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Union
+
+import torch
+from torch import nn
+
+from berry.fans import compute_fans
+from berry.sampling import InitSpec
+from berry.torch._tensors import Block, fill_from_sampler, locate
+
+__all__ = ["InitReport", "ParameterInit", "Rule", "UnmatchedRuleError", "default_rules", "init_model"]
+
+#: What a rule can say: an initializer name ("xavier", "orthogonal", "zeros", ... or "keep"),
+#: a number (a constant), a dict of :func:`berry.sample` options, an :class:`berry.InitSpec`,
+#: a callable ``fn(tensor, *, seed, name)`` (e.g. a ``berry.torch`` function via functools.partial),
+#: or ``None`` (same as "keep": leave the parameter as it is).
+SpecLike = Union[str, float, Mapping[str, Any], InitSpec, Callable[..., Any], None]  # noqa: UP007 (runtime alias, py3.10)
+
+#: Wrapper modules that add a segment to parameter names without changing the model.
+_WRAPPER_SEGMENTS = frozenset({"_orig_mod", "_fsdp_wrapped_module", "_checkpoint_wrapped_module"})
+
+_KEEP = "keep"
+
+
+class UnmatchedRuleError(ValueError):
+    """A rule matched no parameter while ``strict=True``."""
+
+
+# ----------------------------------------------------------------------------- rules
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """Which parameters get which initializer.
+
+    ``match`` is one of
+
+    * ``"pattern"``: an ``fnmatch`` pattern on the fully qualified parameter
+      name, e.g. ``"*.c_proj.weight"``, ``"*.bias"``, ``"encoder.layers.0.*"``;
+    * ``"Type:pattern"``: parameters of modules whose class (or a base class)
+      is named ``Type``, whose own name matches ``pattern``, e.g.
+      ``"Linear:weight"``, ``"LayerNorm:*"``, ``"Conv2d:bias"``; ``Type`` may
+      be ``*`` (any module) and ``"Type"`` alone means ``"Type:*"``;
+    * a module class, e.g. ``torch.nn.Embedding`` (all its parameters).
+
+    ``init`` is what they get (see :data:`SpecLike`).
+    """
+
+    match: str | type
+    init: SpecLike
+
+    @property
+    def by_type(self) -> bool:
+        return isinstance(self.match, type) or ":" in self.match
+
+    def _type_and_pattern(self) -> tuple[str | type, str]:
+        if isinstance(self.match, type):
+            return self.match, "*"
+        type_name, _, pattern = self.match.partition(":")
+        return type_name.strip(), pattern.strip() or "*"
+
+    def matches(self, qualified_name: str, local_name: str, module: nn.Module) -> bool:
+        if not self.by_type:
+            assert isinstance(self.match, str)
+            return fnmatch.fnmatchcase(qualified_name, self.match)
+        wanted, pattern = self._type_and_pattern()
+        if not fnmatch.fnmatchcase(local_name, pattern):
+            return False
+        if isinstance(wanted, type):
+            return isinstance(module, wanted)
+        return _is_of_type_named(module, wanted)
+
+    def describe(self) -> str:
+        if isinstance(self.match, type):
+            return f"{self.match.__name__}:*"
+        return self.match
+
+
+def _is_of_type_named(module: nn.Module, wanted: str) -> bool:
+    if wanted == "*":
+        return True
+    for prefix in ("torch.nn.", "nn."):
+        if wanted.startswith(prefix):
+            wanted = wanted[len(prefix) :]
+    for cls in type(module).__mro__:
+        if wanted in (cls.__name__, f"{cls.__module__}.{cls.__qualname__}"):
+            return True
+    return False
+
+
+RulesLike = Union[  # noqa: UP007 (runtime alias, py3.10)
+    Mapping[Any, SpecLike], Sequence[Union[Rule, tuple[Any, SpecLike], Mapping[str, Any]]], None  # noqa: UP007
+]
+
+
+def _parse_rules(rules: RulesLike) -> list[Rule]:
+    if rules is None:
+        return []
+    if isinstance(rules, Mapping):
+        items: list[Any] = list(rules.items())
+    elif isinstance(rules, (str, bytes)) or not isinstance(rules, Sequence):
+        raise TypeError(
+            f"rules must be a dict {{match: init}} or a list of Rule / (match, init) pairs, got {rules!r}"
+        )
+    else:
+        items = list(rules)
+    parsed = []
+    for item in items:
+        if isinstance(item, Rule):
+            rule = item
+        elif isinstance(item, Mapping) and set(item) == {"match", "init"}:
+            rule = Rule(item["match"], item["init"])
+        elif isinstance(item, tuple) and len(item) == 2:
+            rule = Rule(*item)
+        else:
+            raise TypeError(
+                f"each rule must be a Rule, a (match, init) pair or a dict with keys 'match' and 'init', got {item!r}"
+            )
+        if not isinstance(rule.match, (str, type)) or (isinstance(rule.match, type) and not issubclass(rule.match, nn.Module)):
+            raise TypeError(f"a rule's match must be a pattern string or an nn.Module class, got {rule.match!r}")
+        _action(rule.init, rule.describe())  # reject bad specs before touching any parameter
+        parsed.append(rule)
+    # Name patterns are more specific than module types: try them first, each kind in the order given.
+    return [r for r in parsed if not r.by_type] + [r for r in parsed if r.by_type]
+
+
+def _action(spec: SpecLike, where: str) -> InitSpec | Callable[..., Any] | None:
+    """``spec`` as an :class:`InitSpec`, a callable, or ``None`` for "leave as is"."""
+    if spec is None or (isinstance(spec, str) and spec.lower() == _KEEP):
+        return None
+    if isinstance(spec, InitSpec):
+        return spec
+    try:
+        if isinstance(spec, str):
+            return InitSpec(spec)
+        if isinstance(spec, bool):
+            raise TypeError(f"a rule's init must not be a bool, got {spec!r}")
+        if isinstance(spec, (int, float)):
+            return InitSpec("constant", value=spec)
+        if isinstance(spec, Mapping):
+            return InitSpec.from_dict(spec)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"rule {where!r}: {error}") from None
+    if callable(spec):
+        return spec
+    raise TypeError(
+        f"rule {where!r}: init must be an initializer name, a number, a dict of berry.sample options, "
+        f"an InitSpec, a callable or None, got {spec!r}"
+    )
+
+
+def default_rules() -> list[Rule]:
+    """The rules used for parameters that no user rule matches, most specific first.
+
+    Weights get Xavier/Glorot normal with each layer's true fans (groups,
+    transposed convolutions, each of q/k/v, each recurrent gate), recurrent
+    weights orthogonal per gate, embeddings torch's ``N(0, 1)``, norms ones
+    and zeros, biases zeros. Parameters of other modules: Xavier for tensors
+    of rank >= 2, zeros for names ending in ``bias``, ones for other 1-D
+    tensors (with a warning naming them: add a rule).
+
+    >>> [rule.describe() for rule in default_rules()][:3]
+    ['_NormBase:weight', '_NormBase:bias', 'LayerNorm:weight']
+    """
+    rules: list[Rule] = []
+    for norm in ("_NormBase", "LayerNorm", "GroupNorm", "RMSNorm"):
+        rules += [Rule(f"{norm}:weight", "ones"), Rule(f"{norm}:bias", "zeros")]
+    rules += [
+        Rule("Embedding:weight", {"std": 1.0}),
+        Rule("EmbeddingBag:weight", {"std": 1.0}),
+        Rule("MultiheadAttention:in_proj_bias", "zeros"),
+        Rule("MultiheadAttention:*", "xavier"),
+        Rule("RNNBase:weight_hh_l*", "orthogonal"),
+        Rule("RNNCellBase:weight_hh", "orthogonal"),
+        Rule("RNNBase:weight_*", "xavier"),
+        Rule("RNNCellBase:weight_*", "xavier"),
+        Rule("PReLU:weight", {"init": "constant", "value": 0.25}),
+        Rule("Linear:weight", "xavier"),
+        Rule("Bilinear:weight", "xavier"),
+        Rule("_ConvNd:weight", "xavier"),
+        Rule("*:*bias*", "zeros"),
+    ]
+    return rules
+
+
+_FALLBACK_MATRIX = Rule("*:*", "xavier")
+_FALLBACK_VECTOR = Rule("*:*", "ones")
+
+
+# ----------------------------------------------------------------------------- fans
+_GATES = {"LSTM": "ifgo", "LSTMCell": "ifgo", "GRU": "rzn", "GRUCell": "rzn"}
+
+
+def _gate_labels(module: nn.Module) -> str | None:
+    for cls in type(module).__mro__:
+        if cls.__name__ in _GATES:
+            return _GATES[cls.__name__]
+    return None
+
+
+def _fan_blocks(module: nn.Module, local_name: str, shape: tuple[int, ...]) -> list[Block]:
+    """Rows of the parameter that get their own fans, in torch's ``(out, in, *kernel)`` layout."""
+    if len(shape) == 0:
+        return [Block(0, 1, fans=(1, 1))]
+    rows = shape[0]
+    if len(shape) >= 3 and isinstance(module, nn.modules.conv._ConvNd) and local_name == "weight":
+        fans = compute_fans(shape, layout="torch", groups=module.groups, transposed=module.transposed)
+        return [Block(0, rows, fans=(int(fans.fan_in), int(fans.fan_out)))]
+    if len(shape) == 2 and isinstance(module, nn.MultiheadAttention) and local_name == "in_proj_weight":
+        third = rows // 3  # q, k and v are packed along dim 0, each its own (E, E) projection
+        return [Block(i * third, (i + 1) * third, label, fans=(shape[1], third)) for i, label in enumerate("qkv")]
+    gates = _gate_labels(module)
+    if len(shape) == 2 and gates and local_name.startswith(("weight_ih", "weight_hh")):
+        size = rows // len(gates)
+        return [Block(i * size, (i + 1) * size, gate, fans=(shape[1], size)) for i, gate in enumerate(gates)]
+    fans = compute_fans(shape, layout="torch") if len(shape) >= 2 else compute_fans(shape)
+    return [Block(0, rows, fans=(int(fans.fan_in), int(fans.fan_out)))]
+
+
+# ----------------------------------------------------------------------------- report
+@dataclasses.dataclass(frozen=True)
+class ParameterInit:
+    """What one parameter got."""
+
+    name: str  #: fully qualified name, the stream's key together with the seed
+    shape: tuple[int, ...]
+    dtype: str
+    rule: str  #: the rule that matched ("default ..." for the built-in ones)
+    init: str  #: the initializer, described
+    std: float | None  #: the values' scale where one applies
+
+
+@dataclasses.dataclass(frozen=True)
+class InitReport:
+    """What :func:`init_model` did: one :class:`ParameterInit` per parameter, in model order."""
+
+    seed: int
+    parameters: tuple[ParameterInit, ...]
+    reset_buffers: tuple[str, ...] = ()  #: buffers reset (BatchNorm running statistics)
+    other_buffers: tuple[str, ...] = ()  #: buffers left as they were (recompute them if materialized from meta)
+
+    def __iter__(self) -> Iterator[ParameterInit]:
+        return iter(self.parameters)
+
+    def __len__(self) -> int:
+        return len(self.parameters)
+
+    def __getitem__(self, name: str) -> ParameterInit:
+        for entry in self.parameters:
+            if entry.name == name:
+                return entry
+        raise KeyError(name)
+
+    def table(self) -> str:
+        """A fixed-width table: name, shape, rule, initializer, std."""
+        header = ("parameter", "shape", "rule", "init", "std")
+        rows = [
+            (p.name, "x".join(map(str, p.shape)) or "()", p.rule, p.init, "" if p.std is None else f"{p.std:.4g}")
+            for p in self.parameters
+        ]
+        widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+        lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+        lines.insert(1, "  ".join("-" * width for width in widths))
+        if self.other_buffers:
+            lines.append(f"buffers left as they were: {', '.join(self.other_buffers)}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "parameters": [dataclasses.asdict(p) for p in self.parameters],
+            "reset_buffers": list(self.reset_buffers),
+            "other_buffers": list(self.other_buffers),
+        }
+
+
+def _describe(action: InitSpec | Callable[..., Any] | None) -> str:
+    if action is None:
+        return "kept"
+    if not isinstance(action, InitSpec):
+        named = getattr(action, "func", action)  # functools.partial names its function
+        return str(getattr(named, "__name__", repr(action)))
+    kind = action.kind
+    if kind == "constant":
+        return f"constant({action.value:g})"
+    if kind in ("zeros", "ones"):
+        return kind
+    if kind == "rule":
+        label = action._init_label() if action.std is None and action.low is None else "std"
+        if action.low is not None:
+            return f"uniform({action.low:g}, {action.high:g})"
+        law = action.distribution
+        if law == "truncated_normal":
+            a, b = action.bounds
+            law += f"[{a:g}, {b:g}]" + ("" if action.correct_variance else " parent std")
+        return f"{label} {law}" if label != "std" else law
+    return kind
+
+
+def _scale(action: InitSpec | Callable[..., Any] | None, shape: tuple[int, ...], block: Block) -> float | None:
+    if not isinstance(action, InitSpec) or action.kind not in ("rule", "sparse") or action.low is not None:
+        return None
+    if action.std is not None or action.kind == "sparse":
+        return float(action.scale(shape))
+    spec = action
+    if block.fans is not None and action.fan_in is None and action.fan_out is None:
+        spec = dataclasses.replace(action, fan_in=block.fans[0], fan_out=block.fans[1])
+    return float(spec.scale(shape))
+
+
+# ----------------------------------------------------------------------------- the walk
+def _canonical_name(parts: Sequence[str]) -> str:
+    return ".".join(part for part in parts if part and part not in _WRAPPER_SEGMENTS)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    parallel = getattr(nn.parallel, "DistributedDataParallel", None)
+    while (parallel is not None and isinstance(model, parallel)) or isinstance(model, nn.DataParallel):
+        model = model.module
+    return model
+
+
+def _parameters(model: nn.Module, prefix: str) -> Iterator[tuple[str, str, nn.Module, nn.Parameter]]:
+    """(qualified name, local name, owning module, parameter), each shared parameter once."""
+    seen: set[int] = set()
+    for module_name, module in model.named_modules(remove_duplicate=False):
+        for local_name, parameter in module._parameters.items():
+            if parameter is None or id(parameter) in seen:
+                continue
+            seen.add(id(parameter))
+            yield _canonical_name([prefix, *module_name.split("."), local_name]), local_name, module, parameter
+
+
+def init_model(
+    model: nn.Module,
+    rules: RulesLike = None,
+    *,
+    seed: int = 0,
+    strict: bool = False,
+    prefix: str = "",
+    verbose: bool = False,
+) -> InitReport:
+    """Initialize every parameter of ``model`` in place from declarative rules, reproducibly.
+
+    Each parameter gets the first of ``rules`` that matches it (name patterns
+    before module-type rules, each kind in the order given), else the first
+    of :func:`default_rules`. Its values are keyed by ``(seed, name)`` with
+    ``name`` its fully qualified name (wrapper segments such as ``_orig_mod``
+    or ``_fsdp_wrapped_module`` dropped), so they do not depend on the other
+    layers, their order, the device, or the sharding: on DTensor/FSDP2
+    parameters each process fills exactly its slice of the global tensor,
+    without communicating. Scale rules use each layer's true fans: groups,
+    transposed convolutions, each of q/k/v in ``MultiheadAttention``'s packed
+    ``in_proj_weight``, each gate of ``LSTM``/``GRU`` weights. An
+    ``Embedding``'s ``padding_idx`` row is zeroed after any initializer, as
+    in torch. BatchNorm running statistics are reset; other buffers are left
+    as they were and listed in the report (after ``to_empty`` they hold
+    garbage: recompute them).
+
+    Parameters
+    ----------
+    model:
+        The module (any device; meta parameters are skipped).
+    rules:
+        ``{match: init}`` (a dict, e.g. loaded from a config file) or a list
+        of :class:`Rule` / ``(match, init)`` pairs / ``{"match": ..., "init":
+        ...}`` dicts. ``match``: an fnmatch pattern on qualified names
+        (``"*.c_proj.weight"``), ``"Type:pattern"`` on module type and local
+        name (``"Linear:weight"``), or a module class. ``init``: an
+        initializer name (``"xavier"``, ``"he"``, ``"orthogonal"``,
+        ``"zeros"``, ... or ``"keep"``), a number (a constant), a dict of
+        :func:`berry.sample` options (``{"std": 0.02, "distribution":
+        "truncated_normal"}``), an :class:`berry.InitSpec`, a callable
+        ``fn(tensor, *, seed, name)``, or ``None`` (keep).
+    seed:
+        The seed, in ``[0, 2**64)``.
+    strict:
+        Raise :class:`UnmatchedRuleError` if a rule matches no parameter (a typo).
+    prefix:
+        Prepended to every name, to initialize a submodule as part of a larger model.
+    verbose:
+        Print the report's table.
+
+    Returns
+    -------
+    InitReport
+        Which rule and initializer each parameter got.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from berry.torch import init_model
+    >>> model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    >>> report = init_model(model, {"*.bias": 0.0, "2.weight": {"std": 0.02}}, seed=1)
+    >>> [(p.name, p.rule, p.init) for p in report][:3]
+    [('0.weight', 'default Linear:weight', 'xavier normal'), ('0.bias', '*.bias', 'constant(0)'), ('2.weight', '2.weight', 'normal')]
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, got {prefix!r}")
+    model = _unwrap(model)
+    user_rules = _parse_rules(rules)
+    defaults = default_rules()
+    used: set[int] = set()
+    entries: list[ParameterInit] = []
+    vector_fallbacks: list[str] = []
+
+    for name, local_name, module, parameter in _parameters(model, prefix):
+        shape = tuple(parameter.shape)
+        rule, source = _first_match(user_rules, name, local_name, module), ""
+        if rule is not None:
+            used.add(id(rule))
+            source = rule.describe()
+        else:
+            rule = _first_match(defaults, name, local_name, module)
+            if rule is None:
+                rule = _FALLBACK_MATRIX if len(shape) >= 2 else _FALLBACK_VECTOR
+                if len(shape) < 2:
+                    vector_fallbacks.append(name)
+            source = f"default {rule.describe()}"
+        action = _action(rule.init, rule.describe())
+        blocks = _fan_blocks(module, local_name, shape)
+        if action is None:
+            pass
+        elif isinstance(action, InitSpec):
+            fill_from_sampler(parameter, action, seed=seed, name=name, blocks=blocks)
+        else:
+            action(parameter, seed=seed, name=name)
+        if action is not None and isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and local_name == "weight":
+            _zero_padding_row(module, parameter)
+        std = _scale(action, shape, blocks[0]) if blocks else None
+        entries.append(ParameterInit(name, shape, str(parameter.dtype).removeprefix("torch."), source, _describe(action), std))
+
+    if strict:
+        unused = [rule.describe() for rule in user_rules if id(rule) not in used]
+        if unused:
+            names = [entry.name for entry in entries]
+            shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+            raise UnmatchedRuleError(
+                f"rules {unused} matched no parameter (strict=True); parameters are named like: {shown}"
+            )
+    if vector_fallbacks:
+        warnings.warn(
+            f"no rule for the 1-D parameters {vector_fallbacks} of unknown modules: filled with ones; "
+            "add a rule (e.g. {'*.scale': 'ones'}) to choose",
+            UserWarning,
+            stacklevel=2,
+        )
+    reset, others = _reset_buffers(model, prefix)
+    report = InitReport(seed, tuple(entries), reset, others)
+    if verbose:
+        print(report.table())
+    return report
+
+
+def _first_match(rules: Sequence[Rule], name: str, local_name: str, module: nn.Module) -> Rule | None:
+    for rule in rules:
+        if rule.matches(name, local_name, module):
+            return rule
+    return None
+
+
+def _zero_padding_row(module: nn.Module, parameter: torch.Tensor) -> None:
+    padding = getattr(module, "padding_idx", None)
+    if padding is None or parameter.is_meta:
+        return
+    where = locate(parameter)
+    row = padding - where.start[0]
+    if 0 <= row < where.local.shape[0]:
+        with torch.no_grad():
+            where.local[row].zero_()
+
+
+def _reset_buffers(model: nn.Module, prefix: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    reset: list[str] = []
+    others: list[str] = []
+    for module_name, module in model.named_modules():
+        resets_stats = isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats
+        if resets_stats and not any(b is not None and b.is_meta for b in module._buffers.values()):
+            module.reset_running_stats()
+        for buffer_name, buffer in module._buffers.items():
+            if buffer is None:
+                continue
+            qualified = _canonical_name([prefix, *module_name.split("."), buffer_name])
+            (reset if resets_stats else others).append(qualified)
+    return tuple(reset), tuple(others)
+
