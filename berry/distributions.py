@@ -143,7 +143,10 @@ def elementwise_law(
         a, b = bounds
         scale = std
         if correct_variance and std > 0:
-            truncated_std = _special.truncnorm_std(a, b)
+            try:
+                truncated_std = _special.truncnorm_std(a, b)
+            except ValueError as error:
+                raise ValueError(f"bounds={bounds!r} cannot be sampled: {error}") from None
             if not (math.isfinite(truncated_std) and truncated_std > 0):
                 raise ValueError(
                     f"bounds={bounds!r} is too narrow or too far in the tail to correct the variance "
@@ -172,7 +175,15 @@ def fill_elementwise(
     Costs time proportional to ``out.size``; equals the same slice of the full
     tensor bit for bit.
     """
+    if _width(law) == 0:
+        # A zero-width law is a constant; the stream would insist that it be representable in the dtype.
+        store(out, np.float64(law.low if isinstance(law, stream.Uniform) else law.loc))
+        return
     stream.fill(out, law, key=key, global_shape=shape, region_start=_starts(region), threads=threads)
+
+
+def _width(law: Any) -> float:
+    return float(law.high - law.low) if isinstance(law, stream.Uniform) else float(law.scale)
 
 
 def store(out: np.ndarray, values: Any, where: Any = Ellipsis) -> None:
