@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from berry._validation import check_choice, check_finite, check_int, check_positive, check_shape
+from berry._validation import check_choice, check_finite, check_int, check_positive, check_shape, unknown_name
 from berry.jax._keys import key_words, seed_from_key, seed_from_words
 from berry.jax._plans import FullPlan, MovedAxisPlan, Region, SamplePlan
 
@@ -113,7 +113,10 @@ class Initializer:
 
     def plan(self, shape: Sequence[int]) -> Plan:
         """Check the arguments against ``shape`` and return the host-side plan."""
-        plan = self._make_plan(check_shape("shape", shape))
+        dims = check_shape("shape", shape)
+        if 0 in dims:
+            return FullPlan(dims, 0)  # nothing to draw (and no fan to scale by)
+        plan = self._make_plan(dims)
         if isinstance(plan, SamplePlan):
             _check_options(plan)
         return plan
@@ -191,16 +194,38 @@ def resolve_dtype(dtype: DTypeLike, *, floating_only: bool = True) -> np.dtype:
 
 
 def jax_fans(shape: tuple[int, ...], in_axis: Axes, out_axis: Axes, batch_axis: Axes) -> tuple[int, int]:
-    """Fans with JAX's axis convention: axes outside in/out/batch form the receptive field."""
-    from berry.fans import compute_fans
+    """Fans with JAX's axis convention (``jax.nn.initializers`` ``_compute_fans``).
 
-    if len(shape) < 2 and isinstance(in_axis, numbers.Integral) and in_axis == -2:
+    Axes outside in/out/batch form the receptive field:
+    ``fan_in = size(in) * receptive``, ``fan_out = size(out) * receptive``.
+    As in JAX, ``in_axis`` and ``out_axis`` may name the same axis: Flax's
+    ``Embed`` default (``out_axis=0`` on a ``(vocab, features)`` table) gives
+    ``fan_in = fan_out = features``. With disjoint axes this equals
+    :func:`berry.compute_fans` with the same axes.
+    """
+    from berry.fans import _axes
+
+    rank = len(shape)
+    if rank < 2 and isinstance(in_axis, numbers.Integral) and in_axis == -2:
         raise ValueError(
-            f"cannot compute fans of the {len(shape)}-dimensional shape={shape} with the default in_axis=-2; "
+            f"cannot compute fans of the {rank}-dimensional shape={shape} with the default in_axis=-2; "
             "give a shape with at least 2 dimensions or explicit in_axis/out_axis"
         )
-    fans = compute_fans(shape, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis)
-    return int(fans.fan_in), int(fans.fan_out)
+    ins, outs, batch = (
+        _axes(arg, axes, rank)
+        for arg, axes in (("in_axis", in_axis), ("out_axis", out_axis), ("batch_axis", batch_axis))
+    )
+    if set(batch) & (set(ins) | set(outs)):
+        raise ValueError(
+            f"batch_axis={batch_axis!r} shares axes with in_axis={in_axis!r} or out_axis={out_axis!r}"
+        )
+    in_size, out_size, batch_size = (math.prod(shape[a] for a in axes) for axes in (ins, outs, batch))
+    total = math.prod(shape)
+    if total == 0:
+        return 0, 0
+    # fan_in = in * receptive = total / (out * batch): exact integer arithmetic, no float rounding.
+    fan_in, fan_out = total // (out_size * batch_size), total // (in_size * batch_size)
+    return fan_in, fan_out
 
 
 # ---------------------------------------------------------------- variance scaling
@@ -719,6 +744,7 @@ def initializer(
     """
     if not isinstance(init, str):
         raise TypeError(f"init must be the name of a berry initializer, got {init!r}")
+    _check_init_name(init)
     gain = check_finite("gain", gain)
     reserved = {"seed", "region", "out", "dtype", "shape", "fan_in", "fan_out", "layout", "threads"} & set(
         options
@@ -739,6 +765,17 @@ def initializer(
         return SamplePlan(shape, plan_options)
 
     return Initializer(f"initializer({init!r}, {distribution!r})", make_plan, dtype=dtype, name=name)
+
+
+def _check_init_name(init: str) -> None:
+    """Refuse an unknown initializer name when the factory is made, not at the first call."""
+    from berry.initializations import list_initializations
+    from berry.sampling import STRUCTURAL_INITIALIZERS
+
+    rules = list_initializations()
+    known = {name.lower() for name in (*rules, *STRUCTURAL_INITIALIZERS)}
+    if init.lower() not in known:
+        raise unknown_name("init", init, [*rules, *STRUCTURAL_INITIALIZERS])
 
 
 def _check_options(plan: SamplePlan) -> None:

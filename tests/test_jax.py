@@ -1,0 +1,412 @@
+"""berry.jax: JAX-protocol initializers drawn from berry's keyed sampler.
+
+Checks JAX's meanings (two-sample KS against jax.nn.initializers, fans against
+JAX's own), the exact laws (KS at the documented scale), the shapes x dtypes
+table, jit/vmap/eager agreement, Flax Linen and NNX models, and the errors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+jnp = pytest.importorskip("jax.numpy")
+stats = pytest.importorskip("scipy.stats")
+
+import berry  # noqa: E402
+import berry.jax as bj  # noqa: E402
+from berry.jax.initializers import jax_fans  # noqa: E402
+
+KEY = jax.random.key(0)
+P_MIN = 1e-4
+TRUNC_STD = 0.87962566103423978  # std of N(0, 1) truncated to [-2, 2], JAX's constant
+
+# Every factory with the shapes it accepts (a dense kernel and a conv kernel).
+FACTORIES = {
+    "variance_scaling": lambda: bj.variance_scaling(1.5, "fan_avg", "uniform"),
+    "glorot_normal": bj.glorot_normal,
+    "glorot_uniform": bj.glorot_uniform,
+    "xavier_normal": bj.xavier_normal,
+    "xavier_uniform": bj.xavier_uniform,
+    "he_normal": bj.he_normal,
+    "he_uniform": bj.he_uniform,
+    "kaiming_normal": bj.kaiming_normal,
+    "kaiming_uniform": bj.kaiming_uniform,
+    "lecun_normal": bj.lecun_normal,
+    "lecun_uniform": bj.lecun_uniform,
+    "normal": bj.normal,
+    "truncated_normal": bj.truncated_normal,
+    "uniform": bj.uniform,
+    "orthogonal": bj.orthogonal,
+    "constant": lambda: bj.constant(0.5),
+    "xavier": bj.xavier,
+    "deepnet": bj.deepnet,
+    "initializer_he_uniform": lambda: bj.initializer("he", "uniform"),
+    "delta_orthogonal": bj.delta_orthogonal,
+}
+SHAPES = [(5, 7), (3, 3, 4, 6)]
+DTYPES = ["float32", "float16", "bfloat16", "float64"]
+
+
+def _init(name):
+    factory = FACTORIES[name]
+    return factory()
+
+
+# ------------------------------------------------------------------ keys and seeds
+
+
+def test_key_data_becomes_the_seed():
+    assert bj.seed_from_key(jax.random.key(42)) == 42
+    assert bj.seed_from_key(jax.random.PRNGKey(42)) == 42
+    assert bj.seed_from_key(jax.random.wrap_key_data(jnp.array([1, 2], dtype=jnp.uint32))) == 2**32 + 2
+    # A non-threefry key is folded into 64 bits, deterministically.
+    rbg = jax.random.key(3, impl="rbg")
+    assert bj.seed_from_key(rbg) == bj.seed_from_key(jax.random.key(3, impl="rbg"))
+    assert 0 <= bj.seed_from_key(rbg) < 2**64
+
+
+def test_same_bits_as_berry_sample_for_key_of_seed():
+    w = bj.xavier(name="layer.weight")(jax.random.key(11), (6, 4))
+    expected = berry.sample((6, 4), "xavier", seed=11, name="layer.weight")
+    np.testing.assert_array_equal(np.asarray(w), expected)
+    # Legacy and new-style keys give the same values; the name changes them.
+    legacy = bj.xavier(name="layer.weight")(jax.random.PRNGKey(11), (6, 4))
+    np.testing.assert_array_equal(np.asarray(legacy), expected)
+    other = bj.xavier(name="other")(jax.random.key(11), (6, 4))
+    assert not np.array_equal(np.asarray(other), expected)
+
+
+def test_mirrored_factories_equal_the_registry_rules():
+    shape = (3, 3, 8, 16)
+    pairs = [
+        (bj.glorot_normal(), dict(init="xavier", distribution="truncated_normal")),
+        (bj.glorot_uniform(), dict(init="xavier", distribution="uniform")),
+        (bj.he_normal(), dict(init="he", distribution="truncated_normal")),
+        (bj.lecun_uniform(), dict(init="lecun", distribution="uniform")),
+        (
+            bj.initializer("deepnet", "truncated_normal"),
+            dict(init="deepnet", distribution="truncated_normal"),
+        ),
+    ]
+    for init, spec in pairs:
+        np.testing.assert_array_equal(np.asarray(init(KEY, shape)), berry.sample(shape, seed=0, **spec))
+
+
+# ------------------------------------------------------------------ shapes x dtypes
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_shapes_and_dtypes(name, dtype):
+    init = _init(name)
+    expected_dtype = (
+        jnp.dtype(dtype) if dtype != "float64" or jax.config.jax_enable_x64 else jnp.dtype("float32")
+    )
+    for shape in SHAPES:
+        if name == "delta_orthogonal" and len(shape) < 3:
+            continue
+        value = init(KEY, shape, getattr(jnp, dtype))
+        assert value.shape == shape
+        assert value.dtype == expected_dtype
+        assert bool(jnp.isfinite(value.astype(jnp.float32)).all())
+        if name not in ("constant",):
+            assert float(jnp.abs(value.astype(jnp.float32)).max()) > 0
+
+
+def test_low_precision_is_the_rounded_float32_draw():
+    shape = (16, 8)
+    full = np.asarray(bj.he_uniform()(KEY, shape, jnp.float32))
+    for dtype in (jnp.bfloat16, jnp.float16):
+        low = np.asarray(bj.he_uniform()(KEY, shape, dtype))
+        # Rounded once from the exact value: within half an ulp of the low-precision type, relative.
+        np.testing.assert_allclose(low.astype(np.float32), full, rtol=2 ** -(jnp.finfo(dtype).nmant))
+
+
+def test_factory_dtype_is_the_default():
+    assert bj.normal(dtype=jnp.bfloat16)(KEY, (3,)).dtype == jnp.bfloat16
+    assert bj.normal(dtype=jnp.bfloat16)(KEY, (3,), jnp.float16).dtype == jnp.float16
+
+
+def test_zeros_ones_constant_follow_jax():
+    for ours, theirs in [
+        (bj.zeros, jax.nn.initializers.zeros),
+        (bj.ones, jax.nn.initializers.ones),
+        (bj.constant(-7.0), jax.nn.initializers.constant(-7.0)),
+    ]:
+        for dtype in (jnp.float32, jnp.bfloat16, jnp.int32):
+            a, b = ours(KEY, (2, 3), dtype), theirs(KEY, (2, 3), dtype)
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_empty_shapes():
+    for init in (bj.he_normal(), bj.orthogonal(), bj.normal()):
+        assert init(KEY, (0, 4)).shape == (0, 4)
+
+
+# ------------------------------------------------------------------ JAX's meanings
+
+
+@pytest.mark.parametrize(
+    ("shape", "in_axis", "out_axis", "batch_axis"),
+    [
+        ((7, 5), -2, -1, ()),
+        ((3, 3, 4, 6), -2, -1, ()),
+        ((6, 4, 5), 1, 2, 0),
+        ((4, 5, 6), (0, 1), 2, ()),
+        ((10, 3), -2, 0, ()),  # Flax Embed: in and out share axis 0
+        ((2, 3, 4, 5), 3, 0, (1,)),
+    ],
+)
+def test_fans_match_jax(shape, in_axis, out_axis, batch_axis):
+    from jax._src.nn.initializers import _compute_fans
+
+    expected = _compute_fans(shape, in_axis, out_axis, batch_axis)
+    assert jax_fans(shape, in_axis, out_axis, batch_axis) == tuple(round(f) for f in expected)
+
+
+VARIANCE_CASES = [
+    (2.0, "fan_in", "truncated_normal", (256, 128), {}),
+    (1.0, "fan_avg", "uniform", (3, 3, 32, 64), {}),
+    (0.5, "fan_out", "normal", (64, 300), {}),
+    (1.0, "fan_geo_avg", "truncated_normal", (4, 64, 96), {"batch_axis": 0}),
+    (1.0, "fan_in", "normal", (300, 64), {"out_axis": 0}),
+]
+
+
+@pytest.mark.parametrize(("scale", "mode", "distribution", "shape", "axes"), VARIANCE_CASES)
+def test_variance_scaling_has_jax_law(scale, mode, distribution, shape, axes):
+    """Two-sample KS against JAX's own initializer: same law, same scale."""
+    ours = np.asarray(
+        bj.variance_scaling(scale, mode, distribution, **axes)(jax.random.key(1), shape)
+    ).ravel()
+    theirs = np.asarray(
+        jax.nn.initializers.variance_scaling(scale, mode, distribution, **axes)(jax.random.key(2), shape)
+    ).ravel()
+    assert stats.ks_2samp(ours, theirs).pvalue > P_MIN
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (bj.glorot_normal(), jax.nn.initializers.glorot_normal()),
+        (bj.he_uniform(), jax.nn.initializers.he_uniform()),
+        (bj.lecun_normal(), jax.nn.initializers.lecun_normal()),
+        (bj.normal(0.3), jax.nn.initializers.normal(0.3)),
+        (bj.uniform(2.0), jax.nn.initializers.uniform(2.0)),
+        (
+            bj.truncated_normal(0.5, lower=-1.0, upper=3.0),
+            jax.nn.initializers.truncated_normal(0.5, lower=-1.0, upper=3.0),
+        ),
+    ],
+    ids=["glorot_normal", "he_uniform", "lecun_normal", "normal", "uniform", "truncated_normal"],
+)
+def test_named_factories_have_jax_law(ours, theirs):
+    shape = (200, 150)
+    a = np.asarray(ours(jax.random.key(5), shape)).ravel()
+    b = np.asarray(theirs(jax.random.key(6), shape)).ravel()
+    assert stats.ks_2samp(a, b).pvalue > P_MIN
+
+
+def _ks(values, law):
+    return stats.kstest(np.asarray(values, dtype=np.float64).ravel(), law.cdf).pvalue
+
+
+def test_ks_exact_laws():
+    shape = (256, 128)
+    fan_in, fan_out = 256, 128
+    sigma_avg = math.sqrt(2 / (fan_in + fan_out))
+    sigma_in = math.sqrt(2 / fan_in)
+    cases = [
+        (bj.glorot_normal(), stats.truncnorm(-2, 2, scale=sigma_avg / TRUNC_STD)),
+        (bj.he_normal(), stats.truncnorm(-2, 2, scale=sigma_in / TRUNC_STD)),
+        (bj.he_uniform(), stats.uniform(-math.sqrt(3) * sigma_in, 2 * math.sqrt(3) * sigma_in)),
+        (bj.xavier(), stats.norm(scale=sigma_avg)),
+        (bj.variance_scaling(3.0, "fan_out", "normal"), stats.norm(scale=math.sqrt(3 / fan_out))),
+        (bj.normal(), stats.norm(scale=1e-2)),
+        (bj.uniform(), stats.uniform(0, 1e-2)),
+        (bj.truncated_normal(2.0, lower=-1.0, upper=0.5), stats.truncnorm(-1.0, 0.5, scale=2.0)),
+    ]
+    for init, law in cases:
+        assert _ks(init(jax.random.key(3), shape), law) > P_MIN, init
+
+
+def test_truncated_values_stay_in_bounds():
+    w = np.asarray(bj.he_normal()(KEY, (512, 64)))
+    bound = 2 * math.sqrt(2 / 512) / TRUNC_STD
+    assert np.abs(w).max() <= bound
+    w = np.asarray(bj.truncated_normal(1.0, lower=-0.5, upper=0.25)(KEY, (4096,)))
+    assert w.min() >= -0.5 and w.max() <= 0.25
+
+
+def test_orthogonal_matches_jax_convention():
+    for shape, column_axis in [((6, 4), -1), ((4, 6), -1), ((3, 3, 8), -1), ((8, 3, 3), 0), ((5, 6), 0)]:
+        w = np.asarray(bj.orthogonal(2.0, column_axis=column_axis)(KEY, shape), dtype=np.float64)
+        matrix = np.moveaxis(w, column_axis, -1).reshape(-1, shape[column_axis])
+        rows, cols = matrix.shape
+        gram = matrix.T @ matrix if rows >= cols else matrix @ matrix.T
+        np.testing.assert_allclose(gram, 4.0 * np.eye(min(rows, cols)), atol=1e-5)
+
+
+def test_delta_orthogonal_center_tap():
+    w = np.asarray(bj.delta_orthogonal(1.5)(KEY, (3, 3, 4, 8)), dtype=np.float64)
+    center = w[1, 1]
+    np.testing.assert_allclose(center @ center.T, 2.25 * np.eye(4), atol=1e-5)
+    w[1, 1] = 0
+    assert not w.any()
+
+
+# ------------------------------------------------------------------ jit, vmap, eager
+
+
+@pytest.mark.parametrize("name", ["he_normal", "uniform", "orthogonal", "xavier", "truncated_normal"])
+def test_jit_equals_eager(name):
+    init = _init(name)
+    for dtype in (jnp.float32, jnp.bfloat16):
+        eager = init(KEY, (8, 6), dtype)
+        jitted = jax.jit(init, static_argnums=(1, 2))(KEY, (8, 6), dtype)
+        assert jitted.dtype == dtype
+        np.testing.assert_array_equal(np.asarray(eager), np.asarray(jitted))
+
+
+def test_jit_with_legacy_key_and_key_arithmetic():
+    init = bj.he_uniform()
+
+    @jax.jit
+    def make(key):
+        a, b = jax.random.split(key)
+        return init(a, (4, 4)), init(b, (4, 4))
+
+    a, b = make(jax.random.PRNGKey(9))
+    key_a, key_b = jax.random.split(jax.random.PRNGKey(9))
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(init(key_a, (4, 4))))
+    np.testing.assert_array_equal(np.asarray(b), np.asarray(init(key_b, (4, 4))))
+    assert not np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_vmap_over_keys_is_per_key():
+    init = bj.normal(1.0)
+    keys = jax.random.split(KEY, 3)
+    stacked = jax.vmap(lambda k: init(k, (5,)))(keys)
+    for i in range(3):
+        np.testing.assert_array_equal(np.asarray(stacked[i]), np.asarray(init(keys[i], (5,))))
+
+
+# ------------------------------------------------------------------ Flax
+
+
+def _tree_equal(a, b):
+    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(leaves_a) == len(leaves_b)
+    for x, y in zip(leaves_a, leaves_b, strict=True):
+        assert x.dtype == y.dtype
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_flax_linen_models():
+    nn = pytest.importorskip("flax.linen")
+
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, tokens):
+            x = nn.Embed(50, 8, embedding_init=bj.variance_scaling(1.0, "fan_in", "normal", out_axis=0))(
+                tokens
+            )
+            x = nn.Conv(16, (3,), kernel_init=bj.he_normal(), bias_init=bj.zeros)(x)
+            x = nn.Dense(4, kernel_init=bj.xavier(), bias_init=bj.constant(0.1), param_dtype=jnp.bfloat16)(x)
+            return x
+
+    model = Model()
+    tokens = jnp.zeros((2, 5), dtype=jnp.int32)
+    eager = model.init(KEY, tokens)
+    jitted = jax.jit(model.init)(KEY, tokens)
+    _tree_equal(eager, jitted)
+    params = eager["params"]
+    assert params["Conv_0"]["kernel"].shape == (3, 8, 16)
+    assert params["Dense_0"]["kernel"].dtype == jnp.bfloat16
+    assert float(params["Dense_0"]["bias"][0].astype(jnp.float32)) == pytest.approx(0.1, rel=1e-2)
+    embedding = np.asarray(params["Embed_0"]["embedding"])
+    assert embedding.std() == pytest.approx(1 / math.sqrt(8), rel=0.15)
+    # The model runs and a different key gives different weights.
+    assert model.apply(eager, tokens).shape == (2, 5, 4)
+    other = model.init(jax.random.key(1), tokens)
+    assert not np.array_equal(
+        np.asarray(other["params"]["Conv_0"]["kernel"]), np.asarray(params["Conv_0"]["kernel"])
+    )
+
+
+def test_flax_nnx_models():
+    nnx = pytest.importorskip("flax.nnx")
+
+    class Model(nnx.Module):
+        def __init__(self, rngs):
+            self.embed = nnx.Embed(50, 8, embedding_init=bj.normal(0.02), rngs=rngs)
+            self.conv = nnx.Conv(8, 16, (3, 3), kernel_init=bj.he_uniform(), bias_init=bj.zeros, rngs=rngs)
+            self.linear = nnx.Linear(16, 4, kernel_init=bj.glorot_normal(), bias_init=bj.ones, rngs=rngs)
+
+    eager = nnx.state(Model(nnx.Rngs(0)), nnx.Param)
+    jitted = nnx.state(nnx.jit(lambda: Model(nnx.Rngs(0)))(), nnx.Param)
+    _tree_equal(eager, jitted)
+    shapes = sorted(leaf.shape for leaf in jax.tree.leaves(eager))
+    assert (3, 3, 8, 16) in shapes and (16, 4) in shapes and (50, 8) in shapes
+
+
+# ------------------------------------------------------------------ errors
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "words"),
+    [
+        (lambda: bj.variance_scaling(1.0, "fan_mean", "normal"), ValueError, ["mode", "fan_mean", "fan_avg"]),
+        (lambda: bj.variance_scaling(1.0, "fan_in", "gaussian"), ValueError, ["distribution", "gaussian"]),
+        (lambda: bj.variance_scaling(-1.0, "fan_in", "normal"), ValueError, ["scale", "-1.0"]),
+        (lambda: bj.he_normal()(KEY, (5,)), ValueError, ["in_axis", "(5,)"]),
+        (lambda: bj.he_normal(in_axis=3)(KEY, (4, 5)), ValueError, ["in_axis", "3"]),
+        (lambda: bj.he_normal(in_axis=0, out_axis=1, batch_axis=1)(KEY, (4, 5)), ValueError, ["batch_axis"]),
+        (lambda: bj.he_normal()(7, (4, 5)), TypeError, ["key", "jax.random.key"]),
+        (lambda: bj.he_normal()(jnp.zeros(2), (4, 5)), TypeError, ["key", "float32"]),
+        (lambda: bj.he_normal()(jax.random.split(KEY, 2), (4, 5)), ValueError, ["key", "single"]),
+        (lambda: bj.he_normal()(KEY, (4, 5), jnp.int32), TypeError, ["dtype", "int32"]),
+        (lambda: bj.he_normal()(KEY, (4, -5)), ValueError, ["shape"]),
+        (lambda: bj.orthogonal()(KEY, (4,)), ValueError, ["orthogonal", "2 dimensions"]),
+        (lambda: bj.orthogonal(column_axis=2)(KEY, (4, 4)), ValueError, ["column_axis"]),
+        (lambda: bj.delta_orthogonal()(KEY, (3, 4)), ValueError, ["3-D"]),
+        (lambda: bj.delta_orthogonal()(KEY, (3, 8, 4)), ValueError, ["in <= out"]),
+        (lambda: bj.uniform(0.0), ValueError, ["scale"]),
+        (lambda: bj.truncated_normal(lower=1.0, upper=-1.0), ValueError, ["lower", "upper"]),
+        (lambda: bj.initializer("xavierr"), ValueError, ["xavierr", "xavier"]),
+        (lambda: bj.initializer("xavier", "cauchy")(KEY, (3, 3)), ValueError, ["distribution", "cauchy"]),
+        (lambda: bj.initializer("xavier", seed=3), TypeError, ["seed"]),
+        (lambda: bj.xavier(name=3), TypeError, ["name"]),
+        (lambda: bj.sharded(bj.he_normal(), (4, 4), "cpu", KEY), TypeError, ["sharding"]),
+    ],
+)
+def test_clear_errors(make, error, words):
+    with pytest.raises(error) as info:
+        make()
+    message = str(info.value)
+    for word in words:
+        assert word in message, (word, message)
+
+
+def test_errors_surface_at_trace_time_under_jit():
+    with pytest.raises(ValueError, match="in_axis"):
+        jax.jit(bj.he_normal(), static_argnums=1)(KEY, (5,))
+    with pytest.raises(ValueError, match="distribution"):
+        jax.jit(bj.initializer("xavier", "cauchy"), static_argnums=1)(KEY, (3, 3))
+
+
+def test_import_berry_jax_does_not_import_jax():
+    import subprocess
+    import sys
+
+    code = "import sys, berry.jax; assert 'jax.numpy' not in sys.modules and 'flax' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_repr_names_the_factory():
+    assert repr(bj.he_normal(name="w")) == "berry.jax.he_normal(), name='w'"
