@@ -1,0 +1,33 @@
+"""Build of berry's optional C extension (berry._cstream); all metadata lives in pyproject.toml.
+
+The extension is optional: where no C compiler is available the install still
+succeeds and berry.stream falls back to its NumPy reference (same bits, slower).
+Flags: -ffp-contract=off so no multiply-add is ever fused (the stream's bits must
+not depend on the CPU); no -ffast-math; -fno-math-errno only lets sqrt be one
+instruction (its result is correctly rounded either way) and -fno-trapping-math only
+lets branches become selects (no value changes; floating-point traps are never enabled).
+"""
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+_UNIX_FLAGS = ["-O3", "-std=c99", "-ffp-contract=off", "-fno-fast-math", "-fno-math-errno", "-fno-trapping-math", "-pthread"]
+
+
+class _BuildExt(build_ext):
+    """Compiler-specific flags (GCC/Clang vs MSVC)."""
+
+    def build_extensions(self) -> None:
+        for extension in self.extensions:
+            if self.compiler.compiler_type == "msvc":
+                extension.extra_compile_args = ["/O2", "/fp:precise"]
+            else:
+                extension.extra_compile_args = list(_UNIX_FLAGS)
+                extension.extra_link_args = ["-pthread"]
+        super().build_extensions()
+
+
+setup(
+    ext_modules=[Extension("berry._cstream", sources=["berry/_cstream.c"], optional=True)],
+    cmdclass={"build_ext": _BuildExt},
+)
