@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from berry._validation import check_choice, check_finite, check_int, check_positive, check_shape, unknown_name
-from berry.jax._keys import key_words, seed_from_key, seed_from_words
+from berry.jax._keys import key_words, seed_from_words
 from berry.jax._plans import FullPlan, MovedAxisPlan, Region, SamplePlan
 
 __all__ = [
@@ -841,7 +841,10 @@ def _sharded(plan: Plan, name: str, shape: tuple[int, ...], sharding: Any, key: 
 
     if not isinstance(sharding, jax.sharding.Sharding):
         raise TypeError(f"sharding must be a jax.sharding.Sharding, got {sharding!r}")
-    seed = seed_from_key(key) if not isinstance(plan, FullPlan) else 0
+    words = None if isinstance(plan, FullPlan) else key_words(key)
+    if isinstance(words, jax.core.Tracer):
+        return _traced_sharded(plan, name, shape, sharding, words, dtype)
+    seed = 0 if words is None else seed_from_words(np.asarray(words))
     made: dict[tuple[tuple[int, int], ...], np.ndarray] = {}  # replicated shards are generated once
 
     def shard(index: tuple[slice, ...] | None) -> np.ndarray:
@@ -853,6 +856,51 @@ def _sharded(plan: Plan, name: str, shape: tuple[int, ...], sharding: Any, key: 
         return made[bounds]
 
     return jax.make_array_from_callback(shape, sharding, shard)
+
+
+def _traced_sharded(
+    plan: Plan, name: str, shape: tuple[int, ...], sharding: Any, words: Any, dtype: np.dtype
+) -> Any:
+    """Under ``jit``: each device's callback makes its own block (``shard_map``), for a ``NamedSharding``."""
+    import jax
+    import jax.numpy as jnp
+
+    if not isinstance(sharding, jax.sharding.NamedSharding):
+        raise TypeError(
+            f"inside jax.jit, out_sharding must be a jax.sharding.NamedSharding, got {type(sharding).__name__}; "
+            "call outside jit (berry.jax.sharded) for other shardings"
+        )
+    mesh, spec = sharding.mesh, tuple(sharding.spec) + (None,) * (len(shape) - len(sharding.spec))
+    block, axes_of_dim = [], []
+    for dim, (size, entry) in enumerate(zip(shape, spec, strict=True)):
+        axes = () if entry is None else (entry,) if isinstance(entry, str) else tuple(entry)
+        parts = math.prod(mesh.shape[axis] for axis in axes)
+        if size % parts:
+            raise ValueError(
+                f"dimension {dim} of shape={shape} ({size}) does not split evenly over {parts} devices"
+            )
+        block.append(size // parts)
+        axes_of_dim.append(axes)
+
+    def host(data: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        region = tuple(
+            slice(int(start), int(start) + size) for start, size in zip(starts, block, strict=True)
+        )
+        whole = tuple(block) == shape
+        return plan.values(seed_from_words(data), name, dtype, None if whole else region)
+
+    def local(data: Any) -> Any:
+        starts = [
+            jnp.asarray(0, jnp.int32) if not axes else jax.lax.axis_index(axes).astype(jnp.int32) * size
+            for axes, size in zip(axes_of_dim, block, strict=True)
+        ]
+        result = jax.ShapeDtypeStruct(tuple(block), dtype)
+        return jax.pure_callback(host, result, data, jnp.stack(starts), vmap_method="sequential")
+
+    run = jax.shard_map(
+        local, mesh=mesh, in_specs=jax.sharding.PartitionSpec(), out_specs=sharding.spec, check_vma=False
+    )
+    return run(words)
 
 
 def sharded(
@@ -870,7 +918,10 @@ def sharded(
     proportional to its shards. The global array is bit-identical for every
     mesh and ``PartitionSpec`` (and equals the unsharded call). Whole-matrix
     initializers (orthogonal) compute the full matrix for each distinct shard.
-    The key must be concrete (call this outside ``jax.jit``).
+    Outside ``jax.jit`` any ``Sharding`` works (``jax.make_array_from_callback``);
+    inside, a ``NamedSharding`` whose dimensions split evenly, each device's
+    host callback making its own block (``jax.shard_map``). The initializers'
+    ``out_sharding=`` argument does the same.
 
     Parameters
     ----------
