@@ -1,0 +1,123 @@
+"""Sharded initialization with real processes: each rank fills its shard, the gathered tensor is bit-identical.
+
+World sizes 2 and 4 on CPU with the gloo backend, launched with
+``torch.multiprocessing.spawn``: DTensors placed with ``Shard(0)``,
+``Shard(1)``, ``Replicate()`` (world 2) and ``(Shard(0), Shard(1))`` on a
+2 x 2 mesh (world 4), uneven sizes included, and an FSDP2
+``fully_shard`` model built on the meta device, compared after
+``full_tensor()`` with a single-process initialization.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from collections.abc import Callable
+
+import pytest
+
+torch = pytest.importorskip("torch")
+dist = pytest.importorskip("torch.distributed")
+if not dist.is_available():  # pragma: no cover
+    pytest.skip("torch built without torch.distributed", allow_module_level=True)
+
+import berry.torch as init  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+#: (label, global shape, initializer); uneven sizes so that shards differ in size.
+CASES: list[tuple[str, tuple[int, ...], Callable[..., object]]] = [
+    ("normal", (13, 7), functools.partial(init.normal_, mean=0.5, std=2.0, seed=7, name="w")),
+    ("trunc_normal", (9, 10), functools.partial(init.trunc_normal_, std=0.02, a=-0.04, b=0.04, seed=7, name="t")),
+    ("xavier_uniform", (10, 6, 3), functools.partial(init.xavier_uniform_, seed=1, name="x")),
+    ("kaiming_normal", (7, 5), functools.partial(init.kaiming_normal_, nonlinearity="relu", seed=2, name="k")),
+    ("orthogonal", (6, 9), functools.partial(init.orthogonal_, gain=2.0, seed=3, name="o")),
+    ("orthogonal_conv", (5, 3, 2, 2), functools.partial(init.orthogonal_, seed=3, name="oc")),
+    ("sparse", (11, 5), functools.partial(init.sparse_, sparsity=0.3, seed=4, name="s")),
+    ("eye", (5, 7), init.eye_),
+    ("dirac", (6, 3, 3), functools.partial(init.dirac_, groups=2)),
+    ("generator", (9, 4), functools.partial(init.uniform_, a=-1.0, b=1.0)),  # key drawn from the seeded default generator
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def tiny_transformer() -> torch.nn.Module:
+    layer = functools.partial(torch.nn.TransformerEncoderLayer, d_model=16, nhead=2, dim_feedforward=24, batch_first=True)
+    return torch.nn.Sequential(torch.nn.Embedding(11, 16), layer(), layer(), torch.nn.LayerNorm(16), torch.nn.Linear(16, 11))
+
+
+def _single_process_cases() -> dict[str, torch.Tensor]:
+    out = {}
+    for label, shape, fill in CASES:
+        torch.manual_seed(1234)
+        tensor = torch.empty(shape)
+        fill(tensor)
+        out[label] = tensor
+    return out
+
+
+def _worker(rank: int, world: int, port: int, result_path: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+        from torch.distributed.tensor import Replicate, Shard
+        from torch.distributed.tensor import empty as dtensor_empty
+
+        torch.set_num_threads(1)
+        mesh = init_device_mesh("cpu", (world,))
+        layouts = [(mesh, [Shard(0)]), (mesh, [Shard(1)])]
+        if world == 4:  # tensor-parallel style: a 2 x 2 mesh sharding both dims
+            layouts.append((init_device_mesh("cpu", (2, 2)), [Shard(0), Shard(1)]))
+        else:
+            layouts.append((mesh, [Replicate()]))
+        results: dict[str, torch.Tensor] = {}
+        for on_mesh, placements in layouts:
+            for label, shape, fill in CASES:
+                torch.manual_seed(1234)  # every rank holds the same generator state, as torch requires
+                tensor = dtensor_empty(shape, device_mesh=on_mesh, placements=placements)
+                fill(tensor)
+                results[f"{placements}/{label}"] = tensor.full_tensor()
+
+        with torch.device("meta"):
+            model = tiny_transformer()
+        for block in list(model)[1:3]:
+            fully_shard(block, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        model.to_empty(device="cpu")
+        init.init_model(model, seed=5)
+        for name, parameter in model.named_parameters():
+            results[f"model/{name}"] = parameter.full_tensor()
+        if rank == 0:
+            torch.save(results, result_path)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_sharded_initialization_equals_single_process(world, tmp_path):
+    result_path = str(tmp_path / "gathered.pt")
+    torch.multiprocessing.spawn(_worker, args=(world, _free_port(), result_path), nprocs=world, join=True)
+    gathered = torch.load(result_path)
+
+    expected = _single_process_cases()
+    for key, value in gathered.items():
+        if key.startswith("model/"):
+            continue
+        label = key.rsplit("/", 1)[1]
+        assert torch.equal(value, expected[label]), key
+
+    model = tiny_transformer()
+    init.init_model(model, seed=5)
+    names = [name for name, _ in model.named_parameters()]
+    assert sorted(f"model/{n}" for n in names) == sorted(k for k in gathered if k.startswith("model/"))
+    for name, parameter in model.named_parameters():
+        assert torch.equal(gathered[f"model/{name}"], parameter.detach()), name
