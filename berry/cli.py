@@ -8,8 +8,13 @@ with ``--json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
+import math
+import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -121,6 +126,247 @@ def _cmd_gain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_branch_scale(text: str) -> float | str:
+    """A positive number, or 'auto' for 1/sqrt(depth)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"branch scale must be a number or 'auto' (1/sqrt(depth)), got {text!r}") from None
+
+
+_DEFAULT_PROBE_PLOT = "berry-probe.png"
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    import math
+
+    if "numpy" not in sys.modules:
+        # The probe multiplies small matrices, where BLAS threads cost more than they give (and collapse
+        # on a busy machine); a user's own setting wins.
+        for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(variable, "1")
+    from berry import probe
+
+    inits = [name.strip() for name in args.inits.split(",") if name.strip()] if args.inits else None
+    branch_scale = args.branch_scale
+    if branch_scale == "auto":
+        branch_scale = 1 / math.sqrt(args.depth) if args.depth > 0 else None
+    report = probe.run(
+        inits,
+        depth=args.depth,
+        width=args.width,
+        activation=args.activation,
+        param=args.param,
+        distribution=args.distribution,
+        residual=args.residual or branch_scale is not None,
+        branch_scale=branch_scale,
+        arch=args.arch,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        gain=args.gain,
+        dtype=args.dtype,
+    )
+    if args.no_plot and args.plot is not None:
+        raise CommandError("--plot and --no-plot contradict each other; give one")
+    plot_path = None if args.no_plot else (args.plot or _DEFAULT_PROBE_PLOT)
+    note = None
+    if plot_path is not None:
+        try:
+            report.plot(plot_path)
+        except ImportError as error:
+            if args.plot is not None:
+                raise CommandError(str(error)) from None
+            note = f"no plot drawn: {error}"  # the default picture is a bonus; the table still stands
+            plot_path = None
+    payload = {**report.to_dict(), "plot": plot_path}
+    table = report.table(layers=args.layers)
+    if plot_path is not None:
+        table += f"\nplot: {plot_path}"
+    emit(args, payload, table)
+    if note is not None:
+        print(f"berry probe: note: {note}", file=sys.stderr)
+    return 0
+
+
+# --- berry sample: stream a tensor to .npy or .safetensors ----------------------------------------
+
+# Bytes of output generated per region: bounds the memory whatever the tensor's size.
+_SAMPLE_CHUNK_BYTES = 32 * 2**20
+_SAMPLE_FORMATS = {".npy": "npy", ".safetensors": "safetensors"}
+_SAFETENSORS_DTYPES = {"float16": "F16", "bfloat16": "BF16", "float32": "F32", "float64": "F64"}
+
+
+def _sample_regions(shape: tuple[int, ...], itemsize: int, budget: int) -> Any:
+    """Boxes of ``shape`` that tile it in C order, each about ``budget`` bytes at most (one row at least).
+
+    Each box is contiguous in the C-ordered file, so the boxes are written one after another.
+    """
+    if 0 in shape:
+        return
+    if not shape:
+        yield ()
+        return
+    # The first axis whose trailing block fits the budget is cut in steps; the axes before it one by one.
+    axis = 0
+    while axis < len(shape) - 1 and math.prod(shape[axis + 1:]) * itemsize > budget:
+        axis += 1
+    inner = math.prod(shape[axis + 1:]) * itemsize
+    step = max(1, budget // inner)
+    for prefix in itertools.product(*(range(n) for n in shape[:axis])):
+        for start in range(0, shape[axis], step):
+            yield (
+                *(slice(i, i + 1) for i in prefix),
+                slice(start, min(start + step, shape[axis])),
+                *(slice(0, n) for n in shape[axis + 1:]),
+            )
+
+
+class _Progress:
+    """A progress bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, total: int, label: str, stream: Any = None) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)()) and total > 0
+        self.total, self.label, self.done, self.last_draw = total, label, 0, 0.0
+
+    def update(self, count: int) -> None:
+        self.done += count
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last_draw < 0.1 and self.done < self.total:
+            return
+        self.last_draw = now
+        fraction = self.done / self.total
+        bar = "#" * int(30 * fraction)
+        self.stream.write(
+            f"\r{self.label} [{bar:<30}] {100 * fraction:5.1f}%  {self.done / 2**20:,.1f}/{self.total / 2**20:,.1f} MiB"
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _npy_header(shape: tuple[int, ...], dtype: Any) -> bytes:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue()
+
+
+def _safetensors_header(key: str, shape: tuple[int, ...], dtype_name: str, nbytes: int,
+                        metadata: dict[str, str]) -> bytes:
+    """The safetensors preamble: 8-byte little-endian length, then the JSON header padded to 8 bytes."""
+    entry = {"dtype": _SAFETENSORS_DTYPES[dtype_name], "shape": list(shape), "data_offsets": [0, nbytes]}
+    text = json.dumps({"__metadata__": metadata, key: entry}, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text
+
+
+def _write_atomically(path: str, write: Any) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then move it onto ``path``.
+
+    An error or an interrupt removes the temporary file, so ``path`` never holds a partial tensor.
+    """
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".partial", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would make the tensor private
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    import hashlib
+
+    import numpy as np
+
+    from berry.sampling import InitSpec
+
+    path = args.out
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in _SAMPLE_FORMATS:
+        raise CommandError(f"--out={path!r} must end in .npy or .safetensors (the format comes from the extension)")
+    file_format = _SAMPLE_FORMATS[suffix]
+    if os.path.isdir(path):
+        raise CommandError(f"--out={path!r} is a directory; give a file name")
+    if os.path.exists(path) and not args.force:
+        raise CommandError(f"{path} already exists; pass --force to overwrite it")
+    if file_format == "npy" and str(args.dtype).lower() == "bfloat16":
+        raise CommandError("--dtype bfloat16 cannot be stored in .npy (NumPy has no bfloat16); use a .safetensors file")
+    spec = InitSpec(args.init, distribution=args.distribution, dtype=args.dtype, gain=args.gain, std=args.std,
+                    layout=args.layout)
+    dtype = np.dtype(spec.dtype)
+    dtype_name = "bfloat16" if dtype.name == "bfloat16" else dtype.name
+    shape = args.shape
+    nbytes = math.prod(shape) * dtype.itemsize
+    key = args.name or "weight"
+    if file_format == "npy":
+        header = _npy_header(shape, dtype)
+    else:
+        metadata = {"format": "pt", "berry.spec": spec.to_json(), "berry.seed": str(args.seed),
+                    "berry.name": args.name}
+        header = _safetensors_header(key, shape, dtype_name, nbytes, metadata)
+    digest = hashlib.sha256()
+    progress = _Progress(nbytes, f"berry sample {os.path.basename(path)}")
+
+    def write(stream: Any) -> None:
+        stream.write(header)
+        for region in _sample_regions(shape, dtype.itemsize, _SAMPLE_CHUNK_BYTES):
+            block = spec(shape, seed=args.seed, name=args.name, region=region or None)
+            if sys.byteorder != "little":  # both formats store little-endian data
+                block = block.byteswap()
+            data = np.ascontiguousarray(block).reshape(-1).view(np.uint8).data
+            stream.write(data)
+            digest.update(data)
+            progress.update(len(data))
+
+    try:
+        _write_atomically(path, write)
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"berry sample: interrupted; nothing was written to {path}", file=sys.stderr)
+        return 130
+    progress.close()
+    payload = {
+        "path": path,
+        "format": file_format,
+        "shape": list(shape),
+        "dtype": dtype_name,
+        "init": spec.to_dict()["init"],
+        "distribution": spec.distribution,
+        "seed": args.seed,
+        "name": args.name,
+        "key": key if file_format == "safetensors" else None,
+        "std": spec.scale(shape) if 0 not in shape else None,
+        "bytes": len(header) + nbytes,
+        "data_sha256": digest.hexdigest(),
+    }
+    rows = [(k, "-" if v is None else v) for k, v in payload.items()]
+    emit(args, payload, format_table(rows, ("quantity", "value")))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="berry",
@@ -151,6 +397,41 @@ def build_parser() -> argparse.ArgumentParser:
     gain.add_argument("activation", help="e.g. relu, tanh, gelu, silu, selu, leaky_relu")
     gain.add_argument("--param", type=float, default=None, help="slope or alpha, where the activation has one")
     gain.set_defaults(handler=_cmd_gain)
+
+    probe = command("probe", "watch the signal and its gradient explode or vanish through a deep network, per rule")
+    probe.add_argument("--inits", default=None, help="comma-separated rules to compare (default: every built-in rule)")
+    probe.add_argument("--depth", type=int, default=50, help="number of layers (default 50)")
+    probe.add_argument("--width", type=int, default=None, help="units per layer (default 256; conv: 64 channels)")
+    probe.add_argument("--activation", default="relu", help="e.g. relu, tanh, selu, gelu, linear (default relu)")
+    probe.add_argument("--param", type=float, default=None, help="the activation's slope or alpha, if it has one")
+    probe.add_argument("--distribution", default="normal", help="normal, truncated_normal or uniform")
+    probe.add_argument("--residual", action="store_true", help="residual blocks h + branch_scale * f(h) W")
+    probe.add_argument("--branch-scale", type=_parse_branch_scale, default=None,
+                       help="residual branch scale: a number or 'auto' for 1/sqrt(depth) (implies --residual)")
+    probe.add_argument("--arch", default="mlp", help="mlp or conv (3x3 circular convolutions on 8x8 images)")
+    probe.add_argument("--batch-size", type=int, default=None, help="inputs per batch (default 128; conv: 8)")
+    probe.add_argument("--seed", type=int, default=0, help="key of every draw (default 0)")
+    probe.add_argument("--gain", type=float, default=1.0, help="multiplier of every rule's std (default 1)")
+    probe.add_argument("--dtype", default="float32", help="float32 (default, as in training) or float64")
+    probe.add_argument("--layers", action="store_true", default=None, help="also print every layer's statistics")
+    probe.add_argument("--plot", default=None, metavar="FILE.png",
+                       help="where to draw the picture (default berry-probe.png; needs berry[plot])")
+    probe.add_argument("--no-plot", action="store_true", help="draw no picture")
+    probe.set_defaults(handler=_cmd_probe)
+
+    sample = command("sample", "sample a tensor reproducibly and write it to .npy or .safetensors, streaming")
+    sample.add_argument("shape", type=_parse_shape, help="the tensor's shape, e.g. 4096,4096 or 4096x4096")
+    sample.add_argument("--init", default="xavier", help="rule (xavier, he, ...) or structural initializer (orthogonal, ...)")
+    sample.add_argument("--distribution", default="normal", help="normal, truncated_normal or uniform")
+    sample.add_argument("--seed", type=int, default=0, help="the key's seed (default 0)")
+    sample.add_argument("--name", default="", help="the parameter's name, part of the key (default '')")
+    sample.add_argument("--dtype", default="float32", help="float32, float64, float16 or bfloat16 (.safetensors)")
+    sample.add_argument("--gain", type=float, default=1.0, help="multiplier of the rule's std")
+    sample.add_argument("--std", type=float, default=None, help="a std that replaces the rule's")
+    sample.add_argument("--layout", default="channels_last", help="channels_last (..., in, out) or torch (out, in, *k)")
+    sample.add_argument("--out", required=True, metavar="FILE", help="FILE.npy or FILE.safetensors")
+    sample.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    sample.set_defaults(handler=_cmd_sample)
     return parser
 
 

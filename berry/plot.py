@@ -1,0 +1,159 @@
+"""Pictures of a probe: the std of the signal and of its gradient, layer by layer.
+
+matplotlib is optional (``pip install 'berry[plot]'``) and imported only
+here, when a plot is asked for. The figure is drawn on matplotlib's Agg
+canvas without ``pyplot``, so plotting never changes the backend or the
+global state of an interactive session.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from berry.probe import NetworkProbe, ProbeReport
+
+__all__ = ["plot_probe"]
+
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<")
+_STYLES = ("-", "--", "-.", (0, (5, 1.5, 1, 1.5)), (0, (3, 1)), "-", "--", "-.", ":")
+_VERDICT_COLORS = {"stable": "#2ca02c", "vanishing": "#1f77b4", "exploding": "#d62728", "overflow": "#7f0000"}
+
+
+def _matplotlib() -> Any:
+    try:
+        import matplotlib
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise ImportError(
+            "plotting a probe needs matplotlib, an optional extra of berry: pip install 'berry[plot]'"
+        ) from error
+    del matplotlib
+    return Figure
+
+
+def _positive(values: np.ndarray) -> np.ndarray:
+    """Values a log axis can show: zeros and non-finite values become gaps."""
+    shown = np.array(values, dtype=float)
+    shown[~np.isfinite(shown) | (shown <= 0)] = np.nan
+    return shown
+
+
+def _legend_label(network: NetworkProbe) -> str:
+    verdict = network.verdict
+    if verdict.kind == "stable":
+        return f"{network.label}: stable"
+    return f"{network.label}: {verdict.kind} at layer {verdict.layer} ({verdict.direction})"
+
+
+def plot_probe(
+    report: ProbeReport,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    title: str | None = None,
+    mean_field: bool = True,
+    dpi: int = 150,
+) -> Any:
+    """Plot a probe: forward and backward std per layer on a log scale, one line per network.
+
+    The left panel shows the std of the pre-activations over the input's
+    std, the right one the std of the gradients over the output gradient's;
+    the band ``[1/10, 10]`` where a network counts as stable is shaded, the
+    mean-field predictions are dotted, and the legend gives each network's
+    verdict.
+
+    Parameters
+    ----------
+    report:
+        A :class:`berry.probe.ProbeReport`.
+    path:
+        Where to save the picture (format from the extension, e.g. ``.png``
+        or ``.svg``); ``None`` only returns the figure.
+    title:
+        The figure's title (default: the report's).
+    mean_field:
+        Draw the mean-field predictions where the report has them.
+    dpi:
+        Resolution of a raster file.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from berry import probe
+    >>> figure = probe.run(["xavier", "he"], depth=8, width=16).plot()  # doctest: +SKIP
+    """
+    from berry.probe import BAND
+
+    figure_class = _matplotlib()
+    figure = figure_class(figsize=(12.5, 5.4), layout="constrained")
+    forward_axes, backward_axes = figure.subplots(1, 2, sharey=False)
+    panels = (
+        (forward_axes, "preact_std", "mean_field_std", "input_std",
+         "Forward: std of pre-activations / std of input", "layer  (signal flows →)"),
+        (backward_axes, "grad_std", "mean_field_grad_std", "output_grad_std",
+         "Backward: std of gradients / std of output gradient", "layer  (gradients flow ←)"),
+    )
+    depth = max(len(network.layers) for network in report.networks)
+    handles = []
+    for axes, quantity, theory, reference_name, panel_title, xlabel in panels:
+        axes.set_yscale("log")
+        axes.axhspan(1 / BAND, BAND, color="#2ca02c", alpha=0.09, zorder=0, linewidth=0)
+        for bound in (1 / BAND, BAND):
+            axes.axhline(bound, color="#2ca02c", alpha=0.5, linewidth=0.8, linestyle=(0, (4, 3)), zorder=1)
+        axes.axhline(1.0, color="0.6", linewidth=0.6, zorder=1)
+        lowest, highest = 1 / BAND, BAND
+        for index, network in enumerate(report.networks):
+            reference = getattr(network, reference_name)
+            if not (math.isfinite(reference) and reference > 0):
+                reference = 1.0
+            layers = np.array([s.layer for s in network.layers])
+            measured = _positive(network.series(quantity) / reference)
+            color = _COLORS[index % len(_COLORS)]
+            marker_every = max(1, len(layers) // 8)
+            (line,) = axes.plot(
+                layers, measured, color=color, linestyle=_STYLES[index % len(_STYLES)], linewidth=1.8,
+                marker=_MARKERS[index % len(_MARKERS)], markersize=5,
+                markevery=(index % marker_every, marker_every), label=_legend_label(network), zorder=3,
+            )
+            if axes is forward_axes:
+                handles.append(line)
+            predicted = _positive(network.series(theory) / reference)
+            if mean_field and np.isfinite(predicted).any():
+                axes.plot(layers, predicted, color=color, linestyle=":", linewidth=1.1, alpha=0.8, zorder=2)
+            finite = np.isfinite(measured)
+            if network.verdict.kind == "overflow" and finite.any():
+                last = np.flatnonzero(finite)[-1]
+                axes.plot(layers[last], measured[last], marker="x", color=color, markersize=10, mew=2, zorder=4)
+            if finite.any():
+                lowest = min(lowest, float(np.nanmin(measured)))
+                highest = max(highest, float(np.nanmax(measured)))
+        axes.set_ylim(lowest / 3, highest * 3)
+        axes.set_xlim(0.5, depth + 0.5)
+        axes.set_title(panel_title, fontsize=11)
+        axes.set_xlabel(xlabel)
+        axes.grid(True, which="major", color="0.88", linewidth=0.6)
+        axes.spines[["top", "right"]].set_visible(False)
+        axes.text(0.99, 0.02, f"stable band [1/{BAND:g}, {BAND:g}]", transform=axes.transAxes, ha="right",
+                  va="bottom", fontsize=8, color="#2ca02c")
+    forward_axes.set_ylabel("relative std (log scale)")
+    has_theory = mean_field and any(
+        np.isfinite(network.series("mean_field_std")).any() for network in report.networks
+    )
+    if has_theory:
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], color="0.3", linestyle=":", linewidth=1.1, label="mean-field prediction"))
+    figure.legend(handles=handles, loc="outside lower center", ncol=min(3, len(handles)), frameon=False,
+                  fontsize=9)
+    figure.suptitle(title if title is not None else report.title(), fontsize=11)
+    if path is not None:
+        figure.savefig(os.fspath(path), dpi=dpi)
+    return figure
