@@ -32,6 +32,7 @@ torch.Size([3, 8, 50])
 from __future__ import annotations
 
 import math
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -46,16 +47,9 @@ NAMINGS = ("gpt2", "fairseq")
 ATTENTION_SCALES = ("sqrt", "mup")
 
 
-class _Scalar(nn.Module):
-    """One learnable scalar added to (``kind="bias"``) or multiplied into (``kind="scale"``) its input."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__()
-        self.kind = kind
-        self.value = nn.Parameter(torch.zeros(()) if kind == "bias" else torch.ones(()))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.value if self.kind == "bias" else x * self.value
+def _scalar(value: float) -> nn.Parameter:
+    """A learnable scalar (Fixup's biases start at 0, its multipliers at 1)."""
+    return nn.Parameter(torch.full((), float(value)))
 
 
 # ----------------------------------------------------------------------------- transformer
@@ -83,8 +77,8 @@ class _Attention(nn.Module):
             q, k, v = self.c_attn(x).split(d, dim=2)
         else:
             q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        heads = [t.view(batch, length, self.n_head, d // self.n_head).transpose(1, 2) for t in (q, k, v)]
-        y = F.scaled_dot_product_attention(*heads, is_causal=self.causal, scale=self.scale)
+        q, k, v = (t.view(batch, length, self.n_head, d // self.n_head).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, scale=self.scale)
         y = y.transpose(1, 2).reshape(batch, length, d)
         return self.c_proj(y) if self.packed else self.out_proj(y)
 
@@ -119,7 +113,7 @@ class _Block(nn.Module):
             self.self_attn_layer_norm, self.self_attn, self.final_layer_norm = norms[0], attention, norms[1]
             self.fc1, self.fc2 = up, down
 
-    def _parts(self) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module, nn.Module]:
+    def _parts(self) -> tuple[Any, ...]:
         if self.naming == "gpt2":
             return self.ln_1, self.attn, self.ln_2, self.mlp.c_fc, self.mlp.c_proj
         return self.self_attn_layer_norm, self.self_attn, self.final_layer_norm, self.fc1, self.fc2
@@ -232,7 +226,8 @@ class Transformer(nn.Module):
     @property
     def blocks(self) -> list[_Block]:
         """The transformer layers, in order."""
-        return list(self.transformer["h"] if self.naming == "gpt2" else self.layers)  # type: ignore[arg-type]
+        stack = self.transformer["h"] if self.naming == "gpt2" else self.layers
+        return list(cast(nn.ModuleList, stack))  # type: ignore[arg-type]
 
     def set_residual_scale(self, alpha: float) -> None:
         """Set DeepNorm's residual multiplier: every sublayer computes ``norm(x * alpha + f(x))``."""
@@ -266,18 +261,19 @@ class _ResidualBranch(nn.Module):
         super().__init__()
         self.fixup = fixup
         self.layers = nn.ModuleList(nn.Linear(width, width, bias=not fixup) for _ in range(m))
-        if fixup:
-            self.biases = nn.ModuleList(_Scalar("bias") for _ in range(m + 1))
-            self.scale = _Scalar("scale")
+        if fixup:  # bias{i} before layer i, bias{m} after the multiplier, as in the Fixup paper
+            for i in range(m + 1):
+                self.register_parameter(f"bias{i}", _scalar(0.0))
+            self.scale = _scalar(1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
         for i, layer in enumerate(self.layers):
             if i:
                 h = F.relu(h)
-            h = layer(self.biases[i](h) if self.fixup else h)
+            h = layer(h + getattr(self, f"bias{i}") if self.fixup else h)
         if self.fixup:
-            h = self.biases[-1](self.scale(h))
+            h = h * self.scale + getattr(self, f"bias{len(self.layers)}")
         return F.relu(x + h)
 
 
@@ -290,7 +286,8 @@ class ResidualMLP(nn.Module):
     after the branch) and scalar multiplier, as Zhang et al. (2019) add them.
 
     Parameter names: ``stem.weight``, ``blocks.{i}.layers.{j}.weight``,
-    ``blocks.{i}.biases.{j}.value``, ``blocks.{i}.scale.value``, ``head.weight``.
+    ``blocks.{i}.bias{j}`` (Fixup's scalar biases, ``j = 0..m``),
+    ``blocks.{i}.scale``, ``head.weight``.
 
     >>> model = ResidualMLP(in_features=8, width=16, depth=3, branch_layers=2, out_features=4)
     >>> model(torch.zeros(5, 8)).shape
@@ -336,8 +333,9 @@ class BasicBlock(nn.Module):
         if self.batchnorm:
             self.bn1, self.bn2 = nn.BatchNorm2d(planes), nn.BatchNorm2d(planes)
         else:
-            self.bias1a, self.bias1b = _Scalar("bias"), _Scalar("bias")
-            self.bias2a, self.scale, self.bias2b = _Scalar("bias"), _Scalar("scale"), _Scalar("bias")
+            # Fixup's scalars, named as in the authors' code.
+            self.bias1a, self.bias1b, self.bias2a, self.bias2b = (_scalar(0.0) for _ in range(4))
+            self.scale = _scalar(1.0)
         self.downsample: nn.Module | None = None
         if stride != 1 or in_planes != planes:
             shortcut: list[nn.Module] = [nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False)]
@@ -351,9 +349,9 @@ class BasicBlock(nn.Module):
             out = self.bn2(self.conv2(out))
             identity = x if self.downsample is None else self.downsample(x)
         else:
-            out = F.relu(self.bias1b(self.conv1(self.bias1a(x))))
-            out = self.bias2b(self.scale(self.conv2(self.bias2a(out))))
-            identity = x if self.downsample is None else self.downsample(self.bias1a(x))
+            out = F.relu(self.conv1(x + self.bias1a) + self.bias1b)
+            out = self.conv2(out + self.bias2a) * self.scale + self.bias2b
+            identity = x if self.downsample is None else self.downsample(x + self.bias1a)
         return F.relu(out + identity)
 
 
@@ -401,7 +399,7 @@ class ResNet(nn.Module):
         if self.norm == "batch":
             self.bn1 = nn.BatchNorm2d(width)
         else:
-            self.bias1 = _Scalar("bias")
+            self.bias1 = _scalar(0.0)
         planes = width
         for stage, count in enumerate(blocks_per_stage):
             count = check_int("blocks_per_stage", count, minimum=1)
@@ -414,13 +412,13 @@ class ResNet(nn.Module):
             planes = out_planes
         self.n_stages = len(blocks_per_stage)
         if self.norm == "none":
-            self.bias2 = _Scalar("bias")
+            self.bias2 = _scalar(0.0)
         self.fc = nn.Linear(planes, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(x)
-        x = F.relu(self.bn1(x) if self.norm == "batch" else self.bias1(x))
+        x = F.relu(self.bn1(x) if self.norm == "batch" else x + self.bias1)
         for stage in range(self.n_stages):
             x = getattr(self, f"layer{stage + 1}")(x)
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        return self.fc(x if self.norm == "batch" else self.bias2(x))
+        return self.fc(x if self.norm == "batch" else x + self.bias2)

@@ -42,7 +42,7 @@ import functools
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -383,10 +383,20 @@ def _resolve_preset(
 def _missing_roles(
     roles: Mapping[str, tuple[str, ...]], required: Sequence[Sequence[str]], names: Sequence[str]
 ) -> dict[str, tuple[str, ...]]:
-    """For each requirement (a list of roles of which one must match), the patterns searched in vain."""
+    """For each requirement (roles of which one must match), the patterns searched in vain.
+
+    A role matches when every one of its patterns matches some parameter, so a
+    preset that fits only part of a model (attention but not feed-forward
+    names) is not taken for a fit.
+    """
     missing: dict[str, tuple[str, ...]] = {}
+
+    def fits(role: str) -> bool:
+        patterns = roles.get(role, ())
+        return bool(patterns) and all(_matching(names, (pattern,)) for pattern in patterns)
+
     for alternatives in required:
-        if not any(roles.get(role) and _matching(names, roles[role]) for role in alternatives):
+        if not any(fits(role) for role in alternatives):
             for role in alternatives:
                 missing[role] = roles.get(role, ())
     return missing
@@ -432,7 +442,8 @@ def _run(
         extra = list(rules.items())
     elif rules is not None:
         extra = list(rules)
-    return init_model(model, [*scheme_rules, *extra], seed=seed)
+    # Fixup-style multipliers named "scale" start at 1 (berry's defaults would warn about them).
+    return init_model(model, [*scheme_rules, *extra, ("*:scale", "ones")], seed=seed)
 
 
 # --- fills that a plain rule cannot say: row blocks with their own scales, deterministic matrices
@@ -464,7 +475,8 @@ def _zero_fill(tensor: torch.Tensor, *, seed: int, name: str, hadamard_scale: st
     matrix = torch.from_numpy(zero_matrix(tensor.shape[0], tensor.shape[1], hadamard_scale=hadamard_scale))
     full = torch.zeros(tensor.shape, dtype=torch.float64)
     center = tuple(k // 2 for k in tensor.shape[2:])
-    full[(slice(None), slice(None), *center)] = matrix
+    index: tuple[Any, ...] = (slice(None), slice(None), *center)
+    full[index] = matrix
     with torch.no_grad():
         tensor.copy_(full)
 
@@ -875,14 +887,14 @@ FIXUP_PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
     "residual_mlp": {
         "branch": ("blocks.*.layers.*.weight",),
         "classifier": ("head.weight", "head.bias"),
-        "scalar_bias": ("*.biases.*.value",),
-        "multiplier": ("*.scale.value",),
+        "scalar_bias": ("blocks.*.bias[0-9]*",),
+        "multiplier": ("blocks.*.scale",),
     },
     "resnet": {  # torchvision names; Fixup's scalars as the authors name them (bias1a, scale, ...)
         "branch": ("layer*.*.conv*.weight",),
         "classifier": ("fc.weight", "fc.bias"),
-        "scalar_bias": ("*bias[12][ab]", "*bias[12][ab].value", "bias[12]", "bias[12].value"),
-        "multiplier": ("*.scale", "*.scale.value"),
+        "scalar_bias": ("*bias[12][ab]", "bias[12]"),
+        "multiplier": ("*.scale",),
     },
 }
 
@@ -1356,7 +1368,7 @@ def lsuv(
     try:
         with torch.no_grad():
             for name, module in order:
-                weight = module.weight
+                weight = cast(torch.Tensor, module.weight)
                 variance = _output_variance(model, module, arguments)
                 std_before, iterations = math.sqrt(variance), 0
                 while abs(variance - 1.0) >= tol and iterations < max_iter and math.isfinite(variance) and variance > 0:
