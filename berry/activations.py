@@ -31,7 +31,19 @@ from numpy.typing import ArrayLike, NDArray
 
 from berry._validation import check_finite, check_positive, unknown_name
 
-__all__ = ["Activation", "erf", "erfc", "get_activation", "list_activations", "normal_cdf", "normal_pdf"]
+__all__ = [
+    "SELU_ALPHA",
+    "SELU_SCALE",
+    "Activation",
+    "canonical_name",
+    "describe",
+    "erf",
+    "erfc",
+    "get_activation",
+    "list_activations",
+    "normal_cdf",
+    "normal_pdf",
+]
 
 Array = NDArray[np.float64]
 ArrayFunction = Callable[[Array], Array]
