@@ -35,12 +35,15 @@ _LAZY: dict[str, str] = {
     "calculate_gain": "berry.gains",
     "gain": "berry.gains",
     "get_activation": "berry.activations",
+    "list_activations": "berry.activations",
     "sample": "berry.sampling",
     "InitSpec": "berry.sampling",
 }
 
 # Subpackages that are imported on attribute access (``berry.torch`` ...).
-_LAZY_SUBMODULES = {"torch", "jax", "keras", "probe", "stream", "distributions", "fans", "gains", "cli"}
+_LAZY_SUBMODULES = {
+    "activations", "cli", "distributions", "fans", "gains", "jax", "keras", "probe", "sampling", "stream", "torch",
+}
 
 __all__ = [
     "__version__",
@@ -73,6 +76,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from berry.activations import get_activation as get_activation
+    from berry.activations import list_activations as list_activations
     from berry.fans import Fans as Fans
     from berry.fans import compute_fans as compute_fans
     from berry.gains import calculate_gain as calculate_gain
