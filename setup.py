@@ -11,7 +11,15 @@ lets branches become selects (no value changes; floating-point traps are never e
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-_UNIX_FLAGS = ["-O3", "-std=c99", "-ffp-contract=off", "-fno-fast-math", "-fno-math-errno", "-fno-trapping-math", "-pthread"]
+_UNIX_FLAGS = [
+    "-O3",
+    "-std=c99",
+    "-ffp-contract=off",
+    "-fno-fast-math",
+    "-fno-math-errno",
+    "-fno-trapping-math",
+    "-pthread",
+]
 
 
 class _BuildExt(build_ext):

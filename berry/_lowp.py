@@ -54,7 +54,9 @@ def small_format(dtype: np.dtype) -> tuple[int, int] | None:
     return _SMALL_FORMATS.get(dtype.name)
 
 
-def round_float64_to_small_bits(values: NDArray[np.float64], exponent_bits: int, mantissa_bits: int) -> NDArray[np.uint16]:
+def round_float64_to_small_bits(
+    values: NDArray[np.float64], exponent_bits: int, mantissa_bits: int
+) -> NDArray[np.uint16]:
     """Bit patterns of ``values`` rounded once, to nearest even, into a 16-bit binary float format.
 
     The float64 is rebased to the target's exponent bias and its fraction shifted right with

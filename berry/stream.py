@@ -107,7 +107,9 @@ def key_for(seed: int, name: str = "") -> int:
 
 def _check_key(key: Any) -> int:
     if isinstance(key, bool) or not isinstance(key, numbers.Integral):
-        raise TypeError(f"key must be an integer in [0, 2**64) (see key_for), got {key!r} of type {type(key).__name__}")
+        raise TypeError(
+            f"key must be an integer in [0, 2**64) (see key_for), got {key!r} of type {type(key).__name__}"
+        )
     if not 0 <= int(key) < _MAX_SEED:
         raise ValueError(f"key must be an integer in [0, 2**64) (see key_for), got {key!r}")
     return int(key)
@@ -259,12 +261,16 @@ def region_bounds(global_shape: Sequence[int], region: Any) -> tuple[tuple[int, 
     if not isinstance(region, tuple):
         raise TypeError(f"region must be a tuple of slices (step 1), got {region!r}")
     if len(region) > len(shape):
-        raise ValueError(f"region {region!r} has {len(region)} slices but the shape {shape} has {len(shape)} axes")
+        raise ValueError(
+            f"region {region!r} has {len(region)} slices but the shape {shape} has {len(shape)} axes"
+        )
     starts, sizes = [], []
     for axis, dim in enumerate(shape):
         piece = region[axis] if axis < len(region) else slice(None)
         if not isinstance(piece, slice):
-            raise TypeError(f"region[{axis}] must be a slice, got {piece!r} (use slice(i, i + 1) for one index)")
+            raise TypeError(
+                f"region[{axis}] must be a slice, got {piece!r} (use slice(i, i + 1) for one index)"
+            )
         if piece.step not in (None, 1):
             raise ValueError(f"region[{axis}]={piece!r}: only step 1 is supported")
         start = 0 if piece.start is None else check_int(f"region[{axis}].start", piece.start)
@@ -333,7 +339,12 @@ def _philox4x32(
             k0, k1 = (k0 + _PHILOX_W0) & 0xFFFFFFFF, (k1 + _PHILOX_W1) & 0xFFFFFFFF
         p0 = m0 * x0
         p1 = m1 * x2
-        x0, x1, x2, x3 = (p1 >> shift) ^ x1 ^ np.uint64(k0), p1 & mask, (p0 >> shift) ^ x3 ^ np.uint64(k1), p0 & mask
+        x0, x1, x2, x3 = (
+            (p1 >> shift) ^ x1 ^ np.uint64(k0),
+            p1 & mask,
+            (p0 >> shift) ^ x3 ^ np.uint64(k1),
+            p0 & mask,
+        )
     return x0, x1, x2, x3
 
 
@@ -463,7 +474,9 @@ def fill(
     else:
         start = check_shape("region_start", region_start)
         if len(start) != len(gshape):
-            raise ValueError(f"region_start={tuple(region_start)!r} must have {len(gshape)} entries like global_shape")
+            raise ValueError(
+                f"region_start={tuple(region_start)!r} must have {len(gshape)} entries like global_shape"
+            )
     if out.ndim != len(gshape) or any(s + n > g for s, n, g in zip(start, out.shape, gshape, strict=False)):
         raise ValueError(
             f"out of shape {out.shape} at region_start={start} does not fit inside global_shape={gshape}"

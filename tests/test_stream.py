@@ -1,0 +1,496 @@
+"""The keyed stream: golden bits, determinism, regions, backends, laws, low precision, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from berry import stream
+from berry._lowp import resolve_dtype
+from berry.stream import Normal, TruncatedNormal, Uniform, draw, fill, key_for
+
+INF = math.inf
+HAVE_C = stream._CSTREAM is not None
+needs_c = pytest.mark.skipif(not HAVE_C, reason="the C extension berry._cstream is not built")
+
+
+def sha(x: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
+
+
+def bits(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x).view(np.uint8)
+
+
+# --- the generator ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("counter", "key", "expected"),
+    [  # known-answer vectors of Random123's Philox4x32-10
+        ((0, 0, 0, 0), 0, (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+        ((0xFFFFFFFF,) * 4, 2**64 - 1, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+        (
+            (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+            0x299F31D0 << 32 | 0xA4093822,
+            (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+        ),
+    ],
+)
+def test_philox_known_answers(counter, key, expected):
+    words = stream._philox4x32(*(np.array([c], dtype=np.uint64) for c in counter), key)
+    assert tuple(int(w[0]) for w in words) == expected
+
+
+def test_uniforms_are_strictly_inside_and_symmetric():
+    # The extreme 52-bit patterns give 2**-53 and 1 - 2**-53, and 1 - u is exact.
+    lowest = (np.uint64(0) >> np.uint64(12)) | np.uint64(0x3FF0000000000000)
+    assert lowest.view(np.float64) - (1.0 - 2.0**-53) == 2.0**-53
+    u = stream._uniform53(np.arange(10_000, dtype=np.uint64), key_for(0, "u"))
+    assert np.all((u > 0) & (u < 1))
+    assert np.array_equal((1.0 - u) + u, np.ones_like(u))
+
+
+# --- keys ---------------------------------------------------------------------------------------------
+
+
+def test_key_is_a_stable_hash():
+    assert key_for(0, "") == 1758005366935257042
+    assert key_for(0, "golden") == 6986239477974179417
+    assert key_for(0, "a") != key_for(0, "b") != key_for(1, "b")
+    assert key_for(2**64 - 1, "ünï") == key_for(2**64 - 1, "ünï")
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, 1.5, "0", True, None])
+def test_bad_seed_is_rejected(seed):
+    with pytest.raises((TypeError, ValueError), match="seed"):
+        key_for(seed, "w")
+
+
+def test_bad_name_and_key_are_rejected():
+    with pytest.raises(TypeError, match="name"):
+        key_for(0, 3)  # type: ignore[arg-type]
+    for key in (-1, 2**64, 0.5, "k"):
+        with pytest.raises((TypeError, ValueError), match="key"):
+            draw((3,), Normal(), key=key)
+
+
+# --- golden values: a change here is a deliberate STREAM_VERSION bump ---------------------------------
+
+GOLDEN = [
+    (
+        0,
+        "",
+        (1000,),
+        Normal(0.0, 1.0),
+        "float64",
+        "7f6dfc713c393e9e5bc0efe7e7b2fca6ff16ac39d5ee70bbdf7bc5c523897567",
+    ),
+    (
+        0,
+        "layer1.weight",
+        (64, 33),
+        Normal(0.0, 0.02),
+        "float32",
+        "28a64f7efe1b535352efb044b8fffb07cf8017d95c2c768358a481018b6f7818",
+    ),
+    (
+        1,
+        "layer1.weight",
+        (64, 33),
+        Normal(0.0, 0.02),
+        "float32",
+        "ab229fbb8b07137af71d2cdcc8219199dbb9115885dd53ee12e551be2743c3d9",
+    ),
+    (
+        2**64 - 1,
+        "ünï",
+        (7, 5, 3),
+        Uniform(-0.5, 0.25),
+        "float32",
+        "f1d2224aef3d6a8e30926435690bd0e8b60d5789a5235e8735412f4f13317c69",
+    ),
+    (
+        42,
+        "w",
+        (300,),
+        TruncatedNormal(0.0, 1.0, -2.0, 2.0),
+        "float64",
+        "81aed1b1be149e1c144ac9385b3bcc176d0a1dc5ecd885b39b250fc6d374e878",
+    ),
+    (
+        42,
+        "w",
+        (300,),
+        TruncatedNormal(1.0, 0.5, 5.0, 6.0),
+        "float64",
+        "418289d1271c17393afa7387610d454707759b32e5332aef3d259134b1bcee08",
+    ),
+    (
+        42,
+        "w",
+        (300,),
+        TruncatedNormal(0.0, 1.0, 2.0, INF),
+        "float16",
+        "1870a0dd669e4ad9f1f4f888303b57837530cb5ca311145c0fc6db7f3ba86677",
+    ),
+    (
+        3,
+        "b",
+        (17, 19),
+        TruncatedNormal(0.0, 0.02, -2.0, 2.0),
+        "bfloat16",
+        "9aea2a01c5a656c7fd47321ac6e7088d419c42dd0e8b7a9a2754b9e37008986c",
+    ),
+    (
+        3,
+        "b",
+        (17, 19),
+        Normal(0.0, 1.0),
+        "float16",
+        "ad37540861706a3f660509fd293f151bde1854e3b89293e54e3989825b0d01e8",
+    ),
+]
+
+
+def test_stream_version():
+    assert stream.STREAM_VERSION == 1
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("c", marks=needs_c)])
+@pytest.mark.parametrize(("seed", "name", "shape", "law", "dtype", "digest"), GOLDEN)
+def test_golden_hashes(backend, seed, name, shape, law, dtype, digest):
+    pytest.importorskip("ml_dtypes") if dtype == "bfloat16" else None
+    out = np.empty(shape, dtype=resolve_dtype(dtype))
+    fill(out, law, key=key_for(seed, name), global_shape=shape, backend=backend)
+    assert sha(out) == digest
+
+
+def test_golden_literal_values():
+    x = draw((4,), Normal(), key=key_for(0, "golden"), dtype="float64")
+    expected = [
+        "0x1.11a1ef4906478p+0",
+        "0x1.a3d94bbc35492p-3",
+        "-0x1.1ffb1e52b2feep-3",
+        "0x1.9602adac36846p-5",
+    ]
+    assert [float(v).hex() for v in x] == expected
+
+
+# --- backends, threads, processes ---------------------------------------------------------------------
+
+LAWS = [
+    Normal(0.0, 1.0),
+    Normal(-3.0, 0.02),
+    Uniform(-1.0, 2.0),
+    TruncatedNormal(0.0, 1.0, -2.0, 2.0),
+    TruncatedNormal(0.1, 0.5, 5.0, 6.0),
+    TruncatedNormal(0.0, 1.0, -1.0, 0.5),
+    TruncatedNormal(0.0, 1.0, 2.0, INF),
+    TruncatedNormal(0.0, 3.0, -INF, -30.0),
+    TruncatedNormal(0.0, 1.0, 8.0, 9.0),
+]
+DTYPES = ["float64", "float32", "float16", "bfloat16"]
+REGIONS = [
+    ((20_003,), (slice(7, 20_000),)),
+    ((37, 53), (slice(3, 30), slice(5, 41))),
+    ((4, 5, 6), (slice(1, 3), slice(0, 5), slice(0, 6))),
+    ((3, 1, 2050), (slice(0, 3), slice(0, 1), slice(1, 2049))),
+]
+
+
+@needs_c
+@pytest.mark.parametrize("simd", ["auto", "generic"])
+@pytest.mark.parametrize("law", LAWS, ids=repr)
+def test_c_kernel_equals_numpy_reference(law, simd):
+    pytest.importorskip("ml_dtypes")
+    assert stream._CSTREAM.set_simd(simd) in ("avx2", "generic")
+    try:
+        for dtype in DTYPES:
+            for key in (0, 12345, 2**64 - 1):
+                for shape, region in REGIONS:
+                    start, rshape = stream.region_bounds(shape, region)
+                    c_out = np.empty(rshape, dtype=resolve_dtype(dtype))
+                    np_out = np.empty_like(c_out)
+                    fill(c_out, law, key=key, global_shape=shape, region_start=start, threads=3, backend="c")
+                    fill(np_out, law, key=key, global_shape=shape, region_start=start, backend="numpy")
+                    assert np.array_equal(bits(c_out), bits(np_out)), (dtype, key, shape, region)
+    finally:
+        stream._CSTREAM.set_simd("auto")
+
+
+@pytest.mark.parametrize(
+    "law", [Normal(), TruncatedNormal(0.0, 1.0, -2.0, 2.0), Uniform(-1.0, 1.0)], ids=repr
+)
+def test_same_bits_for_any_thread_count(law):
+    shape = (700, 701)  # enough elements for 7 threads to each get a share
+    reference = draw(shape, law, key=key_for(5, "t"), threads=1)
+    for threads in (2, 3, 7):
+        assert np.array_equal(bits(draw(shape, law, key=key_for(5, "t"), threads=threads)), bits(reference))
+
+
+def test_same_bits_in_another_process_and_backend():
+    law = TruncatedNormal(0.0, 0.5, -1.0, 3.0)
+    here = sha(draw((123, 45), law, key=key_for(9, "p")))
+    code = (
+        "import hashlib, numpy as np; from berry.stream import *; "
+        "x = draw((123, 45), TruncatedNormal(0.0, 0.5, -1.0, 3.0), key=key_for(9, 'p')); "
+        "print(BACKEND, hashlib.sha256(x.tobytes()).hexdigest())"
+    )
+    for backend in ("numpy", "auto"):
+        env = {**os.environ, "BERRY_STREAM_BACKEND": backend, "PYTHONHASHSEED": "123"}
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        )
+        name, digest = result.stdout.split()
+        assert digest == here
+        if backend == "numpy":
+            assert name == "numpy"
+
+
+def test_no_global_random_state_is_read_or_advanced():
+    # The legacy global state is exactly what must stay untouched, so it is used on purpose here.
+    np.random.seed(0)  # noqa: NPY002
+    before = np.random.get_state()[1].copy()  # noqa: NPY002
+    a = draw((50,), Normal(), key=1)
+    np.random.seed(1)  # noqa: NPY002
+    b = draw((50,), Normal(), key=1)
+    assert np.array_equal(a, b)
+    np.random.seed(0)  # noqa: NPY002
+    assert np.array_equal(np.random.get_state()[1], before)  # noqa: NPY002
+
+
+# --- regions ------------------------------------------------------------------------------------------
+
+
+@st.composite
+def shapes_and_regions(draw_):
+    shape = tuple(draw_(st.lists(st.integers(0, 9), min_size=0, max_size=4)))
+    region = []
+    for dim in shape:
+        start = draw_(st.integers(0, dim))
+        stop = draw_(st.integers(start, dim))
+        region.append(slice(start, stop))
+    return shape, tuple(region)
+
+
+@settings(max_examples=80, derandomize=True, deadline=None)
+@given(shapes_and_regions(), st.sampled_from(LAWS[:7]), st.sampled_from(["float32", "float16"]))
+def test_region_equals_slice_of_full(shape_region, law, dtype):
+    shape, region = shape_region
+    full = draw(shape, law, key=77, dtype=dtype)
+    part = draw(shape, law, key=77, dtype=dtype, region=region)
+    assert part.shape == full[region].shape
+    assert np.array_equal(bits(part), bits(full[region]))
+
+
+def test_column_block_region():
+    full = draw((64, 80), Normal(), key=3)
+    block = draw((64, 80), Normal(), key=3, region=(slice(None), slice(20, 40)))
+    assert np.array_equal(block, full[:, 20:40])
+
+
+def test_scalar_and_zero_size():
+    assert draw((), Normal(), key=1).shape == ()
+    assert draw((), Normal(), key=1, dtype="float64") == draw((1,), Normal(), key=1, dtype="float64")[0]
+    empty = np.empty((0, 5), dtype=np.float32)
+    fill(empty, Normal(), key=1, global_shape=(0, 5))  # a no-op, not an error
+    assert draw((3, 0), Uniform(), key=1).shape == (3, 0)
+
+
+def test_non_contiguous_out():
+    base = np.zeros((10, 12), dtype=np.float32)
+    view = base[:, ::2]
+    fill(view, Normal(), key=4, global_shape=(10, 6))
+    assert np.array_equal(view, draw((10, 6), Normal(), key=4))
+    assert np.all(base[:, 1::2] == 0)
+
+
+# --- laws ---------------------------------------------------------------------------------------------
+
+
+def test_normal_matches_its_law():
+    stats = pytest.importorskip("scipy.stats")
+    x = draw((200_000,), Normal(1.5, 0.02), key=key_for(0, "ks-normal"), dtype="float64")
+    assert stats.kstest(x, stats.norm(1.5, 0.02).cdf).pvalue > 1e-4
+    assert abs(x.mean() - 1.5) < 5 * 0.02 / math.sqrt(x.size)
+    assert abs(x.std() / 0.02 - 1) < 0.01
+
+
+def test_uniform_matches_its_law():
+    stats = pytest.importorskip("scipy.stats")
+    x = draw((200_000,), Uniform(-0.3, 0.7), key=key_for(0, "ks-uniform"), dtype="float64")
+    assert stats.kstest(x, stats.uniform(-0.3, 1.0).cdf).pvalue > 1e-4
+    assert x.min() > -0.3 and x.max() < 0.7
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (-2.0, 2.0),
+        (2.0, 3.0),
+        (5.0, 6.0),
+        (8.0, 9.0),
+        (-1.0, 0.5),
+        (2.0, INF),
+        (-INF, -1.0),
+        (-INF, 3.0),
+        (0.0, INF),
+    ],
+)
+def test_truncated_normal_matches_its_law(a, b):
+    stats = pytest.importorskip("scipy.stats")
+    loc, scale = 0.25, 0.5
+    law = stats.truncnorm(a, b, loc=loc, scale=scale)
+    x = draw((100_000,), TruncatedNormal(loc, scale, a, b), key=key_for(1, f"ks-{a}-{b}"), dtype="float64")
+    assert stats.kstest(x, law.cdf).pvalue > 1e-4
+    assert x.min() >= loc + a * scale and x.max() <= loc + b * scale
+    assert abs(x.mean() - law.mean()) < 5 * law.std() / math.sqrt(x.size)
+    assert abs(x.std() / law.std() - 1) < 0.02
+
+
+def test_truncated_with_zero_scale_is_the_location():
+    assert np.all(draw((10,), TruncatedNormal(0.5, 0.0, -2.0, 2.0), key=1) == np.float32(0.5))
+
+
+# --- low precision ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_low_precision_is_the_float64_value_rounded_once(dtype):
+    pytest.importorskip("ml_dtypes")
+    law = Normal(0.0, 0.02)
+    wide = draw((5000,), law, key=8, dtype="float64")
+    narrow = draw((5000,), law, key=8, dtype=dtype)
+    from berry._lowp import round_float64
+
+    assert np.array_equal(bits(narrow), bits(round_float64(wide, resolve_dtype(dtype))))
+    if dtype == "float16":
+        assert np.array_equal(
+            bits(narrow), bits(wide.astype(np.float16))
+        )  # NumPy rounds float64 -> half directly
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize(
+    ("loc", "scale", "a", "b"),
+    [
+        (0.0, 0.02, -2.0, 2.0),
+        (0.0, 1.0, -2.0, 2.0),
+        (0.0, 0.01, 0.0, 0.3),
+        (1.0, 0.05, -0.2, 0.2),
+        (0.0, 1.0, 2.0, 3.0),
+    ],
+)
+def test_low_precision_truncated_stays_inside_without_piling_up(dtype, loc, scale, a, b):
+    pytest.importorskip("ml_dtypes")
+    x = draw((200_000,), TruncatedNormal(loc, scale, a, b), key=key_for(2, "lowp"), dtype=dtype).astype(
+        np.float64
+    )
+    low, high = loc + a * scale, loc + b * scale
+    assert np.all(np.isfinite(x))
+    assert x.min() >= low and x.max() <= high
+    values, counts = np.unique(x, return_counts=True)
+    assert values.size >= 3
+    # No pile-up (torch issues 145498/155588): the extreme values are no more frequent than their
+    # neighbours allow (a rounding cell cut by the bound holds at most 1.5 cells' mass).
+    for edge, neighbours in ((counts[0], counts[1:4]), (counts[-1], counts[-4:-1])):
+        assert edge <= 2.0 * neighbours.max() + 30
+
+
+def test_low_precision_normal_has_no_outliers_or_stuck_values():
+    pytest.importorskip("ml_dtypes")
+    for dtype in ("float16", "bfloat16"):
+        x = draw((500_000,), Normal(0.0, 1.0), key=key_for(3, "outliers"), dtype=dtype).astype(np.float64)
+        assert np.all(np.isfinite(x)) and np.abs(x).max() < 8.3  # u >= 2**-53 bounds |z| by 8.2
+        _, counts = np.unique(x, return_counts=True)
+        assert counts.max() < 0.01 * x.size
+
+
+def test_narrow_interval_without_a_representable_value_is_an_error():
+    with pytest.raises(ValueError, match="no float16 value"):
+        draw((3,), Uniform(1.0001, 1.0002), key=1, dtype="float16")
+
+
+# --- bad input ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: TruncatedNormal(0.0, 1.0, 2.0, 2.0), r"a < b"),
+        (lambda: TruncatedNormal(0.0, 1.0, 3.0, -1.0), r"a < b"),
+        (lambda: TruncatedNormal(0.0, 1.0, INF, INF), r"a < b"),
+        (lambda: TruncatedNormal(0.0, 1.0, math.nan, 1.0), "bound a"),
+        (lambda: TruncatedNormal(math.nan, 1.0), "loc"),
+        (lambda: TruncatedNormal(0.0, -1.0), "scale"),
+        (lambda: TruncatedNormal(0.0, 1.0, 40.0, 41.0), "37 standard deviations"),
+        (lambda: Normal(0.0, math.nan), "scale"),
+        (lambda: Normal(math.inf, 1.0), "loc"),
+        (lambda: Uniform(1.0, 0.0), r"low <= high"),
+        (lambda: Uniform(0.0, math.inf), "high"),
+    ],
+)
+def test_bad_law_parameters(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_bad_fill_arguments():
+    good = np.empty((2, 3), dtype=np.float32)
+    with pytest.raises(TypeError, match=r"out must be a numpy\.ndarray"):
+        fill([0.0], Normal(), key=1, global_shape=(1,))  # type: ignore[arg-type]
+    readonly = np.empty(3, dtype=np.float32)
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        fill(readonly, Normal(), key=1, global_shape=(3,))
+    with pytest.raises(ValueError, match="does not fit"):
+        fill(good, Normal(), key=1, global_shape=(2, 2))
+    with pytest.raises(ValueError, match="does not fit"):
+        fill(good, Normal(), key=1, global_shape=(3, 3), region_start=(2, 0))
+    with pytest.raises(ValueError, match="dtype"):
+        fill(np.empty(3, dtype=np.int32), Normal(), key=1, global_shape=(3,))
+    with pytest.raises(TypeError, match="law"):
+        fill(good, "normal", key=1, global_shape=(2, 3))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="threads"):
+        fill(good, Normal(), key=1, global_shape=(2, 3), threads=0)
+    with pytest.raises(ValueError, match="global_shape"):
+        fill(good, Normal(), key=1, global_shape=(2, -3))
+
+
+@pytest.mark.parametrize(
+    ("region", "error"),
+    [
+        ((slice(0, 2, 2),), "step 1"),
+        ((slice(-1, 2),), "outside axis 0"),
+        ((slice(0, 5),), "outside axis 0"),
+        ((slice(3, 1),), "outside axis 0"),
+        ((0,), "must be a slice"),
+        ((slice(None), slice(None), slice(None)), "2 axes"),
+    ],
+)
+def test_bad_regions(region, error):
+    with pytest.raises((TypeError, ValueError), match=error):
+        draw((4, 4), Normal(), key=1, region=region)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "complex64", "float128", "half-ish"])
+def test_unsupported_dtype(dtype):
+    with pytest.raises((TypeError, ValueError)):
+        draw((3,), Normal(), key=1, dtype=dtype)
+
+
+def test_backend_environment_variable_is_checked():
+    env = {**os.environ, "BERRY_STREAM_BACKEND": "fortran"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import berry.stream"], capture_output=True, text=True, env=env
+    )
+    assert result.returncode != 0 and "BERRY_STREAM_BACKEND" in result.stderr
