@@ -1,0 +1,303 @@
+"""berry.keras: Keras 3 initializers drawn from berry's keyed sampler.
+
+Runs on whichever Keras backend berry.keras selects (JAX here, or the one set
+by ``KERAS_BACKEND``); the backend fallback and the torch backend are checked
+in subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+bk = pytest.importorskip("berry.keras")
+keras = pytest.importorskip("keras")
+stats = pytest.importorskip("scipy.stats")
+
+import berry  # noqa: E402
+
+P_MIN = 1e-4
+TRUNC_STD = 0.87962566103423978
+
+# Every class with constructor arguments that exercise it.
+CLASSES = {
+    "VarianceScaling": lambda seed: bk.VarianceScaling(2.0, "fan_avg", "uniform", seed=seed),
+    "GlorotNormal": lambda seed: bk.GlorotNormal(seed=seed),
+    "GlorotUniform": lambda seed: bk.GlorotUniform(seed=seed),
+    "HeNormal": lambda seed: bk.HeNormal(seed=seed),
+    "HeUniform": lambda seed: bk.HeUniform(seed=seed),
+    "LecunNormal": lambda seed: bk.LecunNormal(seed=seed),
+    "LecunUniform": lambda seed: bk.LecunUniform(seed=seed),
+    "Orthogonal": lambda seed: bk.Orthogonal(gain=2.0, seed=seed),
+    "TruncatedNormal": lambda seed: bk.TruncatedNormal(mean=0.5, stddev=0.1, seed=seed),
+    "RandomNormal": lambda seed: bk.RandomNormal(stddev=0.2, seed=seed),
+    "RandomUniform": lambda seed: bk.RandomUniform(-1.0, 2.0, seed=seed),
+    "Xavier": lambda seed: bk.Xavier(seed=seed, name="w"),
+    "DeepNet": lambda seed: bk.DeepNet("uniform", gain=1.5, seed=seed),
+    "BerryInitializer": lambda seed: bk.BerryInitializer("lecun", "truncated_normal", seed=seed, gain=2.0),
+    "Identity": lambda seed: bk.Identity(gain=3.0),
+    "Constant": lambda seed: bk.Constant(0.75),
+    "Zeros": lambda seed: bk.Zeros(),
+    "Ones": lambda seed: bk.Ones(),
+}
+RANDOM = {name for name in CLASSES if name not in ("Identity", "Constant", "Zeros", "Ones")}
+DTYPES = ["float32", "float16", "bfloat16", "float64"]
+
+
+def numpy(tensor):
+    if isinstance(tensor, keras.Variable):
+        tensor = tensor.value
+    return np.asarray(keras.ops.convert_to_numpy(tensor))
+
+
+# ------------------------------------------------------------------ shapes x dtypes
+
+
+@pytest.mark.filterwarnings("ignore:Explicitly requested dtype float64")
+@pytest.mark.parametrize("name", sorted(CLASSES))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_shapes_and_dtypes(name, dtype):
+    init = CLASSES[name](seed=1)
+    # What the backend makes of the dtype (JAX without x64 keeps float64 as float32, as for Keras' own).
+    expected = keras.backend.standardize_dtype(keras.ops.zeros((1,), dtype=dtype).dtype)
+    shapes = [(6, 4)] if name == "Identity" else [(6, 4), (3, 3, 4, 5)]
+    for shape in shapes:
+        value = init(shape, dtype=dtype)
+        assert tuple(value.shape) == shape
+        assert keras.backend.standardize_dtype(value.dtype) == expected
+        assert np.isfinite(numpy(keras.ops.cast(value, "float32"))).all()
+
+
+def test_default_dtype_is_floatx():
+    assert keras.backend.standardize_dtype(bk.HeNormal(seed=0)((2, 2)).dtype) == keras.config.floatx()
+
+
+def test_low_precision_rounds_the_same_draw():
+    full = numpy(bk.HeUniform(seed=4)((32, 16), dtype="float32"))
+    for dtype, bits in (("bfloat16", 8), ("float16", 11)):
+        low = numpy(keras.ops.cast(bk.HeUniform(seed=4)((32, 16), dtype=dtype), "float32"))
+        np.testing.assert_allclose(low, full, rtol=2.0**-bits)
+
+
+def test_empty_shape():
+    assert tuple(bk.HeNormal(seed=0)((0, 3)).shape) == (0, 3)
+
+
+# ------------------------------------------------------------------ seeds
+
+
+def test_int_seed_is_berrys_seed_and_repeats():
+    init = bk.Xavier(seed=11, name="dense/kernel")
+    first, second = numpy(init((8, 4))), numpy(init((8, 4)))
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(first, berry.sample((8, 4), "xavier", seed=11, name="dense/kernel"))
+    assert not np.array_equal(first, numpy(bk.Xavier(seed=11, name="other")((8, 4))))
+    assert not np.array_equal(first, numpy(bk.Xavier(seed=12, name="dense/kernel")((8, 4))))
+
+
+def test_keras_named_classes_equal_registry_rules():
+    shape = (3, 3, 8, 16)
+    pairs = [
+        (bk.GlorotNormal(seed=2), dict(init="xavier", distribution="truncated_normal")),
+        (bk.GlorotUniform(seed=2), dict(init="xavier", distribution="uniform")),
+        (bk.HeNormal(seed=2), dict(init="he", distribution="truncated_normal")),
+        (bk.LecunUniform(seed=2), dict(init="lecun", distribution="uniform")),
+        (bk.DeepNet(seed=2), dict(init="deepnet")),
+    ]
+    for init, spec in pairs:
+        np.testing.assert_array_equal(numpy(init(shape)), berry.sample(shape, seed=2, **spec))
+
+
+def test_seed_none_draws_once_per_instance_reproducibly():
+    keras.utils.set_random_seed(123)
+    a = bk.HeNormal()
+    first = numpy(a((5, 5)))
+    np.testing.assert_array_equal(first, numpy(a((5, 5))))  # same instance: same values
+    assert not np.array_equal(first, numpy(bk.HeNormal()((5, 5))))  # new instance: new draw
+    keras.utils.set_random_seed(123)
+    np.testing.assert_array_equal(first, numpy(bk.HeNormal()((5, 5))))  # reproducible
+    assert a.get_config()["seed"] is None
+
+
+def test_seed_generator_gives_fresh_values_per_call():
+    init = bk.RandomNormal(seed=keras.random.SeedGenerator(7))
+    first, second = numpy(init((6,))), numpy(init((6,)))
+    assert not np.array_equal(first, second)
+    again = bk.RandomNormal(seed=keras.random.SeedGenerator(7))
+    np.testing.assert_array_equal(first, numpy(again((6,))))
+    np.testing.assert_array_equal(second, numpy(again((6,))))
+
+
+# ------------------------------------------------------------------ laws
+
+
+def _ks(values, law):
+    return stats.kstest(np.asarray(values, dtype=np.float64).ravel(), law.cdf).pvalue
+
+
+def test_ks_exact_laws():
+    shape = (256, 128)
+    sigma_avg, sigma_in = math.sqrt(2 / 384), math.sqrt(2 / 256)
+    cases = [
+        (bk.GlorotNormal(seed=3), stats.truncnorm(-2, 2, scale=sigma_avg / TRUNC_STD)),
+        (bk.HeUniform(seed=3), stats.uniform(-math.sqrt(3) * sigma_in, 2 * math.sqrt(3) * sigma_in)),
+        (
+            bk.VarianceScaling(3.0, "fan_out", "untruncated_normal", seed=3),
+            stats.norm(scale=math.sqrt(3 / 128)),
+        ),
+        (bk.TruncatedNormal(mean=1.0, stddev=0.5, seed=3), stats.truncnorm(-2, 2, loc=1.0, scale=0.5)),
+        (bk.RandomNormal(mean=-1.0, stddev=0.3, seed=3), stats.norm(loc=-1.0, scale=0.3)),
+        (bk.RandomUniform(-0.5, 1.5, seed=3), stats.uniform(-0.5, 2.0)),
+        (bk.Xavier(seed=3), stats.norm(scale=sigma_avg)),
+        (bk.DeepNet(seed=3), stats.norm(scale=math.sqrt(2 / 128))),
+    ]
+    for init, law in cases:
+        assert _ks(numpy(init(shape)), law) > P_MIN, init
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "GlorotNormal",
+        "GlorotUniform",
+        "HeNormal",
+        "LecunUniform",
+        "TruncatedNormal",
+        "RandomNormal",
+        "RandomUniform",
+    ],
+)
+def test_same_law_as_keras(name):
+    ours = numpy(getattr(bk, name)(seed=5)((3, 3, 16, 32))).ravel()
+    theirs = numpy(getattr(keras.initializers, name)(seed=6)((3, 3, 16, 32))).ravel()
+    assert stats.ks_2samp(ours, theirs).pvalue > P_MIN
+
+
+def test_variance_scaling_axes_follow_keras():
+    shape = (4, 64, 96)
+    ours = bk.VarianceScaling(1.0, "fan_in", "uniform", seed=1, input_axes=[1], output_axes=[2])
+    # Keras: explicit axes give fan_in = 64 exactly (no receptive field), so the bound is sqrt(3 / 64).
+    values = numpy(ours(shape))
+    assert np.abs(values).max() <= math.sqrt(3 / 64)
+    assert np.abs(values).max() > 0.99 * math.sqrt(3 / 64)
+
+
+def test_structural_and_constants_match_keras():
+    for ours, theirs, shape in [
+        (bk.Identity(2.0), keras.initializers.Identity(2.0), (3, 5)),
+        (bk.Zeros(), keras.initializers.Zeros(), (2, 3)),
+        (bk.Ones(), keras.initializers.Ones(), (2, 3)),
+        (bk.Constant(-3.0), keras.initializers.Constant(-3.0), (2, 3)),
+    ]:
+        np.testing.assert_array_equal(numpy(ours(shape)), numpy(theirs(shape)))
+    w = numpy(bk.Orthogonal(gain=2.0, seed=0)((3, 3, 4, 6))).astype(np.float64).reshape(-1, 6)
+    np.testing.assert_allclose(w.T @ w, 4.0 * np.eye(6), atol=1e-4)
+
+
+# ------------------------------------------------------------------ serialization and lookup
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_config_round_trips_through_json(name):
+    init = CLASSES[name](seed=9)
+    text = json.dumps(keras.saving.serialize_keras_object(init))
+    restored = keras.saving.deserialize_keras_object(json.loads(text))
+    assert type(restored) is type(init)
+    assert restored.get_config() == init.get_config()
+    assert type(init).from_config(init.get_config()).get_config() == init.get_config()
+    shape = (4, 4) if name == "Identity" else (3, 4, 5)
+    np.testing.assert_array_equal(numpy(restored(shape)), numpy(init(shape)))
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # inside Keras' own saving
+def test_model_save_and_load(tmp_path):
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(
+        5, kernel_initializer=bk.HeNormal(seed=3, name="hidden"), bias_initializer=bk.Constant(0.1)
+    )(inputs)
+    outputs = keras.layers.Dense(2, kernel_initializer=bk.Xavier("uniform", gain=2.0, seed=4))(hidden)
+    model = keras.Model(inputs, outputs)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    for original, restored in zip(model.layers[1:], loaded.layers[1:], strict=True):
+        assert type(restored.kernel_initializer) is type(original.kernel_initializer)
+        assert restored.kernel_initializer.get_config() == original.kernel_initializer.get_config()
+        np.testing.assert_array_equal(numpy(restored.kernel), numpy(original.kernel))
+    np.testing.assert_array_equal(
+        numpy(model.layers[1].kernel),
+        berry.sample((6, 5), "he", distribution="truncated_normal", seed=3, name="hidden"),
+    )
+    # A fresh layer from the saved config draws the same weights again.
+    clone = keras.models.clone_model(loaded)
+    np.testing.assert_array_equal(numpy(clone.layers[1].kernel), numpy(model.layers[1].kernel))
+
+
+def test_lookup_by_snake_and_camel_case():
+    assert type(bk.get("glorot_uniform")) is bk.GlorotUniform
+    assert type(bk.get("GlorotUniform")) is bk.GlorotUniform
+    assert type(bk.get("deep_net")) is bk.DeepNet
+    assert type(bk.get("deepnet")) is bk.DeepNet
+    assert type(bk.get("he_normal")) is bk.HeNormal
+    assert bk.get(None) is None
+    init = bk.Orthogonal(seed=1)
+    assert bk.get(init) is init
+    assert (
+        type(bk.get({"class_name": "RandomNormal", "config": {"stddev": 0.5, "seed": 1}})) is bk.RandomNormal
+    )
+    assert type(keras.initializers.get("berry>GlorotUniform")) is bk.GlorotUniform
+    with pytest.raises(ValueError, match="Did you mean 'glorot_uniform'"):
+        bk.get("glorot_unifrom")
+
+
+# ------------------------------------------------------------------ errors
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "words"),
+    [
+        (lambda: bk.VarianceScaling(mode="fan_mean"), ValueError, ["mode", "fan_mean"]),
+        (lambda: bk.VarianceScaling(distribution="cauchy"), ValueError, ["distribution", "cauchy"]),
+        (lambda: bk.VarianceScaling(scale=0.0), ValueError, ["scale"]),
+        (lambda: bk.HeNormal(seed="abc"), TypeError, ["seed", "abc"]),
+        (lambda: bk.HeNormal(seed=-1), ValueError, ["seed", "-1"]),
+        (lambda: bk.HeNormal(seed=1, name=5), TypeError, ["name"]),
+        (lambda: bk.RandomNormal(stddev=-1.0), ValueError, ["stddev"]),
+        (lambda: bk.RandomUniform(1.0, 0.0), ValueError, ["minval", "maxval"]),
+        (lambda: bk.Orthogonal(seed=0)((4,)), ValueError, ["Orthogonal", "2 dimensions"]),
+        (lambda: bk.Identity()((2, 2, 2)), ValueError, ["Identity", "2-D"]),
+        (lambda: bk.HeNormal(seed=0)((2, 2), dtype="int32"), TypeError, ["dtype", "int32"]),
+        (lambda: bk.BerryInitializer("hee", seed=0)((2, 2)), ValueError, ["hee", "he"]),
+        (lambda: bk.get(3.5), TypeError, ["identifier"]),
+    ],
+)
+def test_clear_errors(make, error, words):
+    with pytest.raises(error) as info:
+        make()
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
+# ------------------------------------------------------------------ backends (subprocesses)
+
+
+def _run(code, **env_changes):
+    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    env.update(env_changes)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_backend_fallback_when_tensorflow_is_missing(tmp_path):
+    pytest.importorskip("jax")
+    if __import__("importlib").util.find_spec("tensorflow") is not None:
+        pytest.skip("TensorFlow is installed: Keras' default backend loads")
+    code = "import berry.keras, keras; print(keras.backend.backend())"
+    result = _run(code, KERAS_HOME=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "jax"
