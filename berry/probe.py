@@ -359,7 +359,7 @@ def _summary_rows(report: ProbeReport) -> list[tuple[Any, ...]]:
 def _layer_rows(network: NetworkProbe) -> list[tuple[Any, ...]]:
     return [
         (
-            s.name,
+            s.name if s.kind in ("", "dense", "conv") else f"{s.name} ({s.kind})",
             _short(s.preact_std),
             _short(s.mean_field_std),
             _short(s.act_std),
@@ -403,20 +403,28 @@ def judge(stds: Sequence[float], reference: float, *, direction: str, layers: Se
     """The verdict for a std along a pass, compared with its starting value ``reference``.
 
     ``stds`` are in the pass's order (the last layer first for a backward
-    pass); ``layers`` are their layer numbers (default 1, 2, ...). The first
-    std that is not finite gives ``overflow``, the first above
-    ``BAND * reference`` ``exploding`` and the first below
-    ``reference / BAND`` ``vanishing``.
+    pass); ``layers`` are their layer numbers (default 1, 2, ...). A std that
+    is not finite anywhere gives ``overflow`` at the first such layer (the
+    worst outcome wins, even after the std has left the band); otherwise the
+    first std above ``BAND * reference`` gives ``exploding`` and the first
+    below ``reference / BAND`` ``vanishing``.
 
     >>> str(judge([1.0, 0.5, 0.05], 1.0, direction="forward"))
     'vanishing at layer 3 (forward)'
+    >>> str(judge([1.0, 20.0, float("inf")], 1.0, direction="forward"))
+    'overflow at layer 3 (forward)'
     >>> judge([1.0, 2.0], 1.0, direction="forward").kind
     'stable'
     """
     numbers = list(range(1, len(stds) + 1)) if layers is None else list(layers)
+    if len(numbers) != len(stds):
+        raise ValueError(f"layers has {len(numbers)} entries for {len(stds)} stds; they must match")
+    if not math.isfinite(reference):
+        return Verdict("overflow", numbers[0] if numbers else None, direction)
     for layer, std in zip(numbers, stds, strict=True):
-        if not math.isfinite(std) or not math.isfinite(reference):
+        if not math.isfinite(std):
             return Verdict("overflow", layer, direction)
+    for layer, std in zip(numbers, stds, strict=True):
         if std > BAND * reference:
             return Verdict("exploding", layer, direction)
         if std < reference / BAND:
@@ -642,11 +650,11 @@ def _label(init: Any) -> str:
 class _WeightSource:
     """The weights of every layer, via :func:`berry.sample`.
 
-    A scale rule's weights are its std times the rule-free unit draw of the
-    same key (``sample(..., std=1.0)``): normal, truncated normal and uniform
-    are location-scale families, so this is the draw ``sample`` makes, and
-    rules that share a draw (Xavier, LeCun and He on square layers) cost one
-    draw per layer instead of one per rule.
+    A scale rule's weights are its std times the unit-std draw of the same
+    key (``sample(..., std=1.0)``): normal, truncated normal and uniform are
+    location-scale families, so this is the draw ``sample`` makes with the
+    rule (equal to float64 rounding), and all the rules share one draw per
+    layer instead of one each.
     """
 
     def __init__(self, network: _Network, distribution: str, seed: int, gain: float, dtype: str) -> None:

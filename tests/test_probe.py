@@ -1,0 +1,339 @@
+"""berry.probe held to the theory of signal propagation, with fixed seeds.
+
+The claims tested are those of the seed (too-large weights explode, too-small vanish) made precise by
+He et al. 2015, Poole et al. 2016, Schoenholz et al. 2017, Klambauer et al. 2017 and Hanin & Rolnick 2018.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from berry import probe
+from berry.activations import get_activation
+from berry.probe import BAND, Verdict, judge, mean_field
+from berry.sampling import sample
+
+
+def _rms(network: probe.NetworkProbe) -> np.ndarray:
+    """Root mean square of each layer's activations: the std with the mean put back."""
+    return np.sqrt(network.series("act_std") ** 2 + network.series("act_mean") ** 2)
+
+
+# --- the theory ---------------------------------------------------------------------------------
+
+
+def test_relu_with_he_or_deepnet_stays_stable_for_100_layers():
+    # He et al. 2015: variance 2/fan keeps E[x^2] constant through ReLU layers (fan_in = fan_out here).
+    report = probe.run(["he", "deepnet"], depth=100, width=512, batch_size=64, seed=0)
+    for network in report:
+        assert network.verdict.kind == "stable", network.verdict
+        relative = _rms(network) / network.input_std
+        assert relative.min() > 0.5 and relative.max() < 2.0, (relative.min(), relative.max())
+        preact = network.series("preact_std")
+        assert np.all((preact / preact[0] > 0.5) & (preact / preact[0] < 2.0))
+        grads = network.series("grad_std")
+        assert np.all((grads / grads[-1] > 0.5) & (grads / grads[-1] < 2.0))
+
+
+def test_relu_with_xavier_vanishes():
+    # Xavier's variance 1/fan is half what ReLU needs: the std shrinks by sqrt(2) per layer, so it leaves
+    # the band after log(10)/log(sqrt(2)) = 6.6 layers, and by 2**-25 after 50.
+    network = probe.run("xavier", depth=50, width=256, seed=0)["xavier"]
+    assert network.verdict.kind == "vanishing"
+    assert network.verdict.direction == "forward"
+    assert 6 <= network.verdict.layer <= 10
+    preact = network.series("preact_std")
+    assert preact[-1] / preact[0] < 1e-6
+    assert network.backward.kind == "vanishing"
+
+
+def test_tanh_with_xavier_stays_bounded_while_tanh_with_he_saturates():
+    # Poole et al. 2016, Schoenholz et al. 2017. With sigma_w^2 = 1 (Xavier on square layers) tanh sits at the
+    # edge of chaos: q_l ~ 1/(2l) decays only polynomially, no unit saturates, and chi = E[tanh'^2] <= 1
+    # never lets the gradients grow. With sigma_w^2 = 2 (He) the pre-activations settle at q* ~ 0.62, a few
+    # percent of the entries sit where tanh' < 0.1 (|tanh| > 0.95: "saturated"), and
+    # chi = 2 E[tanh'^2] ~ 1.1 > 1: the chaotic phase, where gradients grow by sqrt(chi) per layer backward.
+    report = probe.run(["xavier", "he"], depth=100, width=256, activation="tanh", seed=0)
+    xavier, he = report["xavier"], report["he"]
+
+    assert xavier.verdict.kind != "overflow" and xavier.backward.kind != "exploding"
+    assert np.all(xavier.series("act_std") <= 1.0)
+    assert xavier.series("preact_std")[-1] > 0.03  # polynomial decay (mean field: 1/sqrt(201) = 0.07)
+    grads = xavier.series("grad_std")
+    assert np.max(grads / grads[-1]) <= 1.05
+    assert np.max(xavier.series("saturated_fraction")[10:]) < 1e-3  # the input itself has |x| > 1.8 at times
+
+    deep_saturation = np.mean(he.series("saturated_fraction")[-10:])
+    assert deep_saturation > 0.01
+    assert deep_saturation > 20 * max(np.mean(xavier.series("saturated_fraction")[-10:]), 1e-4)
+    assert he.forward.kind == "stable"
+    assert he.backward.kind == "exploding"
+    assert he.series("grad_std")[0] / he.series("grad_std")[-1] > BAND
+
+
+def test_linear_with_lecun_is_stable():
+    network = probe.run("lecun", depth=100, width=256, activation="linear", seed=0)["lecun"]
+    assert network.verdict.kind == "stable"
+    relative = network.series("preact_std") / network.input_std
+    assert relative.min() > 0.5 and relative.max() < 2.0
+
+
+def test_selu_with_lecun_self_normalizes():
+    # Klambauer et al. 2017: with variance 1/fan_in, (mean 0, variance 1) is an attracting fixed point.
+    network = probe.run("lecun", depth=100, width=256, activation="selu", seed=0)["lecun"]
+    assert network.forward.kind == "stable"
+    assert np.max(np.abs(network.series("act_mean"))) < 0.1
+    stds = network.series("act_std")
+    assert stds.min() > 0.85 and stds.max() < 1.15
+    theory = mean_field("selu", [1.0] * 100)
+    assert abs(theory.act_mean[-1]) < 1e-6 and abs(theory.act_second_moment[-1] - 1) < 1e-6
+
+
+def test_residual_mlp_explodes_without_branch_scaling_and_not_with_it():
+    # Each unscaled ReLU/He block doubles the stream's variance; with alpha = 1/sqrt(depth) the growth is
+    # (1 + 1/depth)^depth < e in variance (Hanin & Rolnick 2018).
+    depth = 50
+    unscaled = probe.run("he", depth=depth, width=256, residual=True, seed=0)["he"]
+    assert unscaled.verdict.kind in ("exploding", "overflow")
+    assert unscaled.forward.layer is not None and unscaled.forward.layer <= 10
+    scaled = probe.run("he", depth=depth, width=256, residual=True, branch_scale=1 / math.sqrt(depth), seed=0)["he"]
+    assert scaled.verdict.kind == "stable"
+    stream = scaled.series("preact_std") / scaled.input_std
+    assert stream.max() < math.sqrt(math.e) * 1.2
+    deeper = probe.run("he", depth=10, width=256, residual=True, seed=0)["he"]
+    assert deeper.series("preact_std")[-1] < unscaled.series("preact_std")[-1] / 1e4  # it grows with depth
+
+
+@pytest.mark.parametrize(
+    ("activation", "init", "depth", "options"),
+    [
+        ("relu", "he", 10, {}),
+        ("tanh", "xavier", 15, {}),
+        ("tanh", "he", 15, {}),
+        ("selu", "lecun", 15, {}),
+        ("gelu", "he", 6, {}),
+        ("relu", "he", 15, {"residual": True, "branch_scale": 0.25}),
+    ],
+)
+def test_mean_field_agrees_with_the_measurement_within_10_percent_at_width_1024(activation, init, depth, options):
+    network = probe.run(init, depth=depth, width=1024, batch_size=16, activation=activation, seed=0,
+                        **options)[init]
+    forward = network.series("preact_std") / network.series("mean_field_std")
+    backward = network.series("grad_std") / network.series("mean_field_grad_std")
+    assert np.all(np.abs(forward - 1) < 0.10), forward
+    assert np.all(np.abs(backward - 1) < 0.10), backward
+
+
+def test_conv_stack_follows_the_same_theory():
+    report = probe.run(["xavier", "he"], arch="conv", depth=20, width=32, batch_size=4, seed=0)
+    assert report["he"].verdict.kind == "stable"
+    assert report["xavier"].verdict.kind == "vanishing"
+    # the rule saw the kernel's fans: (3 * 3 * 32) inputs per output
+    assert report["he"].weight_std == pytest.approx(math.sqrt(2 / (9 * 32)))
+
+
+def test_conv_mean_field_agrees_within_10_percent():
+    network = probe.run("he", arch="conv", depth=6, width=128, batch_size=2, seed=0)["he"]
+    ratio = network.series("preact_std") / network.series("mean_field_std")
+    assert np.all(np.abs(ratio - 1) < 0.10), ratio
+
+
+# --- mean field -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variance", [0.3, 1.0, 7.0])
+def test_mean_field_quadrature_is_exact_for_relu(variance):
+    theory = mean_field("relu", [variance])  # one layer fed by E[x^2] = 1: q = variance
+    assert theory.preact_var[0] == pytest.approx(variance, rel=1e-14)
+    assert theory.act_second_moment[0] == pytest.approx(variance / 2, rel=1e-12)
+    assert theory.act_mean[0] == pytest.approx(math.sqrt(variance / (2 * math.pi)), rel=1e-12)
+    assert theory.grad_var[0] == pytest.approx(0.5, rel=1e-12)
+
+
+def test_mean_field_matches_direct_integration_with_and_without_kinks():
+    integrate = pytest.importorskip("scipy.integrate")
+    for name, param in [("tanh", None), ("leaky_relu", 0.2), ("elu", 1.0), ("gelu", None)]:
+        act = get_activation(name, param)
+        q = 1.7
+        theory = mean_field(act, [q])
+
+        def second_moment(z, act=act, q=q):
+            return float(act(np.array([math.sqrt(q) * z]))[0] ** 2) * math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+
+        exact = integrate.quad(second_moment, -np.inf, 0)[0] + integrate.quad(second_moment, 0, np.inf)[0]
+        assert theory.act_second_moment[0] == pytest.approx(exact, rel=1e-7), name
+
+
+def test_mean_field_edge_of_chaos_tanh_decays_like_one_over_two_l():
+    # q_{l+1} = E[tanh(sqrt(q_l) z)^2] ~ q_l - 2 q_l^2, so 1/q grows by 2 per layer.
+    q = mean_field("tanh", [1.0] * 400).preact_var
+    assert 1 / q[-1] - 1 / q[-101] == pytest.approx(200, rel=0.05)
+
+
+def test_mean_field_rejects_mismatched_layers():
+    with pytest.raises(ValueError, match="sigma_w2_out"):
+        mean_field("relu", [2.0, 2.0], [2.0])
+    with pytest.raises(ValueError, match="sigma_w2_in"):
+        mean_field("relu", [-1.0])
+
+
+# --- the computation --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_backward_products_are_the_adjoints_of_the_forward_product(arch):
+    # <forward(x, W), g> = <x, backward(g, W)> = <W, weight_gradient(x, g)>: exact backpropagation.
+    network = probe._Network(arch, width=5, kernel_size=3, image_size=4)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(network.input_shape(3))
+    weight = rng.standard_normal(network.weight_shape)
+    grad = rng.standard_normal(network.forward(x, weight).shape)
+    inner = np.sum(network.forward(x, weight) * grad)
+    assert np.sum(x * network.backward(grad, weight)) == pytest.approx(inner, rel=1e-12)
+    assert np.sum(weight * network.weight_gradient(x, grad)) == pytest.approx(inner, rel=1e-12)
+
+
+def test_conv_is_a_circular_cross_correlation():
+    network = probe._Network("conv", width=2, kernel_size=3, image_size=4)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 4, 4, 2))
+    kernel = rng.standard_normal((3, 3, 2, 2))
+    expected = np.zeros((1, 4, 4, 2))
+    for row in range(4):
+        for col in range(4):
+            for i in range(3):
+                for j in range(3):
+                    expected[0, row, col] += x[0, (row + i - 1) % 4, (col + j - 1) % 4] @ kernel[i, j]
+    np.testing.assert_allclose(network.forward(x, kernel), expected, rtol=1e-12)
+
+
+def test_weights_are_berry_samples_keyed_by_seed_and_layer_name():
+    network = probe._Network("mlp", width=16, kernel_size=3, image_size=8)
+    for distribution in ("normal", "uniform", "truncated_normal"):
+        source = probe._WeightSource(network, distribution, seed=7, gain=1.0, dtype="float64")
+        std = source.rule_std("he")
+        expected = sample((16, 16), "he", distribution=distribution, seed=7, name="layer3.weight", dtype="float64")
+        np.testing.assert_allclose(source.weight(3, "he", std), expected, rtol=1e-13)  # float64 rounding
+
+
+def test_runs_are_reproducible_and_seeded():
+    first = probe.run(["he"], depth=5, width=32, seed=3).to_dict()
+    again = probe.run(["he"], depth=5, width=32, seed=3).to_dict()
+    other = probe.run(["he"], depth=5, width=32, seed=4).to_dict()
+    assert first == again
+    assert first["networks"][0]["layers"] != other["networks"][0]["layers"]
+
+
+def test_rules_with_the_same_std_share_one_network_but_keep_their_labels():
+    report = probe.run(["xavier", "lecun", "he"], depth=4, width=32)
+    assert [n.label for n in report] == ["xavier", "lecun", "he"]
+    assert report["xavier"].layers == report["lecun"].layers
+    assert report["xavier"].layers != report["he"].layers
+
+
+def test_default_compares_every_registered_rule():
+    from berry.initializations import list_initializations
+
+    report = probe.run(depth=3, width=16)
+    assert [n.label for n in report] == list(list_initializations(aliases=False))
+
+
+def test_huge_weights_overflow_in_float32():
+    network = probe.run("he", depth=30, width=64, gain=1e3, seed=0)["he"]
+    assert network.verdict.kind == "overflow"
+    assert network.verdict.direction == "forward"
+    assert network.verdict.layer < 30
+
+
+def test_structural_initializers_and_callable_rules_and_activations():
+    report = probe.run(["orthogonal"], depth=10, width=64, activation="linear", seed=0)
+    assert report["orthogonal"].verdict.kind == "stable"
+    assert report["orthogonal"].weight_std is None
+    # orthogonal weights keep every input's norm exactly; the std over entries moves only by its mean
+    np.testing.assert_allclose(report["orthogonal"].series("preact_std"), report["orthogonal"].input_std, rtol=1e-3)
+
+    def half_he(shape=None, fan_in=None, fan_out=None, gain=1.0, **kwargs):
+        return gain * math.sqrt(1.0 / shape[0])
+
+    by_callable = probe.run(half_he, depth=6, width=32, activation=lambda x: np.tanh(x))
+    by_name = probe.run("lecun", depth=6, width=32, activation="tanh")
+    np.testing.assert_allclose(by_callable["half_he"].series("preact_std"), by_name["lecun"].series("preact_std"),
+                               rtol=1e-6)
+
+
+def test_dead_units_are_counted():
+    network = probe.run("he", depth=40, width=64, batch_size=16, seed=0)["he"]
+    dead = network.series("dead_fraction")
+    assert np.all((dead >= 0) & (dead <= 1))
+    assert dead[-1] > 0.1  # deep ReLU nets correlate their inputs, so many units never fire on the batch
+    assert probe.run("he", depth=3, width=16, activation="tanh")["he"].series("dead_fraction").max() == 0
+
+
+# --- verdicts, report and errors --------------------------------------------------------------
+
+
+def test_judge():
+    assert judge([1.0, 2.0, 9.0], 1.0, direction="forward") == Verdict("stable")
+    assert judge([1.0, 11.0], 1.0, direction="forward") == Verdict("exploding", 2, "forward")
+    assert judge([0.5, 0.09], 1.0, direction="forward") == Verdict("vanishing", 2, "forward")
+    assert judge([3.0, math.inf], 1.0, direction="backward", layers=[5, 4]) == Verdict("overflow", 4, "backward")
+    assert judge([math.nan], 1.0, direction="forward").kind == "overflow"
+    assert judge([20.0, math.inf], 1.0, direction="forward") == Verdict("overflow", 2, "forward")
+    with pytest.raises(ValueError, match="layers"):
+        judge([1.0], 1.0, direction="forward", layers=[1, 2])
+    assert str(Verdict("exploding", 3, "backward")) == "exploding at layer 3 (backward)"
+
+
+def test_report_table_dict_and_lookup():
+    report = probe.run(["xavier", "he"], depth=12, width=32)
+    text = report.table()
+    assert "xavier" in text and "he" in text and "vanishing at layer" in text and "stable" in text
+    assert "layer12" not in text  # several networks: summary only
+    assert "layer12" in report.table(layers=True)
+    data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert data["band"] == [0.1, 10.0]
+    assert [n["label"] for n in data["networks"]] == ["xavier", "he"]
+    assert data["networks"][0]["verdict"]["kind"] == "vanishing"
+    assert len(data["networks"][1]["layers"]) == 12
+    assert data["config"]["depth"] == 12 and data["config"]["width"] == 32
+    assert report.verdicts == {"xavier": "vanishing", "he": "stable"}
+    with pytest.raises(KeyError, match="labels"):
+        report["kaiming"]
+
+
+def test_report_json_survives_overflow():
+    report = probe.run("he", depth=30, width=32, gain=1e3)
+    json.dumps(report.to_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"depth": 0}, "depth"),
+        ({"width": 0}, "width"),
+        ({"arch": "rnn"}, "arch"),
+        ({"kernel_size": 4, "arch": "conv"}, "kernel_size"),
+        ({"branch_scale": 0.5}, "residual"),
+        ({"residual": True, "branch_scale": -1.0}, "branch_scale"),
+        ({"inits": []}, "inits"),
+        ({"inits": ["he", "he"]}, "repeated"),
+        ({"activation": "rleu"}, "relu"),
+        ({"dtype": "float16"}, "dtype"),
+        ({"distribution": "cauchy"}, "distribution"),
+        ({"inits": ["hee"]}, "he"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(options, match):
+    options = {"depth": 2, "width": 4, **options}
+    inits = options.pop("inits", "he")
+    with pytest.raises(ValueError, match=match):
+        probe.run(inits, **options)
+
+
+def test_residual_must_be_a_bool():
+    with pytest.raises(TypeError, match="residual"):
+        probe.run("he", depth=2, width=4, residual="yes")
