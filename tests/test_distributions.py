@@ -7,6 +7,10 @@ property of berry's stream, not luck on the day.
 from __future__ import annotations
 
 import math
+import os
+import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -187,6 +191,34 @@ def test_orthogonal_distinct_names_give_distinct_matrices():
     b = sample((16, 16), "orthogonal", name="b")
     assert not np.allclose(a, b)
     np.testing.assert_array_equal(a, sample((16, 16), "orthogonal", name="a"))
+
+
+ORTHOGONAL_SCRIPT = """
+import hashlib, sys, numpy as np, berry
+for shape in [(300, 300), (400, 120)]:
+    w = berry.sample(shape, "orthogonal", dtype="float64", name="blas")
+    sys.stdout.write(w.tobytes().hex() + "\\n")
+"""
+
+
+def _orthogonal_in_subprocess(**env_vars: str) -> list[np.ndarray]:
+    env = {**os.environ, **env_vars, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run([sys.executable, "-c", ORTHOGONAL_SCRIPT], capture_output=True, text=True, env=env, check=True)
+    return [np.frombuffer(bytes.fromhex(line), dtype=np.float64) for line in result.stdout.split()]
+
+
+@pytest.mark.slow
+def test_orthogonal_across_blas_threads_and_cpu_kernels():
+    # The documented guarantee: agreement to 1e-6 (not bits) for any BLAS thread count and CPU kernel;
+    # other kernels are emulated with OPENBLAS_CORETYPE (x86-64 OpenBLAS only). Measured: about 1e-14.
+    one = _orthogonal_in_subprocess(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    two = _orthogonal_in_subprocess(OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
+    uses_openblas = "openblas" in str(np.show_config(mode="dicts")["Build Dependencies"]["blas"]).lower()
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    if uses_openblas and platform.machine().lower() in ("x86_64", "amd64"):
+        for a, b in zip(one, _orthogonal_in_subprocess(OPENBLAS_CORETYPE="Prescott"), strict=True):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
 
 
 # -- delta-orthogonal ----------------------------------------------------------------------------
