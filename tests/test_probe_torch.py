@@ -120,7 +120,7 @@ def test_mapping_batches_and_integer_inputs():
 
 
 def test_bad_arguments():
-    with pytest.raises(TypeError, match="torch.nn.Module"):
+    with pytest.raises(TypeError, match=r"torch\.nn\.Module"):
         probe(lambda x: x, torch.zeros(2))
     with pytest.raises(TypeError, match="scalar"):
         probe(torch.nn.Linear(2, 2), torch.zeros(3, 2), loss=lambda out: out)

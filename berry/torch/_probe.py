@@ -199,9 +199,9 @@ def probe(
             output_grad_std = output_grad["std"]
         for record in records:
             weight = getattr(record["module"], "weight", None)
-            has_weight = isinstance(weight, torch.nn.Parameter)
-            record["has_weight"] = has_weight
-            record["weight_grad_std"] = _std(weight.grad) if has_weight and weight.grad is not None else None
+            record["has_weight"] = isinstance(weight, torch.nn.Parameter)
+            grad = weight.grad if isinstance(weight, torch.nn.Parameter) else None
+            record["weight_grad_std"] = None if grad is None else _std(grad)
     finally:
         for handle in handles:
             handle.remove()
