@@ -149,6 +149,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
             os.environ.setdefault(variable, "1")
     from berry import probe
 
+    if args.no_plot and args.plot is not None:
+        raise CommandError("--plot and --no-plot contradict each other; give one")
     inits = [name.strip() for name in args.inits.split(",") if name.strip()] if args.inits else None
     branch_scale = args.branch_scale
     if branch_scale == "auto":
@@ -168,8 +170,6 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         gain=args.gain,
         dtype=args.dtype,
     )
-    if args.no_plot and args.plot is not None:
-        raise CommandError("--plot and --no-plot contradict each other; give one")
     plot_path = None if args.no_plot else (args.plot or _DEFAULT_PROBE_PLOT)
     note = None
     if plot_path is not None:
