@@ -270,6 +270,14 @@ def orthogonal(
 
     Computes the full matrix in float64 and slices the region; see the module
     documentation for what the last bits guarantee.
+
+    Examples
+    --------
+    >>> import berry
+    >>> w = berry.sample((3, 3, 16, 32), "orthogonal", seed=0, name="conv", dtype="float64")
+    >>> m = w.reshape(-1, 32)                    # (kh * kw * in, out): 32 orthonormal columns
+    >>> bool(np.allclose(m.T @ m, np.eye(32)))
+    True
     """
     rank = len(shape)
     axis = out_axis % rank
@@ -308,6 +316,13 @@ def delta_orthogonal(
     ``layout="torch"``, ``(out, in, *k)`` holding the transpose ``H^T``.
 
     Also known as: ``delta_orthogonal`` (JAX), ConvDelta-orthogonal.
+
+    Examples
+    --------
+    >>> import berry
+    >>> w = berry.sample((3, 3, 4, 8), "delta_orthogonal", seed=0, dtype="float64")
+    >>> bool(np.allclose(w[1, 1] @ w[1, 1].T, np.eye(4))), bool(w[0].any())
+    (True, False)
     """
     torch_layout = layout == "torch"
     spatial_axes = range(2, len(shape)) if torch_layout else range(len(shape) - 2)
@@ -339,6 +354,13 @@ def eye(out: np.ndarray, *, shape: tuple[int, ...], region: Region, gain: float 
     Also known as: ``eye_`` (torch), ``Identity`` (Keras), identity init
     (Le et al. 2015, "A simple way to initialize recurrent networks of
     rectified linear units").
+
+    Examples
+    --------
+    >>> import berry
+    >>> berry.sample((2, 3), "eye", gain=2.0)
+    array([[2., 0., 0.],
+           [0., 2., 0.]], dtype=float32)
     """
     out[...] = 0
     rows, cols = region[-2], region[-1]
@@ -370,6 +392,16 @@ def dirac(
     stored transposed: ``W[c, d, gm + d] = g``.
 
     Also known as: ``dirac_`` (torch), identity convolution.
+
+    Examples
+    --------
+    >>> import berry
+    >>> w = berry.sample((4, 2, 3), "dirac", layout="torch", groups=2)
+    >>> w[:, :, 1]                             # the center tap: each group copies its inputs
+    array([[1., 0.],
+           [0., 1.],
+           [1., 0.],
+           [0., 1.]], dtype=float32)
     """
     torch_layout = layout == "torch"
     rank = len(shape)
@@ -395,6 +427,13 @@ def constant(out: np.ndarray, value: float) -> None:
     """Every element equal to ``value`` (rounded once to the output dtype).
 
     Also known as: ``constant_``/``zeros_``/``ones_`` (torch), ``Constant``/``Zeros``/``Ones`` (Keras).
+
+    Examples
+    --------
+    >>> import berry
+    >>> berry.sample((2, 2), "constant", value=0.5, dtype="float16")
+    array([[0.5, 0.5],
+           [0.5, 0.5]], dtype=float16)
     """
     store(out, np.float64(value))
 
@@ -445,6 +484,13 @@ def sparse(
     the full matrix bit for bit.
 
     Also known as: ``sparse_`` (torch), sparse initialization (Martens).
+
+    Examples
+    --------
+    >>> import berry
+    >>> w = berry.sample((10, 6), "sparse", sparsity=0.3, seed=0)
+    >>> (w == 0).sum(axis=0)                   # ceil(0.3 * 10) zeros in every column
+    array([3, 3, 3, 3, 3, 3])
     """
     fill_elementwise(out, law, key=key, shape=shape, region=region, threads=threads)
     rows = shape[0]

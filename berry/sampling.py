@@ -606,7 +606,8 @@ def sample(
     value:
         The fill value of ``init="constant"``.
     out:
-        An array of the region's shape to fill and return.
+        An array of the region's shape to fill and return (a strided view
+        is filled through a temporary of its size).
     threads:
         Threads for the stream (default: all cores); the bits do not depend on it.
 
