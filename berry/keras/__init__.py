@@ -13,7 +13,7 @@ backend, JAX or PyTorch is selected (see :mod:`berry.keras._backend`).
 >>> layer = keras.layers.Dense(3, kernel_initializer=berry.keras.GlorotUniform(seed=0, name="dense"))
 >>> layer.build((None, 4))
 >>> expected = berry.sample((4, 3), "xavier", distribution="uniform", seed=0, name="dense")
->>> bool((keras.ops.convert_to_numpy(layer.kernel) == expected).all())
+>>> bool((keras.ops.convert_to_numpy(layer.kernel.value) == expected).all())
 True
 """
 
