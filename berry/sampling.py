@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from berry import distributions
+from berry import _lowp, distributions
 from berry._validation import check_choice, check_finite, check_int, check_positive, check_shape, unknown_name
 
 __all__ = ["STRUCTURAL_INITIALIZERS", "InitSpec", "resolve_region", "sample"]
@@ -75,7 +75,7 @@ STRUCTURAL_INITIALIZERS: dict[str, str] = {
 
 _DISTRIBUTION_ALIASES = {"trunc_normal": "truncated_normal", "truncnorm": "truncated_normal"}
 
-_SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64")
+_SUPPORTED_DTYPES = _lowp.SUPPORTED_DTYPES
 
 # Options each kind of initializer uses; "rule" is any scale rule. dtype and layout are always accepted.
 _ELEMENTWISE_OPTIONS = frozenset({"distribution", "mean", "std", "bounds", "correct_variance", "low", "high"})
@@ -108,13 +108,7 @@ def _resolve_dtype(dtype: Any) -> np.dtype:
         return np.dtype(ml_dtypes.bfloat16)
     if dtype is None or isinstance(dtype, bool):
         raise TypeError(f"dtype must be one of {', '.join(_SUPPORTED_DTYPES)}, got {dtype!r}")
-    try:
-        resolved = np.dtype(dtype)
-    except (TypeError, ValueError):
-        raise unknown_name("dtype", dtype, _SUPPORTED_DTYPES) from None
-    if resolved.name not in _SUPPORTED_DTYPES:
-        raise unknown_name("dtype", dtype, _SUPPORTED_DTYPES)
-    return resolved
+    return _lowp.resolve_dtype(dtype)
 
 
 def _resolve_init(init: Any) -> str | Callable[..., float]:
