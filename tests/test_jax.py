@@ -410,3 +410,28 @@ def test_import_berry_jax_does_not_import_jax():
 
 def test_repr_names_the_factory():
     assert repr(bj.he_normal(name="w")) == "berry.jax.he_normal(), name='w'"
+
+
+# ------------------------------------------------------------------ regions (what each shard computes)
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+
+@st.composite
+def shapes_and_regions(draw):
+    shape = tuple(draw(st.lists(st.integers(1, 6), min_size=2, max_size=3)))
+    region = []
+    for size in shape:
+        start = draw(st.integers(0, size - 1))
+        region.append(slice(start, draw(st.integers(start + 1, size))))
+    return shape, tuple(region), draw(st.integers(-len(shape), len(shape) - 1))
+
+
+@hypothesis.settings(max_examples=25, deadline=None, derandomize=True)
+@hypothesis.given(shapes_and_regions())
+def test_region_values_are_slices_of_the_whole(case):
+    shape, region, column_axis = case
+    for init in (bj.he_uniform(name="r"), bj.orthogonal(column_axis=column_axis), bj.constant(2.0)):
+        whole = init.values(3, shape)
+        np.testing.assert_array_equal(init.values(3, shape, region=region), whole[region])
