@@ -385,6 +385,8 @@ class InitSpec:
             return self.std
         if self.kind == "sparse":
             return _SPARSE_DEFAULT_STD
+        if self.kind != "rule":
+            raise ValueError(f"init={self.kind!r} is not a scale rule, so it has no standard deviation")
         from berry.fans import fans_for
         from berry.initializations import get_initialization
 

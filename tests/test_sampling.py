@@ -42,6 +42,13 @@ def test_explicit_fans_layout_groups_and_gain_reach_the_rule():
     )
 
 
+def test_scale_of_specs_without_a_rule():
+    assert InitSpec("sparse").scale((10, 10)) == 0.01
+    assert InitSpec("sparse", std=0.2).scale((10, 10)) == 0.2
+    with pytest.raises(ValueError, match="init='orthogonal' is not a scale rule"):
+        InitSpec("orthogonal").scale((10, 10))
+
+
 def test_rule_callable_and_registered_name_give_the_same_values():
     def flat(shape=None, fan_in=None, fan_out=None, gain=1.0, **kwargs):
         return 0.05 * gain
