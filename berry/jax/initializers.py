@@ -156,8 +156,8 @@ class Initializer:
         plan = self.plan(shape)
         if out_sharding is not None:
             return _sharded(plan, self.name, shape, out_sharding, key, np_dtype)
-        if not self.random:
-            return jnp.asarray(plan.values(0, self.name, np_dtype))
+        if isinstance(plan, FullPlan):  # constants (and empty shapes) need no key and no host work
+            return jnp.full(shape, plan.value, dtype=np_dtype)
         words = key_words(key)
         if not isinstance(words, jax.core.Tracer):
             return jnp.asarray(plan.values(seed_from_words(np.asarray(words)), self.name, np_dtype))
