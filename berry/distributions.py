@@ -499,19 +499,26 @@ def sparse(
     columns = column_piece.stop - column_piece.start
     if zeros_per_column == 0 or out.size == 0:
         return
-    ranks = np.empty((rows, columns), dtype=np.float64)
-    stream.fill(
-        ranks,
-        stream.Uniform(0.0, 1.0),
-        key=stream.key_for(key, "berry.sparse.zero-rows"),
-        global_shape=shape,
-        region_start=(0, column_piece.start),
-        threads=threads,
-    )
-    zero_rows = np.argsort(ranks, axis=0, kind="stable")[:zeros_per_column]
-    is_zero = np.zeros((rows, columns), dtype=bool)
-    is_zero[zero_rows, np.arange(columns)] = True
-    out[is_zero[row_piece.start : row_piece.stop]] = 0
+    # Column blocks keep the scratch (ranking uniforms, their order, the mask) near 32 MiB.
+    block = max(1, _SPARSE_SCRATCH_ELEMENTS // rows)
+    for first in range(0, columns, block):
+        width = min(block, columns - first)
+        ranks = np.empty((rows, width), dtype=np.float64)
+        stream.fill(
+            ranks,
+            stream.Uniform(0.0, 1.0),
+            key=stream.key_for(key, "berry.sparse.zero-rows"),
+            global_shape=shape,
+            region_start=(0, column_piece.start + first),
+            threads=threads,
+        )
+        zero_rows = np.argsort(ranks, axis=0, kind="stable")[:zeros_per_column]
+        is_zero = np.zeros((rows, width), dtype=bool)
+        is_zero[zero_rows, np.arange(width)] = True
+        out[:, first : first + width][is_zero[row_piece.start : row_piece.stop]] = 0
+
+
+_SPARSE_SCRATCH_ELEMENTS = 1 << 21
 
 
 def region_shape(region: Sequence[slice]) -> tuple[int, ...]:

@@ -206,3 +206,13 @@ def test_bad_regions_are_rejected(region, error, message):
 def test_bad_region_is_rejected_for_structural_initializers_too():
     with pytest.raises(ValueError, match="outside axis 1"):
         sample((4, 4), "orthogonal", region=(slice(None), slice(0, 9)))
+
+
+def test_sparse_in_column_blocks_equals_one_block(monkeypatch):
+    from berry import distributions
+
+    full = sample((50, 40), "sparse", sparsity=0.3)
+    monkeypatch.setattr(distributions, "_SPARSE_SCRATCH_ELEMENTS", 120)  # blocks of 2 columns
+    assert same_bits(sample((50, 40), "sparse", sparsity=0.3), full)
+    region = (slice(3, 30), slice(5, 38))
+    assert same_bits(sample((50, 40), "sparse", sparsity=0.3, region=region), full[region])
