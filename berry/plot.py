@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["plot_probe"]
 
-_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f")
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<")
 _STYLES = ("-", "--", "-.", (0, (5, 1.5, 1, 1.5)), (0, (3, 1)), "-", "--", "-.", ":")
 _VERDICT_COLORS = {"stable": "#2ca02c", "vanishing": "#1f77b4", "exploding": "#d62728", "overflow": "#7f0000"}
@@ -44,11 +44,12 @@ def _positive(values: np.ndarray) -> np.ndarray:
     return shown
 
 
-def _legend_label(network: NetworkProbe) -> str:
+def _legend_label(network: NetworkProbe, twin: NetworkProbe | None) -> str:
     verdict = network.verdict
-    if verdict.kind == "stable":
-        return f"{network.label}: stable"
-    return f"{network.label}: {verdict.kind} at layer {verdict.layer} ({verdict.direction})"
+    text = f"{network.label}: {verdict}"
+    if twin is not None:
+        text += f"  (= {twin.label})"  # same std on these layers: the very same network, drawn on top
+    return text
 
 
 def plot_probe(
@@ -111,6 +112,7 @@ def plot_probe(
         axes.axhline(1.0, color="0.6", linewidth=0.6, zorder=1)
         lowest, highest = 1 / BAND, BAND
         for index, network in enumerate(report.networks):
+            twin = next((other for other in report.networks[:index] if other.layers == network.layers), None)
             reference = getattr(network, reference_name)
             if not (math.isfinite(reference) and reference > 0):
                 reference = 1.0
@@ -121,7 +123,7 @@ def plot_probe(
             (line,) = axes.plot(
                 layers, measured, color=color, linestyle=_STYLES[index % len(_STYLES)], linewidth=1.8,
                 marker=_MARKERS[index % len(_MARKERS)], markersize=5,
-                markevery=(index % marker_every, marker_every), label=_legend_label(network), zorder=3,
+                markevery=(index % marker_every, marker_every), label=_legend_label(network, twin), zorder=3,
             )
             if axes is forward_axes:
                 handles.append(line)

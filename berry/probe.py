@@ -290,10 +290,11 @@ class ProbeReport:
 
         show_layers = len(self.networks) == 1 if layers is None else layers
         blocks = [self.title(), ""]
-        blocks.append(format_table(_summary_rows(self), _SUMMARY_HEADER))
+        blocks.append(format_table(_summary_rows(self), _summary_header(self)))
         blocks.append(
-            f"\nverdict: where the std of the pre-activations (forward) or of their gradients (backward) "
-            f"left [1/{BAND:g}, {BAND:g}] x its start."
+            f"\nverdict: the first layer where the std of the pre-activations (forward) or of their gradients "
+            f"(backward)\nleft [1/{BAND:g}, {BAND:g}] x its start (the input's std, the output gradient's); "
+            "L1 = first layer."
         )
         if show_layers:
             for network in self.networks:
@@ -319,10 +320,6 @@ class ProbeReport:
         return plot_probe(self, path, **options)
 
 
-_SUMMARY_HEADER = (
-    "init", "weight std", "verdict", "pre-act std first", "last", "mean-field last",
-    "grad std last", "first", "dead last",
-)
 _LAYER_HEADER = (
     "layer", "pre-act std", "mean-field", "act std", "act mean", "grad std", "mean-field grad",
     "weight grad std", "dead", "saturated",
@@ -338,6 +335,12 @@ def _short(value: float | None) -> float | str:
     return float(f"{value:.3g}")
 
 
+def _summary_header(report: ProbeReport) -> tuple[str, ...]:
+    last = max(len(network.layers) for network in report.networks)
+    return ("init", "weight std", "verdict", "pre-act std L1", f"pre-act std L{last}", f"mean field L{last}",
+            "grad std L1", f"dead units L{last}")
+
+
 def _summary_rows(report: ProbeReport) -> list[tuple[Any, ...]]:
     rows = []
     for network in report.networks:
@@ -349,7 +352,6 @@ def _summary_rows(report: ProbeReport) -> list[tuple[Any, ...]]:
             _short(first.preact_std),
             _short(last.preact_std),
             _short(last.mean_field_std),
-            _short(last.grad_std),
             _short(first.grad_std),
             _short(last.dead_fraction),
         ))
