@@ -46,6 +46,7 @@ from berry.fans import fans_for
 
 __all__ = [
     "MODES",
+    "STRUCTURAL_INITIALIZERS",
     "Rule",
     "deepnet",
     "get_initialization",
@@ -354,6 +355,21 @@ def geometric(
 
 # --- the registry ------------------------------------------------------------------------------
 
+#: Initializers that are not scale rules (they fix the values' structure, not only their scale);
+#: :func:`berry.sample` implements them and the registry keeps their names free.
+STRUCTURAL_INITIALIZERS: dict[str, str] = {
+    "orthogonal": "orthogonal",
+    "delta_orthogonal": "delta_orthogonal",
+    "eye": "eye",
+    "identity": "eye",
+    "dirac": "dirac",
+    "sparse": "sparse",
+    "zeros": "zeros",
+    "ones": "ones",
+    "constant": "constant",
+}
+
+
 _RULES: dict[str, Callable[..., float]] = {
     "xavier": xavier,
     "deepnet": deepnet,
@@ -467,6 +483,8 @@ def register_initialization(
     for key in (name, *aliases):
         if not isinstance(key, str) or not key:
             raise ValueError(f"aliases must be non-empty strings, got {key!r}")
+        if key.lower() in STRUCTURAL_INITIALIZERS:
+            raise ValueError(f"{key!r} names a structural initializer of berry.sample; choose another name")
         if _canonical(key) is not None and not overwrite:
             raise ValueError(f"{key!r} is already registered; pass overwrite=True to replace it")
     _RULES[name.lower()] = rule

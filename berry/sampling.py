@@ -55,24 +55,14 @@ from typing import Any
 
 import numpy as np
 
-from berry import _lowp, distributions
+from berry import _lowp, distributions, stream
 from berry._validation import check_choice, check_finite, check_int, check_positive, check_shape, unknown_name
+from berry.fans import LAYOUTS, fans_for
+from berry.initializations import STRUCTURAL_INITIALIZERS, get_initialization, list_initializations
 
 __all__ = ["STRUCTURAL_INITIALIZERS", "InitSpec", "resolve_region", "sample"]
 
 #: Initializers that are not scale rules, by name (aliases map to the canonical name).
-STRUCTURAL_INITIALIZERS: dict[str, str] = {
-    "orthogonal": "orthogonal",
-    "delta_orthogonal": "delta_orthogonal",
-    "eye": "eye",
-    "identity": "eye",
-    "dirac": "dirac",
-    "sparse": "sparse",
-    "zeros": "zeros",
-    "ones": "ones",
-    "constant": "constant",
-}
-
 _DISTRIBUTION_ALIASES = {"trunc_normal": "truncated_normal", "truncnorm": "truncated_normal"}
 
 _SUPPORTED_DTYPES = _lowp.SUPPORTED_DTYPES
@@ -113,7 +103,6 @@ def _resolve_dtype(dtype: Any) -> np.dtype:
 
 def _resolve_init(init: Any) -> str | Callable[..., float]:
     """A canonical structural name, a lower-case registered rule name, or a rule callable."""
-    from berry.initializations import get_initialization, list_initializations
 
     if isinstance(init, str):
         lowered = init.lower()
@@ -200,7 +189,6 @@ class InitSpec:
     value: float | None = None
 
     def __post_init__(self) -> None:
-        from berry.fans import LAYOUTS
 
         def normalize(field: str, value: Any) -> None:
             object.__setattr__(self, field, value)
@@ -309,7 +297,6 @@ class InitSpec:
         threads: int | None = None,
     ) -> np.ndarray:
         """Sample a tensor of global shape ``shape`` (or its ``region``); see :func:`sample`."""
-        from berry import stream
 
         dims = check_shape("shape", shape)
         seed = check_int("seed", seed, minimum=0)
@@ -387,8 +374,6 @@ class InitSpec:
             return _SPARSE_DEFAULT_STD
         if self.kind != "rule":
             raise ValueError(f"init={self.kind!r} is not a scale rule, so it has no standard deviation")
-        from berry.fans import fans_for
-        from berry.initializations import get_initialization
 
         dims = check_shape("shape", shape)
         rule = self.init if callable(self.init) else get_initialization(self.init)
@@ -438,7 +423,6 @@ class InitSpec:
 
         Raises ``ValueError`` for a rule callable that is not registered.
         """
-        from berry import stream
         from berry._version import __version__
 
         data: dict[str, Any] = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
@@ -465,7 +449,6 @@ class InitSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> InitSpec:
         """The spec written by :meth:`to_dict` (missing fields take their defaults)."""
-        from berry import stream
 
         if not isinstance(data, Mapping):
             raise TypeError(f"InitSpec.from_dict needs a mapping, got {type(data).__name__}")
