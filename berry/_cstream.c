@@ -85,6 +85,16 @@ __attribute__((target("avx2"))) static inline __m256d uniform4(__m256i words) {
     return _mm256_sub_pd(_mm256_castsi256_pd(mantissa), _mm256_set1_pd(1.0 - 0x1p-53));
 }
 
+/* Uniforms of 4 blocks (words x0..x3 in the low halves of 64-bit lanes), interleaved even/odd. */
+__attribute__((target("avx2"))) static inline void store_uniforms8(double *dst, __m256i x0, __m256i x1, __m256i x2,
+                                                                   __m256i x3, __m256i low32) {
+    __m256d even = uniform4(_mm256_or_si256(_mm256_slli_epi64(x0, 32), _mm256_and_si256(x1, low32)));
+    __m256d odd = uniform4(_mm256_or_si256(_mm256_slli_epi64(x2, 32), _mm256_and_si256(x3, low32)));
+    __m256d lo = _mm256_unpacklo_pd(even, odd), hi = _mm256_unpackhi_pd(even, odd); /* e0 o0 e2 o2 | e1 o1 e3 o3 */
+    _mm256_storeu_pd(dst, _mm256_permute2f128_pd(lo, hi, 0x20));
+    _mm256_storeu_pd(dst + 4, _mm256_permute2f128_pd(lo, hi, 0x31));
+}
+
 /* The same as philox_uniforms, 4 blocks (8 elements) per step with AVX2, u interleaved.
  * Each 32-bit Philox word lives in the low half of a 64-bit lane, so one _mm256_mul_epu32
  * gives the full 64-bit product; the high halves collect garbage that mul_epu32 ignores
@@ -101,10 +111,31 @@ __attribute__((target("avx2"))) static void philox_uniforms_avx2(uint32_t k0, ui
         a0 += PHILOX_W0;
         a1 += PHILOX_W1;
     }
+    const __m256i lanes = _mm256_setr_epi64x(0, 1, 2, 3), four = _mm256_set1_epi64x(4);
     int j = 0;
+    /* two independent groups of 4 blocks per step, so the multiplier never waits on a dependency */
+    for (; j + 8 <= nb; j += 8) {
+        __m256i block_a = _mm256_add_epi64(_mm256_set1_epi64x((long long)(block0 + (uint64_t)j)), lanes);
+        __m256i block_b = _mm256_add_epi64(block_a, four);
+        __m256i a0 = block_a, a1 = _mm256_srli_epi64(block_a, 32), a2 = _mm256_setzero_si256(), a3 = a2;
+        __m256i b0 = block_b, b1 = _mm256_srli_epi64(block_b, 32), b2 = _mm256_setzero_si256(), b3 = b2;
+        for (int round = 0; round < 10; round++) {
+            __m256i pa0 = _mm256_mul_epu32(a0, m0), pa1 = _mm256_mul_epu32(a2, m1);
+            __m256i pb0 = _mm256_mul_epu32(b0, m0), pb1 = _mm256_mul_epu32(b2, m1);
+            a0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pa1, 32), a1), key0[round]);
+            a2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pa0, 32), a3), key1[round]);
+            b0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pb1, 32), b1), key0[round]);
+            b2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pb0, 32), b3), key1[round]);
+            a1 = pa1;
+            a3 = pa0;
+            b1 = pb1;
+            b3 = pb0;
+        }
+        store_uniforms8(u + 2 * j, a0, a1, a2, a3, low32);
+        store_uniforms8(u + 2 * j + 8, b0, b1, b2, b3, low32);
+    }
     for (; j + 4 <= nb; j += 4) {
-        __m256i block = _mm256_add_epi64(_mm256_set1_epi64x((long long)(block0 + (uint64_t)j)),
-                                         _mm256_setr_epi64x(0, 1, 2, 3));
+        __m256i block = _mm256_add_epi64(_mm256_set1_epi64x((long long)(block0 + (uint64_t)j)), lanes);
         __m256i x0 = block, x1 = _mm256_srli_epi64(block, 32);
         __m256i x2 = _mm256_setzero_si256(), x3 = _mm256_setzero_si256();
         for (int round = 0; round < 10; round++) {
@@ -115,11 +146,7 @@ __attribute__((target("avx2"))) static void philox_uniforms_avx2(uint32_t k0, ui
             x1 = p1;
             x3 = p0;
         }
-        __m256d even = uniform4(_mm256_or_si256(_mm256_slli_epi64(x0, 32), _mm256_and_si256(x1, low32)));
-        __m256d odd = uniform4(_mm256_or_si256(_mm256_slli_epi64(x2, 32), _mm256_and_si256(x3, low32)));
-        __m256d lo = _mm256_unpacklo_pd(even, odd), hi = _mm256_unpackhi_pd(even, odd); /* e0 o0 e2 o2 | e1 o1 e3 o3 */
-        _mm256_storeu_pd(u + 2 * j, _mm256_permute2f128_pd(lo, hi, 0x20));
-        _mm256_storeu_pd(u + 2 * j + 4, _mm256_permute2f128_pd(lo, hi, 0x31));
+        store_uniforms8(u + 2 * j, x0, x1, x2, x3, low32);
     }
     if (j < nb) {
         double even[4], odd[4];
@@ -324,6 +351,10 @@ __attribute__((target("avx2"))) static void ndtri_block_avx2(const double *restr
         __m256d q = _mm256_sub_pd(pv, VSET(0.5));
         __m256d r = _mm256_sub_pd(VSET(0.180625), _mm256_mul_pd(q, q));
         _mm256_storeu_pd(z + i, _mm256_div_pd(_mm256_mul_pd(q, HORNER8V(A, r)), HORNER8V(B, r)));
+    }
+    for (int i = 0; i < n; i += 4) {
+        __m256d pv = _mm256_loadu_pd(p + i);
+        __m256d q = _mm256_sub_pd(pv, VSET(0.5));
         __m256d tail = _mm256_cmp_pd(_mm256_andnot_pd(sign, q), VSET(0.425), _CMP_GT_OQ);
         int mask = _mm256_movemask_pd(tail);
         __m256d lower = _mm256_cmp_pd(pv, VSET(0.5), _CMP_LT_OQ);
@@ -406,7 +437,7 @@ typedef struct {
 /* Values of global indices [index, index + n) into out positions [position, position + n). */
 static inline __attribute__((always_inline)) void segment(const job_t *job, uint64_t index, int n,
                                                           uint64_t position, int avx2) {
-    double u[CHUNK + 2], v[CHUNK + 4];
+    double u[CHUNK + 8], v[CHUNK + 4];
     uint64_t block0 = index >> 1;
     int nb = (int)(((index + (uint64_t)n - 1) >> 1) - block0 + 1);
 #ifdef BERRY_HAVE_AVX2_CLONE
@@ -424,52 +455,58 @@ static inline __attribute__((always_inline)) void segment(const job_t *job, uint
     }
     const double *uu = u + (index & 1);
     const double offset = job->offset, factor = job->factor, low = job->low, high = job->high;
-    if (job->law == LAW_UNIFORM) {
-        for (int i = 0; i < n; i++) v[i] = offset + factor * uu[i];
-    } else {
-        double p[CHUNK + 4];
-        if (job->law == LAW_NORMAL) {
-            for (int i = 0; i < n; i++) p[i] = uu[i];
-        } else {
+    const double *z = uu; /* uniform: the value is affine in u itself */
+    if (job->law != LAW_UNIFORM) {
+        const double *p = uu;
+        double pt[CHUNK + 4];
+        if (job->law == LAW_TRUNCATED) {
             const double pa = job->pa, width = job->width, p_max = 1.0 - 0x1p-53;
             for (int i = 0; i < n; i++) {
                 double pi = pa + width * uu[i];
-                p[i] = pi < p_max ? pi : p_max;
+                pt[i] = pi < p_max ? pi : p_max;
             }
+            p = pt;
         }
 #ifdef BERRY_HAVE_AVX2_CLONE
         if (avx2) {
-            for (int i = n; i < ((n + 3) & ~3); i++) p[i] = 0.5;
+            for (int i = n; i < ((n + 3) & ~3); i++) ((double *)p)[i] = 0.5; /* padding lanes */
             ndtri_block_avx2(p, v, n);
         } else
 #endif
             ndtri_block(p, v, n);
-        for (int i = 0; i < n; i++) v[i] = offset + factor * v[i];
+        z = v;
     }
-    for (int i = 0; i < n; i++) {
-        double x = v[i] < low ? low : v[i];
-        v[i] = x > high ? high : x;
+    /* value = offset + factor * z, clamped into the support (rounded inward), rounded once */
+#define FINISH(store)                                                                                      \
+    for (int i = 0; i < n; i++) {                                                                          \
+        double x = offset + factor * z[i];                                                                 \
+        x = x < low ? low : x;                                                                             \
+        x = x > high ? high : x;                                                                           \
+        store;                                                                                             \
     }
     switch (job->dtype) {
-    case DT_F64:
-        memcpy(job->out + position * 8, v, (size_t)n * 8);
+    case DT_F64: {
+        double *out = (double *)(job->out + position * 8);
+        FINISH(out[i] = x);
         break;
+    }
     case DT_F32: {
         float *out = (float *)(job->out + position * 4);
-        for (int i = 0; i < n; i++) out[i] = (float)v[i];
+        FINISH(out[i] = (float)x);
         break;
     }
     case DT_F16: {
         uint16_t *out = (uint16_t *)(job->out + position * 2);
-        for (int i = 0; i < n; i++) out[i] = round_small(v[i], 5, 10);
+        FINISH(out[i] = round_small(x, 5, 10));
         break;
     }
     default: {
         uint16_t *out = (uint16_t *)(job->out + position * 2);
-        for (int i = 0; i < n; i++) out[i] = round_small(v[i], 8, 7);
+        FINISH(out[i] = round_small(x, 8, 7));
         break;
     }
     }
+#undef FINISH
 }
 
 static inline __attribute__((always_inline)) void run_slice_body(const slice_t *slice, int avx2) {
