@@ -276,3 +276,11 @@ def test_report_table_and_dict():
     data = report.to_dict()
     assert data["seed"] == 0 and len(data["parameters"]) == len(report)
     json.dumps(data)
+
+
+def test_lazy_parameters_are_skipped_and_bad_seeds_rejected():
+    model = nn.Sequential(nn.LazyLinear(4), nn.Linear(4, 2))
+    report = init_model(model, seed=1)
+    assert [p.name for p in report] == ["1.weight", "1.bias"]
+    with pytest.raises(ValueError, match="seed"):
+        init_model(model, seed=-1)

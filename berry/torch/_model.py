@@ -19,7 +19,9 @@ from typing import Any, Union
 
 import torch
 from torch import nn
+from torch.nn.parameter import UninitializedParameter
 
+from berry._validation import check_int
 from berry.fans import compute_fans
 from berry.sampling import InitSpec
 from berry.torch._tensors import Block, fill_from_sampler, locate
@@ -342,8 +344,8 @@ def _parameters(model: nn.Module, prefix: str) -> Iterator[tuple[str, str, nn.Mo
     seen: set[int] = set()
     for module_name, module in model.named_modules(remove_duplicate=False):
         for local_name, parameter in module._parameters.items():
-            if parameter is None or id(parameter) in seen:
-                continue
+            if parameter is None or id(parameter) in seen or isinstance(parameter, UninitializedParameter):
+                continue  # lazy modules' parameters have no shape until their first forward
             seen.add(id(parameter))
             yield _canonical_name([prefix, *module_name.split("."), local_name]), local_name, module, parameter
 
@@ -416,6 +418,9 @@ def init_model(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str, got {prefix!r}")
+    seed = check_int("seed", seed, minimum=0)
+    if seed >= 2**64:
+        raise ValueError(f"seed must be < 2**64, got {seed!r}")
     model = _unwrap(model)
     user_rules = _parse_rules(rules)
     defaults = default_rules()
