@@ -273,7 +273,7 @@ def test_lookup_by_snake_and_camel_case():
         (lambda: bk.Orthogonal(seed=0)((4,)), ValueError, ["Orthogonal", "2 dimensions"]),
         (lambda: bk.Identity()((2, 2, 2)), ValueError, ["Identity", "2-D"]),
         (lambda: bk.HeNormal(seed=0)((2, 2), dtype="int32"), TypeError, ["dtype", "int32"]),
-        (lambda: bk.BerryInitializer("hee", seed=0)((2, 2)), ValueError, ["hee", "he"]),
+        (lambda: bk.BerryInitializer("hee", seed=0), ValueError, ["hee", "he"]),
         (lambda: bk.get(3.5), TypeError, ["identifier"]),
     ],
 )

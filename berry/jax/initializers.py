@@ -744,7 +744,7 @@ def initializer(
     """
     if not isinstance(init, str):
         raise TypeError(f"init must be the name of a berry initializer, got {init!r}")
-    _check_init_name(init)
+    check_init_name(init)
     gain = check_finite("gain", gain)
     reserved = {"seed", "region", "out", "dtype", "shape", "fan_in", "fan_out", "layout", "threads"} & set(
         options
@@ -767,7 +767,7 @@ def initializer(
     return Initializer(f"initializer({init!r}, {distribution!r})", make_plan, dtype=dtype, name=name)
 
 
-def _check_init_name(init: str) -> None:
+def check_init_name(init: str) -> None:
     """Refuse an unknown initializer name when the factory is made, not at the first call."""
     from berry.initializations import list_initializations
     from berry.sampling import STRUCTURAL_INITIALIZERS

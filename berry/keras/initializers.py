@@ -35,6 +35,7 @@ import numpy as np
 
 from berry._validation import check_choice, check_finite, check_int, check_positive, check_shape, unknown_name
 from berry.jax._keys import seed_from_words
+from berry.jax.initializers import check_init_name
 
 __all__ = [
     "BerryInitializer",
@@ -141,6 +142,7 @@ class BerryInitializer(keras.initializers.Initializer):
     ) -> None:
         if not isinstance(init, str):
             raise TypeError(f"init must be the name of a berry initializer, got {init!r}")
+        check_init_name(init)
         self.init = init
         self.distribution = distribution
         self.options = options
