@@ -502,3 +502,23 @@ def test_models_validate_arguments():
         Transformer(block_size=4)(torch.zeros(1, 8, dtype=torch.long))
     with pytest.raises(ValueError, match="depth"):
         ResidualMLP(depth=0)
+
+
+@pytest.mark.parametrize("scheme", ["gpt2", "deepnet", "t_fixup"])
+def test_scheme_on_a_model_materialized_from_meta_matches_one_built_on_cpu(scheme):
+    with torch.device("meta"):
+        model = Transformer(n_layer=2, n_embd=32, n_head=4, norm="post")
+    model = model.to_empty(device="cpu")
+    getattr(schemes, scheme)(model, seed=9)
+    reference = Transformer(n_layer=2, n_embd=32, n_head=4, norm="post")
+    getattr(schemes, scheme)(reference, seed=9)
+    expected = weights(reference)
+    for name, value in weights(model).items():
+        torch.testing.assert_close(value, expected[name], rtol=0, atol=0, msg=name)
+
+
+def test_lsuv_verbose_prints_progress(capsys):
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+    schemes.lsuv(model, torch.randn(32, 8, generator=torch.Generator().manual_seed(0)), verbose=True)
+    out = capsys.readouterr().out
+    assert "lsuv 0:" in out and "lsuv 2:" in out
