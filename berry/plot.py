@@ -94,13 +94,18 @@ def plot_probe(
     from berry.probe import BAND
 
     figure_class = _matplotlib()
-    figure = figure_class(figsize=(12.5, 5.4), layout="constrained")
+    from matplotlib.ticker import MaxNLocator
+
+    # Margins set by hand: a layout engine would draw the whole figure twice, doubling the time.
+    figure = figure_class(figsize=(12.5, 5.4))
     forward_axes, backward_axes = figure.subplots(1, 2, sharey=False)
+    # A torch model's rows are module calls, whose outputs stand where a layer's pre-activations do.
+    signal, unit = ("module outputs", "module call") if "model" in report.config else ("pre-activations", "layer")
     panels = (
         (forward_axes, "preact_std", "mean_field_std", "input_std",
-         "Forward: std of pre-activations / std of input", "layer  (signal flows →)"),
+         f"Forward: std of {signal} / std of input", f"{unit}  (signal flows →)"),
         (backward_axes, "grad_std", "mean_field_grad_std", "output_grad_std",
-         "Backward: std of gradients / std of output gradient", "layer  (gradients flow ←)"),
+         "Backward: std of gradients / std of output gradient", f"{unit}  (gradients flow ←)"),
     )
     depth = max(len(network.layers) for network in report.networks)
     handles = []
@@ -139,6 +144,7 @@ def plot_probe(
                 highest = max(highest, float(np.nanmax(measured)))
         axes.set_ylim(lowest / 3, highest * 3)
         axes.set_xlim(0.5, depth + 0.5)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_title(panel_title, fontsize=11)
         axes.set_xlabel(xlabel)
         axes.grid(True, which="major", color="0.88", linewidth=0.6)
@@ -153,9 +159,12 @@ def plot_probe(
         from matplotlib.lines import Line2D
 
         handles.append(Line2D([], [], color="0.3", linestyle=":", linewidth=1.1, label="mean-field prediction"))
-    figure.legend(handles=handles, loc="outside lower center", ncol=min(3, len(handles)), frameon=False,
+    columns = min(3, len(handles))
+    legend_rows = math.ceil(len(handles) / columns)
+    figure.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.005), ncol=columns, frameon=False,
                   fontsize=9)
-    figure.suptitle(title if title is not None else report.title(), fontsize=11)
+    figure.subplots_adjust(left=0.065, right=0.985, top=0.88, bottom=0.125 + 0.04 * legend_rows, wspace=0.16)
+    figure.suptitle(title if title is not None else report.title(), fontsize=11, y=0.975)
     if path is not None:
         figure.savefig(os.fspath(path), dpi=dpi)
     return figure
