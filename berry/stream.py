@@ -32,6 +32,22 @@ The stream (version :data:`STREAM_VERSION`)
   law's support; the clamp only ever moves values that rounding pushed outside) and rounded
   ONCE to the dtype (float16 and bfloat16 straight from float64, see :mod:`berry._lowp`).
 
+Design notes
+------------
+- 52 random bits per value, not 53: ``((w >> 11) + 1/2) * 2**-53`` would need 54 significant
+  bits and can round to exactly 1.0; ``((w >> 12) + 1/2) * 2**-52`` is exact, never 0 or 1, and
+  makes ``1 - u`` exact, so ``|ndtri(u)| < 8.3`` always.
+- Mirroring when ``a + b > 0`` (which includes every interval with ``a > 0``) keeps the
+  probabilities on the side of 0 where they are small numbers with full relative precision,
+  and keeps ``pa + (pb - pa) * u`` below 1.
+- Low precision (torch issues 145498 and 155588): torch's ``trunc_normal_`` inverts ``erfinv``
+  on uniforms in the output dtype, so in bfloat16 a uniform that rounds to -1 becomes ``-inf``
+  and sticks to the lower bound, and with a small std (bounds thousands of stds away) float32
+  uniforms next to +-1 give 1000-sigma outliers clamped onto the bounds. Here the whole value
+  is computed in float64 from a uniform that never reaches 0 or 1, the bounds enter as
+  probabilities, and the only rounding to the output dtype happens at the very end; the
+  final clamp only catches values that rounding itself carried past a bound.
+
 Backends: a C extension (``berry._cstream``, threaded, writes straight into the output in
 bounded chunks) and this module's NumPy reference, which gives the same bits and is the
 fallback where the extension was not built. :data:`BACKEND` says which one is active;

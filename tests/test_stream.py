@@ -494,3 +494,20 @@ def test_backend_environment_variable_is_checked():
         [sys.executable, "-c", "import berry.stream"], capture_output=True, text=True, env=env
     )
     assert result.returncode != 0 and "BERRY_STREAM_BACKEND" in result.stderr
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("std", [0.001, 0.01])
+def test_small_std_with_absolute_bounds_has_no_outliers(dtype, std):
+    # torch issues 155588 / 145498: trunc_normal_(std=0.001, a=-2, b=2) put 1000-sigma values on the
+    # bounds (erfinv of numbers next to +-1, or of a low-precision uniform that rounded to 0). Here the
+    # bounds are -2/std .. 2/std standard deviations; the float64 inversion of a 52-bit uniform that
+    # never reaches 0 or 1 keeps |z| <= 8.3.
+    pytest.importorskip("ml_dtypes")
+    x = draw((300_000,), TruncatedNormal(0.0, std, -2.0 / std, 2.0 / std), key=key_for(4, "abs"), dtype=dtype)
+    x = x.astype(np.float64)
+    assert np.abs(x).max() <= 8.3 * std
+    assert abs(x.mean()) < 5 * std / math.sqrt(x.size) + 1e-3 * std
+    assert abs(x.std() / std - 1) < 0.01
+    kurtosis = np.mean((x - x.mean()) ** 4) / x.var() ** 2
+    assert abs(kurtosis - 3) < 0.1
