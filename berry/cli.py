@@ -314,8 +314,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         raise CommandError(f"{path} already exists; pass --force to overwrite it")
     if file_format == "npy" and str(args.dtype).lower() == "bfloat16":
         raise CommandError("--dtype bfloat16 cannot be stored in .npy (NumPy has no bfloat16); use a .safetensors file")
-    spec = InitSpec(args.init, distribution=args.distribution, dtype=args.dtype, gain=args.gain, std=args.std,
-                    layout=args.layout)
+    try:
+        spec = InitSpec(args.init, distribution=args.distribution, dtype=args.dtype, gain=args.gain, std=args.std,
+                        layout=args.layout)
+    except ImportError as error:  # an optional extra (ml_dtypes for bfloat16): the message names it
+        raise CommandError(str(error)) from None
     dtype = np.dtype(spec.dtype)
     dtype_name = "bfloat16" if dtype.name == "bfloat16" else dtype.name
     shape = args.shape

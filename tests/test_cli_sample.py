@@ -164,6 +164,16 @@ def test_bad_arguments_exit_2_and_write_nothing(tmp_path, monkeypatch, capsys, a
     assert _listing(tmp_path) == []
 
 
+def test_missing_extra_for_bfloat16_is_named(tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ml_dtypes", None)
+    target = tmp_path / "w.safetensors"
+    assert main(["sample", "4,4", "--dtype", "bfloat16", "--out", str(target)]) == 2
+    assert "berry[bfloat16]" in capsys.readouterr().err
+    assert not target.exists()
+
+
 def test_out_is_required(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["sample", "4,4"])
