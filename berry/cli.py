@@ -126,14 +126,14 @@ def _cmd_gain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_branch_scale(text: str) -> float | str:
-    """A positive number, or 'auto' for 1/sqrt(depth)."""
+def _number_or_auto(text: str) -> float | str:
+    """A number, or the word 'auto'."""
     if text.strip().lower() == "auto":
         return "auto"
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"branch scale must be a number or 'auto' (1/sqrt(depth)), got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
 
 
 _DEFAULT_PROBE_PLOT = "berry-probe.png"
@@ -409,12 +409,13 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--param", type=float, default=None, help="the activation's slope or alpha, if it has one")
     probe.add_argument("--distribution", default="normal", help="normal, truncated_normal or uniform")
     probe.add_argument("--residual", action="store_true", help="residual blocks h + branch_scale * f(h) W")
-    probe.add_argument("--branch-scale", type=_parse_branch_scale, default=None,
+    probe.add_argument("--branch-scale", type=_number_or_auto, default=None,
                        help="residual branch scale: a number or 'auto' for 1/sqrt(depth) (implies --residual)")
     probe.add_argument("--arch", default="mlp", help="mlp or conv (3x3 circular convolutions on 8x8 images)")
     probe.add_argument("--batch-size", type=int, default=None, help="inputs per batch (default 128; conv: 8)")
     probe.add_argument("--seed", type=int, default=0, help="key of every draw (default 0)")
-    probe.add_argument("--gain", type=float, default=1.0, help="multiplier of every rule's std (default 1)")
+    probe.add_argument("--gain", type=_number_or_auto, default=1.0,
+                       help="multiplier of every rule's std, or 'auto': the activation's gain (default 1)")
     probe.add_argument("--dtype", default="float32", help="float32 (default, as in training) or float64")
     probe.add_argument("--layers", action="store_true", default=None, help="also print every layer's statistics")
     probe.add_argument("--plot", default=None, metavar="FILE.png",

@@ -110,15 +110,15 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cache
 from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
-from berry._validation import check_choice, check_int, check_positive
+from berry._validation import check_choice, check_int, check_positive, unknown_name
 
 __all__ = [
     "BAND",
@@ -128,6 +128,7 @@ __all__ = [
     "NetworkProbe",
     "ProbeReport",
     "Verdict",
+    "default_inits",
     "judge",
     "mean_field",
     "run",
@@ -231,7 +232,10 @@ class NetworkProbe:
         return self.forward if self.forward.kind != "stable" else self.backward
 
     def series(self, quantity: str) -> np.ndarray:
-        """One statistic along the layers as a float array (``nan`` where missing)."""
+        """One statistic along the layers (a :class:`LayerStats` field) as a float array, ``nan`` where missing."""
+        numeric = [f.name for f in fields(LayerStats) if f.name not in ("name", "kind")]
+        if quantity not in numeric:
+            raise unknown_name("quantity", quantity, numeric)
         return np.array(
             [np.nan if getattr(s, quantity) is None else getattr(s, quantity) for s in self.layers], dtype=float
         )
@@ -266,7 +270,7 @@ class ProbeReport:
                 return network
         raise KeyError(f"no network labelled {label!r}; labels: {[n.label for n in self.networks]}")
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[NetworkProbe]:
         return iter(self.networks)
 
     def __len__(self) -> int:
@@ -820,7 +824,7 @@ def run(
     arch: str = "mlp",
     batch_size: int | None = None,
     seed: int = 0,
-    gain: float = 1.0,
+    gain: float | str = 1.0,
     kernel_size: int = 3,
     image_size: int = 8,
     dtype: str = "float32",
@@ -863,7 +867,9 @@ def run(
         The key of every draw: weights ``f"layer{i}.weight"``, input
         ``"probe.input"``, output gradient ``"probe.output_grad"``.
     gain:
-        Multiplier of every rule's std (e.g. ``berry.gain("relu")``).
+        Multiplier of every rule's std, or ``"auto"``: the activation's
+        variance-preserving gain :func:`berry.gain` (with a fan-in rule such
+        as ``lecun`` that is He's rule for ReLU).
     kernel_size, image_size:
         The conv stack's (odd) kernel size and square image size.
     dtype:
@@ -892,13 +898,17 @@ def run(
         raise ValueError(f"kernel_size must be odd (a centred kernel), got {kernel_size}")
     image_size = check_int("image_size", image_size, minimum=1)
     seed = check_int("seed", seed, minimum=0)
-    gain = check_positive("gain", gain)
     if not isinstance(residual, (bool, np.bool_)):
         raise TypeError(f"residual must be True or False, got {residual!r}")
     if branch_scale is not None and not residual:
         raise ValueError(f"branch_scale={branch_scale!r} needs residual=True")
     alpha = 1.0 if branch_scale is None else check_positive("branch_scale", branch_scale)
     act = get_activation(activation, param)
+    if isinstance(gain, str) and gain.lower() == "auto":
+        from berry.gains import gain as activation_gain
+
+        gain = activation_gain(act)
+    gain = check_positive("gain", gain)
     if inits is None:
         inits = default_inits()
     if isinstance(inits, str) or callable(inits):

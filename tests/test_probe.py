@@ -265,6 +265,21 @@ def test_structural_initializers_and_callable_rules_and_activations():
                                rtol=1e-6)
 
 
+def test_auto_gain_is_the_activations_variance_preserving_gain():
+    # lecun (1/fan_in) times relu's gain sqrt(2) is He's rule: the very same network
+    auto = probe.run("lecun", depth=6, width=32, gain="auto")
+    assert auto.config["gain"] == pytest.approx(math.sqrt(2))
+    he = probe.run("he", depth=6, width=32)
+    np.testing.assert_allclose(auto["lecun"].series("preact_std"), he["he"].series("preact_std"), rtol=1e-6)
+
+
+def test_series_names_the_quantities():
+    network = probe.run("he", depth=2, width=4)["he"]
+    assert network.series("grad_std").shape == (2,)
+    with pytest.raises(ValueError, match="preact_std"):
+        network.series("preact")
+
+
 def test_dead_units_are_counted():
     network = probe.run("he", depth=40, width=64, batch_size=16, seed=0)["he"]
     dead = network.series("dead_fraction")
