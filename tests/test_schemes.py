@@ -100,25 +100,26 @@ def test_zero_matrix_is_algorithm_1(out_features, in_features, hadamard_scale):
 @pytest.mark.parametrize("base, width", [(32, 64), (64, 256), (16, 1024)])
 def test_mup_rules_are_table_3(base, width):
     r = width / base
-    role, r_in, r_out, std, init_kind, adam, sgd = schemes.mup_rules((width, width), (base, base))
-    assert (role, r_in, r_out, init_kind) == ("hidden", r, r, "normal")
-    assert std == pytest.approx(1 / math.sqrt(width))  # variance 1/fan_in
-    assert (adam, sgd) == pytest.approx((1 / r, 1.0))
-    role, r_in, _, std, _, adam, sgd = schemes.mup_rules((10, width), (10, base), readout_init="scaled")
-    assert role == "output" and std == pytest.approx(1 / math.sqrt(base) / r)  # variance ~ 1/fan_in^2
-    assert (adam, sgd) == pytest.approx((1 / r, 1 / r))
-    assert schemes.mup_rules((10, width), (10, base), readout=True)[4] == "zeros"
-    role, _, r_out, std, _, adam, sgd = schemes.mup_rules((width, 8), (base, 8))
-    assert role == "input" and std == pytest.approx(1 / math.sqrt(8)) and (adam, sgd) == pytest.approx((1, r))
-    role, *_, adam, sgd = schemes.mup_rules((width,), (base,), kind="bias")
-    assert role == "vector" and (adam, sgd) == pytest.approx((1, r))
+    hidden = schemes.mup_rules((width, width), (base, base))
+    assert (hidden.role, hidden.fan_in_mult, hidden.fan_out_mult, hidden.init) == ("hidden", r, r, "normal")
+    assert hidden.std == pytest.approx(1 / math.sqrt(width))  # variance 1/fan_in
+    assert (hidden.adam_lr_mult, hidden.sgd_lr_mult) == pytest.approx((1 / r, 1.0))
+    output = schemes.mup_rules((10, width), (10, base), readout_init="scaled")
+    assert output.role == "output" and output.std == pytest.approx(1 / math.sqrt(base) / r)  # variance ~ 1/fan_in^2
+    assert (output.adam_lr_mult, output.sgd_lr_mult) == pytest.approx((1 / r, 1 / r))
+    assert schemes.mup_rules((10, width), (10, base), readout=True).init == "zeros"
+    first = schemes.mup_rules((width, 8), (base, 8))
+    assert first.role == "input" and first.std == pytest.approx(1 / math.sqrt(8))
+    assert (first.adam_lr_mult, first.sgd_lr_mult) == pytest.approx((1, r))
+    bias = schemes.mup_rules((width,), (base,), kind="bias")
+    assert bias.role == "vector" and (bias.adam_lr_mult, bias.sgd_lr_mult) == pytest.approx((1, r))
     # With an explicit sigma_0 (GPT-style 0.02): hidden 0.02/sqrt(r).
-    assert schemes.mup_rules((width, width), (base, base), init_std=0.02)[3] == pytest.approx(0.02 / math.sqrt(r))
+    assert schemes.mup_rules((width, width), (base, base), init_std=0.02).std == pytest.approx(0.02 / math.sqrt(r))
 
 
 def test_mup_rules_equal_standard_parametrization_at_base():
-    _, r_in, r_out, std, *_ = schemes.mup_rules((64, 64), (64, 64))
-    assert (r_in, r_out, std) == (1.0, 1.0, pytest.approx(1 / 8))
+    rule = schemes.mup_rules((64, 64), (64, 64))
+    assert (rule.fan_in_mult, rule.fan_out_mult, rule.std) == (1.0, 1.0, pytest.approx(1 / 8))
 
 
 # ------------------------------------------------------------------------------- GPT-2 on models

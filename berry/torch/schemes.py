@@ -1026,7 +1026,8 @@ def mup_rules(
     init_std: float | None = None,
     readout: bool = False,
     readout_init: str = "zero",
-) -> tuple[str, float, float, float | None, str, float, float]:
+    name: str = "",
+) -> MupParameter:
     """muP's treatment of one parameter from its shape and its base model's shape (Tensor Programs V, Table 3).
 
     Yang et al. (2021), "Tensor Programs V: Tuning Large Neural Networks via
@@ -1060,13 +1061,11 @@ def mup_rules(
         Whether this is the readout (output) layer, which ``readout_init="zero"`` zeroes.
     readout_init:
         ``"zero"`` or ``"scaled"``.
+    name:
+        The parameter's name, carried into the result.
 
-    Returns
-    -------
-    (role, fan_in_mult, fan_out_mult, std, init, adam_lr_mult, sgd_lr_mult)
-
-    >>> role, r_in, r_out, std, init, adam, sgd = mup_rules((256, 256), (64, 64))
-    >>> role, r_in, round(std, 4), adam
+    >>> rule = mup_rules((256, 256), (64, 64))
+    >>> rule.role, rule.fan_in_mult, round(rule.std, 4), rule.adam_lr_mult
     ('hidden', 4.0, 0.0625, 0.25)
     """
     shape, base_shape = tuple(shape), tuple(base_shape)
@@ -1077,10 +1076,10 @@ def mup_rules(
     if kind in ("bias", "norm") or len(shape) < 2:
         out_mult = shape[0] / base_shape[0] if shape else 1.0
         init = "ones" if kind == "norm" else "zeros"
-        return "vector", 1.0, out_mult, None, init, 1.0, out_mult
+        return MupParameter(name, "vector", 1.0, out_mult, None, init, 1.0, out_mult)
     if kind == "embedding":  # (vocab, dim): vocab is the fan-in, dim the fan-out
         out_mult = shape[1] / base_shape[1]
-        return "input", 1.0, out_mult, 1.0 if init_std is None else init_std, "normal", 1.0, out_mult
+        return MupParameter(name, "input", 1.0, out_mult, 1.0 if init_std is None else init_std, "normal", 1.0, out_mult)
     receptive, base_receptive = math.prod(shape[2:]), math.prod(base_shape[2:])
     in_mult = (shape[1] * receptive) / (base_shape[1] * base_receptive)
     out_mult = shape[0] / base_shape[0]
@@ -1088,11 +1087,11 @@ def mup_rules(
     grows_in, grows_out = in_mult != 1.0, out_mult != 1.0
     if readout or (grows_in and not grows_out):
         if readout and readout_init == "zero":
-            return "output", in_mult, out_mult, None, "zeros", 1.0 / in_mult, 1.0 / in_mult
-        return "output", in_mult, out_mult, std0 / in_mult, "normal", 1.0 / in_mult, 1.0 / in_mult
+            return MupParameter(name, "output", in_mult, out_mult, None, "zeros", 1.0 / in_mult, 1.0 / in_mult)
+        return MupParameter(name, "output", in_mult, out_mult, std0 / in_mult, "normal", 1.0 / in_mult, 1.0 / in_mult)
     if grows_in and grows_out:
-        return "hidden", in_mult, out_mult, std0 / math.sqrt(in_mult), "normal", 1.0 / in_mult, 1.0
-    return "input", in_mult, out_mult, std0, "normal", 1.0, out_mult
+        return MupParameter(name, "hidden", in_mult, out_mult, std0 / math.sqrt(in_mult), "normal", 1.0 / in_mult, 1.0)
+    return MupParameter(name, "input", in_mult, out_mult, std0, "normal", 1.0, out_mult)
 
 
 def _base_shapes(base: nn.Module | Mapping[str, Sequence[int]]) -> dict[str, tuple[int, ...]]:
@@ -1220,13 +1219,12 @@ def mup(
             kind = "weight"
         if kind == "weight" and not isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)) and name not in readouts:
             continue  # other module types: the user's rules, then berry's defaults
-        role, r_in, r_out, std, init, adam, sgd = mup_rules(
-            shape, base_shape, kind=kind, init_std=init_std, readout=name in readouts, readout_init=readout_init
-        )
-        info[name] = MupParameter(name, role, r_in, r_out, std, init, adam, sgd)
+        rule = mup_rules(shape, base_shape, kind=kind, init_std=init_std, readout=name in readouts,
+                         readout_init=readout_init, name=name)
+        info[name] = rule
         if kind == "bias" and not (local.endswith("bias") or isinstance(module, (nn.Linear, nn.modules.conv._ConvNd))):
             continue  # a scalar or vector of another kind: leave it to the rules
-        scheme_rules.append((_exact(name), {"std": std} if init == "normal" else init))
+        scheme_rules.append((_exact(name), {"std": rule.std} if rule.init == "normal" else rule.init))
     report = _run(model, scheme_rules, rules, seed)
     role_of = {name: entry.role for name, entry in info.items()}
     widths = [e.fan_in_mult for e in info.values() if e.role == "hidden"]
