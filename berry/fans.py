@@ -46,7 +46,7 @@ from typing import Any, NamedTuple
 
 from berry._validation import check_choice, check_int, check_shape
 
-__all__ = ["LAYOUTS", "Fans", "compute_fans"]
+__all__ = ["LAYOUTS", "Fans", "compute_fans", "fans_for", "normalize_axes"]
 
 #: Accepted layout names; aliases name the frameworks that use each layout.
 LAYOUTS: dict[str, str] = {
@@ -67,7 +67,7 @@ class Fans(NamedTuple):
     fan_out: int
 
 
-def _axes(argument: str, value: int | Sequence[int], rank: int) -> tuple[int, ...]:
+def normalize_axes(argument: str, value: int | Sequence[int], rank: int) -> tuple[int, ...]:
     """Normalize an axis or a sequence of axes to non-negative indices."""
     raw = (value,) if isinstance(value, int) or not isinstance(value, Sequence) else tuple(value)
     result = []
@@ -162,9 +162,9 @@ def compute_fans(
         default_in, default_out = (rank - 1, rank - 2) if transposed else (rank - 2, rank - 1)
     if rank < 2 and (in_axis is None or out_axis is None):
         raise ValueError(f"give both in_axis and out_axis for a shape of rank {rank}, got shape={tuple(dims)!r}")
-    ins = _axes("in_axis", default_in if in_axis is None else in_axis, rank)
-    outs = _axes("out_axis", default_out if out_axis is None else out_axis, rank)
-    batch = _axes("batch_axis", batch_axis, rank)
+    ins = normalize_axes("in_axis", default_in if in_axis is None else in_axis, rank)
+    outs = normalize_axes("out_axis", default_out if out_axis is None else out_axis, rank)
+    batch = normalize_axes("batch_axis", batch_axis, rank)
     if set(ins) & set(outs) or set(batch) & (set(ins) | set(outs)):
         raise ValueError(
             f"in_axis={ins}, out_axis={outs} and batch_axis={batch} must name different axes of shape={tuple(dims)!r}"

@@ -203,7 +203,7 @@ def jax_fans(shape: tuple[int, ...], in_axis: Axes, out_axis: Axes, batch_axis: 
     ``fan_in = fan_out = features``. With disjoint axes this equals
     :func:`berry.compute_fans` with the same axes.
     """
-    from berry.fans import _axes
+    from berry.fans import normalize_axes
 
     rank = len(shape)
     if rank < 2 and isinstance(in_axis, numbers.Integral) and in_axis == -2:
@@ -212,7 +212,7 @@ def jax_fans(shape: tuple[int, ...], in_axis: Axes, out_axis: Axes, batch_axis: 
             "give a shape with at least 2 dimensions or explicit in_axis/out_axis"
         )
     ins, outs, batch = (
-        _axes(arg, axes, rank)
+        normalize_axes(arg, axes, rank)
         for arg, axes in (("in_axis", in_axis), ("out_axis", out_axis), ("batch_axis", batch_axis))
     )
     if set(batch) & (set(ins) | set(outs)):
