@@ -140,8 +140,6 @@ _DEFAULT_PROBE_PLOT = "berry-probe.png"
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    import math
-
     if "numpy" not in sys.modules:
         # The probe multiplies small matrices, where BLAS threads cost more than they give (and collapse
         # on a busy machine); a user's own setting wins.
@@ -180,6 +178,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
                 raise CommandError(str(error)) from None
             note = f"no plot drawn: {error}"  # the default picture is a bonus; the table still stands
             plot_path = None
+        except OSError as error:
+            raise CommandError(f"cannot write the plot to {plot_path}: {error.strerror or error}") from None
     payload = {**report.to_dict(), "plot": plot_path}
     table = report.table(layers=args.layers)
     if plot_path is not None:

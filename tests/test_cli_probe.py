@@ -85,6 +85,7 @@ def test_explicit_plot_path_and_per_layer_tables(tmp_path, capsys):
         (["--no-plot", "--arch", "rnn"], "arch"),
         (["--no-plot", "--depth", "0"], "depth"),
         (["--plot", "x.png", "--no-plot"], "--no-plot"),
+        (["--plot", "no/such/dir/x.png"], "cannot write the plot"),
     ],
 )
 def test_bad_options_exit_2_with_a_message(argv, message, capsys, tmp_path, monkeypatch):
