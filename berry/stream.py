@@ -467,7 +467,8 @@ def fill(
     Element ``i`` (C-order flat index in ``global_shape``) is a pure function of ``(key, i, law)``
     (see the module docstring), so the result is identical for any region, partition or thread
     count. ``threads`` defaults to all cores; ``backend`` (``"c"``/``"numpy"``) overrides
-    :data:`BACKEND` for this call. Scratch memory is bounded by a constant.
+    :data:`BACKEND` for this call. Scratch memory is bounded by a constant when ``out`` is
+    C-contiguous and native-endian (otherwise the values go through one temporary array).
 
     >>> import numpy as np
     >>> from berry.stream import Normal, fill, key_for
@@ -512,7 +513,9 @@ def fill(
     if which == "c" and _CSTREAM is None:
         raise ImportError("the C stream backend is not built; see berry.stream.BACKEND")
     layout = _layout(gshape, start, tuple(out.shape))
-    target = out if out.flags.c_contiguous else np.empty(out.shape, dtype=dtype)
+    # The kernels write native-endian C-order memory; anything else goes through a temporary copy.
+    direct = out.flags.c_contiguous and out.dtype.isnative
+    target = out if direct else np.empty(out.shape, dtype=dtype.newbyteorder("="))
     flat = target.reshape(-1)
     (_fill_c if which == "c" else _fill_numpy)(flat, params, key, layout, threads)
     if target is not out:

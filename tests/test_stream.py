@@ -306,6 +306,12 @@ def test_scalar_and_zero_size():
     assert draw((3, 0), Uniform(), key=1).shape == (3, 0)
 
 
+def test_big_endian_out():
+    out = np.empty((3, 4), dtype=">f4")
+    fill(out, Normal(), key=4, global_shape=(3, 4))
+    assert np.array_equal(out.astype(np.float32), draw((3, 4), Normal(), key=4))
+
+
 def test_non_contiguous_out():
     base = np.zeros((10, 12), dtype=np.float32)
     view = base[:, ::2]
