@@ -391,8 +391,24 @@ def main(argv: list[str] | None = None) -> None:
     lines += section + [memory_line(g, "Normal(0.0, 1.0)") for g in memory_gib]
     lines += [memory_line(g, "TruncatedNormal(0.0, 1.0, -2.0, 2.0)") for g in memory_gib] + [""]
     if not args.no_write:
-        Path(args.output).write_text("\n".join(lines))
+        write_section(Path(args.output), "\n".join(lines))
         print(f"written to {args.output}")
+
+
+START, END = "<!-- bench_sampling: start -->", "<!-- bench_sampling: end -->"
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace this benchmark's section of the results file, keeping whatever else is in it."""
+    block = f"{START}\n{text.rstrip()}\n{END}\n"
+    old = path.read_text() if path.exists() else ""
+    if START in old and END in old:
+        before, rest = old.split(START, 1)
+        after = rest.split(END, 1)[1].lstrip("\n")
+        new = before + block + ("\n" + after if after else "")
+    else:
+        new = (old.rstrip() + "\n\n" if old.strip() else "") + block
+    path.write_text(new)
 
 
 if __name__ == "__main__":
