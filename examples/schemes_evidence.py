@@ -243,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     quick = args.quick
 
     print("## DeepNorm: post-LN transformer, one Adam step (lr 5e-4) and a few more\n")
-    rows = deepnorm_evidence(depths=(6, 50) if quick else (6, 100), steps=3 if quick else 6)
+    rows = deepnorm_evidence(depths=(6, 50) if quick else (6, 100), steps=3 if quick else 4)
     print(_table(
         ["layers", "init", "alpha", "output change after 1 step", "grad bottom/top", "loss start", "loss end"],
         [[r["depth"], r["init"], _f(r["alpha"]), _f(r["update"]), _f(r["grad_ratio"]), _f(r["loss_start"]),
