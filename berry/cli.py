@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from berry._format import format_table
 from berry._version import __version__
 
 __all__ = ["build_parser", "main"]
@@ -25,30 +26,6 @@ __all__ = ["build_parser", "main"]
 
 class CommandError(Exception):
     """A user error: printed as one line on stderr, exit status 2."""
-
-
-def format_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    """Rows as a table with columns aligned (numbers right, text left)."""
-    cells = [[str(h) for h in header]] + [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    numeric = [all(_is_number(row[i]) for row in rows) and bool(rows) for i in range(len(header))]
-
-    def line(row: Sequence[str]) -> str:
-        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric, strict=True)]
-        return "  ".join(parts).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
 
 
 def emit(args: argparse.Namespace, payload: Any, table: str) -> None:

@@ -118,6 +118,7 @@ from typing import Any
 
 import numpy as np
 
+from berry._format import format_table
 from berry._validation import check_choice, check_int, check_positive, unknown_name
 
 __all__ = [
@@ -290,7 +291,6 @@ class ProbeReport:
 
         ``layers=None`` shows the layers when there is a single network.
         """
-        from berry.cli import format_table
 
         show_layers = len(self.networks) == 1 if layers is None else layers
         blocks = [self.title(), ""]
