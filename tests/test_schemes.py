@@ -523,3 +523,44 @@ def test_lsuv_verbose_prints_progress(capsys):
     schemes.lsuv(model, torch.randn(32, 8, generator=torch.Generator().manual_seed(0)), verbose=True)
     out = capsys.readouterr().out
     assert "lsuv 0:" in out and "lsuv 2:" in out
+
+
+class Conv1D(torch.nn.Module):
+    """Hugging Face GPT-2's linear layer: weight stored (in, out), y = x @ W + b."""
+
+    def __init__(self, nf, nx):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.empty(nx, nf))
+        self.bias = torch.nn.Parameter(torch.ones(nf))
+
+
+class HFBlock(torch.nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.attn = torch.nn.Module()
+        self.attn.c_attn, self.attn.c_proj = Conv1D(3 * d, d), Conv1D(d, d)
+        self.mlp = torch.nn.Module()
+        self.mlp.c_fc, self.mlp.c_proj = Conv1D(4 * d, d), Conv1D(d, 4 * d)
+
+
+def hf_gpt2(n_layer=4, d=64):
+    model = torch.nn.Module()
+    model.transformer = torch.nn.Module()
+    model.transformer.wte = torch.nn.Embedding(100, d)
+    model.transformer.h = torch.nn.ModuleList(HFBlock(d) for _ in range(n_layer))
+    return model
+
+
+def test_gpt2_and_deepnet_on_hugging_face_conv1d_names():
+    model = hf_gpt2()
+    report = schemes.gpt2(model, seed=0)
+    assert report.preset == "nanogpt" and report.constants["n_layer"] == 4
+    block = model.transformer.h[0]
+    close_std(block.attn.c_attn.weight, 0.02)
+    close_std(block.mlp.c_proj.weight, 0.02 / math.sqrt(8))
+    assert torch.all(block.attn.c_attn.bias == 0)
+    schemes.deepnet(model, seed=0)
+    w = block.attn.c_attn.weight.detach()  # (d, 3d): q, k, v along the columns
+    beta = 32 ** (-1 / 4)
+    close_std(w[:, :64], math.sqrt(2 / 128))
+    close_std(w[:, 128:], beta * math.sqrt(2 / 128))

@@ -446,27 +446,34 @@ def _run(
     return init_model(model, [*scheme_rules, *extra, ("*:scale", "ones")], seed=seed)
 
 
-# --- fills that a plain rule cannot say: row blocks with their own scales, deterministic matrices
-def _normal_rows(tensor: torch.Tensor, *, seed: int, name: str, stds: tuple[float, ...]) -> None:
-    """``N(0, stds[i]^2)`` on the i-th of ``len(stds)`` equal row blocks (a packed q/k/v weight), one stream."""
+# --- fills that a plain rule cannot say: blocks with their own scales, deterministic matrices
+def _blocks_fill(
+    tensor: torch.Tensor, *, seed: int, name: str, stds: tuple[float, ...], axis: int, distribution: str
+) -> None:
+    """Zero-mean values of std ``stds[i]`` on the i-th of ``len(stds)`` equal blocks along ``axis``, one stream.
+
+    For packed q/k/v weights: the whole tensor is one keyed draw of unit variance, each block then scaled.
+    """
     import berry.torch as init
 
-    init.normal_(tensor, 0.0, 1.0, seed=seed, name=name)
-    block = tensor.shape[0] // len(stds)
+    if distribution == "normal":
+        init.normal_(tensor, 0.0, 1.0, seed=seed, name=name)
+    else:
+        init.uniform_(tensor, -math.sqrt(3.0), math.sqrt(3.0), seed=seed, name=name)
+    size = tensor.shape[axis] // len(stds)
     with torch.no_grad():
         for i, std in enumerate(stds):
-            tensor[i * block : (i + 1) * block].mul_(std)
+            tensor.narrow(axis, i * size, size).mul_(std)
 
 
-def _uniform_rows(tensor: torch.Tensor, *, seed: int, name: str, stds: tuple[float, ...]) -> None:
-    """Like :func:`_normal_rows` with zero-mean uniform laws of those stds."""
-    import berry.torch as init
+def _packed_qkv(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(axis of the q/k/v blocks, fan-in, fan-out of one block) of a packed projection weight.
 
-    init.uniform_(tensor, -math.sqrt(3.0), math.sqrt(3.0), seed=seed, name=name)
-    block = tensor.shape[0] // len(stds)
-    with torch.no_grad():
-        for i, std in enumerate(stds):
-            tensor[i * block : (i + 1) * block].mul_(std)
+    torch's layout is ``(3 d, d)``; Hugging Face's GPT-2 ``Conv1D`` stores ``(d, 3 d)``.
+    """
+    if type(module).__name__ == "Conv1D":
+        return 1, shape[0], shape[1] // 3
+    return 0, shape[1], shape[0] // 3
 
 
 def _zero_fill(tensor: torch.Tensor, *, seed: int, name: str, hadamard_scale: str) -> None:
@@ -566,13 +573,15 @@ def gpt2(
     scheme_rules: list[tuple[str, Any]] = [(_exact(n), {"std": residual_std}) for n in residuals]
     scheme_rules += [
         ("Linear:weight", {"std": std}),
+        ("Conv1D:weight", {"std": std}),  # Hugging Face GPT-2's linear layers
         ("Embedding:weight", {"std": std}),
         ("Linear:bias", "zeros"),
+        ("Conv1D:bias", "zeros"),
     ]
     report = _run(model, scheme_rules, rules, seed)
     role_of = {n: "residual" for n in residuals}
     for name, local, module, _ in entries:
-        if name not in role_of and isinstance(module, (nn.Linear, nn.Embedding)):
+        if name not in role_of and (isinstance(module, (nn.Linear, nn.Embedding)) or type(module).__name__ == "Conv1D"):
             role_of[name] = "weight" if local == "weight" else "bias"
     return SchemeReport("gpt2", chosen, {"std": std, "n_layer": float(n_layer), "residual_std": residual_std},
                         role_of, report)
@@ -757,9 +766,11 @@ def deepnet(
             assert b is not None
             shape = tuple(by_name[name][3].shape)
             if role == "packed":
-                fan_in, rows = shape[1], shape[0] // 3
-                std = _xavier_std(fan_in, rows)
-                action: Any = functools.partial(_normal_rows, stds=(std, std, std * b))
+                axis, fan_in, fan_out = _packed_qkv(by_name[name][2], shape)
+                std = _xavier_std(fan_in, fan_out)
+                action: Any = functools.partial(
+                    _blocks_fill, stds=(std, std, std * b), axis=axis, distribution="normal"
+                )
             else:
                 action = {"init": "xavier", "gain": b if role != "query_key" else 1.0}
             scheme_rules.append((_exact(name), action))
@@ -864,15 +875,19 @@ def t_fixup(
             scale = layer_scale[stack] if role != "query_key" else 1.0
             assert scale is not None
             if role == "packed":
-                std = _xavier_std(shape[1], shape[0] // 3)
-                fill = _normal_rows if distribution == "normal" else _uniform_rows
-                action: Any = functools.partial(fill, stds=(std, std, std * scale))
+                axis, fan_in, fan_out = _packed_qkv(by_name[name][2], shape)
+                std = _xavier_std(fan_in, fan_out)
+                action: Any = functools.partial(
+                    _blocks_fill, stds=(std, std, std * scale), axis=axis, distribution=distribution
+                )
             else:
                 action = {"init": "xavier", "gain": scale, "distribution": distribution}
             scheme_rules.append((_exact(name), action))
     scheme_rules += [
         ("Linear:weight", {"init": "xavier", "distribution": distribution}),
+        ("Conv1D:weight", {"init": "xavier", "distribution": distribution}),
         ("Linear:bias", "zeros"),
+        ("Conv1D:bias", "zeros"),
         ("MultiheadAttention:*bias*", "zeros"),
     ]
     report = _run(model, scheme_rules, rules, seed)
