@@ -564,3 +564,24 @@ def test_gpt2_and_deepnet_on_hugging_face_conv1d_names():
     beta = 32 ** (-1 / 4)
     close_std(w[:, :64], math.sqrt(2 / 128))
     close_std(w[:, 128:], beta * math.sqrt(2 / 128))
+
+
+def test_t_fixup_encoder_decoder_on_torch_transformer():
+    model = torch.nn.Transformer(64, 4, num_encoder_layers=3, num_decoder_layers=5, dim_feedforward=128,
+                                 batch_first=True)
+    report = schemes.t_fixup(model, seed=0, architecture="encoder-decoder", distribution="normal")
+    assert report.constants["encoder_layers"] == 3 and report.constants["decoder_layers"] == 5
+    encoder_scale, decoder_scale = 0.67 * 3 ** (-1 / 4), (9 * 5) ** (-1 / 4)
+    close_std(model.encoder.layers[0].linear1.weight, encoder_scale * math.sqrt(2 / 192), rel=0.08)
+    cross = model.decoder.layers[0].multihead_attn.in_proj_weight.detach()
+    close_std(cross[128:], decoder_scale * math.sqrt(2 / 128), rel=0.08)
+    close_std(cross[64:128], math.sqrt(2 / 128), rel=0.08)
+    close_std(model.decoder.layers[4].multihead_attn.out_proj.weight, decoder_scale * math.sqrt(2 / 128), rel=0.08)
+    assert torch.all(model.decoder.layers[0].self_attn.in_proj_bias == 0)
+
+
+def test_fixup_on_resnet_with_batchnorm_zeroes_the_last_conv_of_each_block():
+    model = ResNet(blocks_per_stage=(1, 1), width=8, norm="batch")
+    report = schemes.fixup(model, seed=0)
+    assert report.constants["n_branches"] == 2
+    assert torch.all(model.layer1[0].conv2.weight == 0) and torch.all(model.layer1[0].bn1.weight == 1)
