@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from berry import stream  # noqa: E402
 
 MIB = 1 << 20
+SETTLE_SECONDS = 0.25
 
 
 def median_seconds(run: Callable[[], object], repeats: int) -> float:
@@ -47,6 +48,9 @@ def interleaved_medians(runs: dict[str, Callable[[], object]], repeats: int) -> 
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
+            # Let the previous library's worker threads (OpenMP, XLA's pool) stop spin-waiting:
+            # they would otherwise steal the cores from the next run.
+            time.sleep(SETTLE_SECONDS)
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
