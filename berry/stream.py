@@ -29,7 +29,8 @@ The stream (version :data:`STREAM_VERSION`)
     beyond about 37 standard deviations, whose mass underflows float64, are rejected.
 
 - output: the value is clamped into ``[lo, hi]`` rounded inward to the output dtype (the
-  law's support; the clamp only ever moves values that rounding pushed outside) and rounded
+  law's support; the clamp only moves values that rounding, in Phi, ndtri or to the dtype, carried
+  outside) and rounded
   ONCE to the dtype (float16 and bfloat16 straight from float64, see :mod:`berry._lowp`).
 
 Design notes
@@ -48,9 +49,10 @@ Design notes
   probabilities, and the only rounding to the output dtype happens at the very end; the
   final clamp only catches values that rounding itself carried past a bound.
 
-Backends: a C extension (``berry._cstream``, threaded, writes straight into the output in
-bounded chunks) and this module's NumPy reference, which gives the same bits and is the
-fallback where the extension was not built. :data:`BACKEND` says which one is active;
+Backends: a C extension (``berry._cstream``: pthreads, GIL released, writes straight into the
+output in blocks of 1024 with stack scratch only; an AVX2 path and a portable path, compiled with
+``-ffp-contract=off``, that give the same bits) and this module's NumPy reference, which gives the
+same bits and is the fallback where the extension was not built. :data:`BACKEND` says which one is active;
 set ``BERRY_STREAM_BACKEND=numpy`` (or ``c``) before import to force one.
 """
 
