@@ -31,7 +31,7 @@ from berry.fans import compute_fans
 from berry.gains import calculate_gain
 from berry.initializations import variance_scaling
 from berry.sampling import InitSpec
-from berry.torch._tensors import fill_from_sampler, is_dtensor, resolve_key
+from berry.torch._tensors import fill_from_sampler, resolve_key
 
 __all__ = [
     "InitArgumentError",
@@ -357,14 +357,7 @@ def eye_(tensor: Tensor) -> Tensor:
     """
     if tensor.dim() != 2:
         raise ValueError(f"eye_ needs a 2-dimensional tensor, got shape {tuple(tensor.shape)}")
-    if tensor.is_meta:
-        return tensor
-    if is_dtensor(tensor):
-        fill_from_sampler(tensor, InitSpec("eye"), seed=0, name="")
-        return tensor
-    with torch.no_grad():
-        tensor.zero_()
-        tensor.fill_diagonal_(1)  # works for every dtype and device, in place
+    fill_from_sampler(tensor, InitSpec("eye"), seed=0, name="")  # deterministic: the key is unused
     return tensor
 
 
@@ -394,20 +387,7 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
     groups = check_int("groups", groups, minimum=1)
     if tensor.shape[0] % groups:
         raise ValueError(f"groups={groups} must divide dim 0 of the tensor, got shape {tuple(tensor.shape)}")
-    if tensor.is_meta:
-        return tensor
-    if is_dtensor(tensor):
-        fill_from_sampler(tensor, InitSpec("dirac", groups=groups, layout="torch"), seed=0, name="")
-        return tensor
-    per_group = tensor.shape[0] // groups
-    channels = min(per_group, tensor.shape[1])
-    centre = tuple(size // 2 for size in tensor.shape[2:])
-    inputs = torch.arange(channels, device=tensor.device).repeat(groups)
-    outputs = torch.arange(groups, device=tensor.device).repeat_interleave(channels) * per_group + inputs
-    with torch.no_grad():
-        tensor.zero_()
-        index: tuple[Any, ...] = (outputs, inputs, *centre)
-        tensor[index] = 1
+    fill_from_sampler(tensor, InitSpec("dirac", groups=groups, layout="torch"), seed=0, name="")
     return tensor
 
 
