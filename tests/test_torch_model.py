@@ -284,3 +284,14 @@ def test_lazy_parameters_are_skipped_and_bad_seeds_rejected():
     assert [p.name for p in report] == ["1.weight", "1.bias"]
     with pytest.raises(ValueError, match="seed"):
         init_model(model, seed=-1)
+
+
+def test_explicit_fans_in_a_rule_win_over_the_layers():
+    model = nn.Sequential(nn.Linear(10, 20))
+    report = init_model(model, {"Linear:weight": {"init": "he", "fan_in": 50}}, seed=2)
+    expected = berry.sample((20, 10), "he", fan_in=50, seed=2, name="0.weight")
+    np.testing.assert_array_equal(model[0].weight.detach().numpy(), expected)
+    assert report["0.weight"].std == pytest.approx(math.sqrt(2 / 50))
+    init_model(model, {"Linear:weight": {"init": "xavier", "fan_out": 30}}, seed=2)  # fan_in stays the layer's, 10
+    expected = berry.sample((20, 10), "xavier", fan_in=10, fan_out=30, seed=2, name="0.weight")
+    np.testing.assert_array_equal(model[0].weight.detach().numpy(), expected)

@@ -322,8 +322,10 @@ def _scale(action: InitSpec | Callable[..., Any] | None, shape: tuple[int, ...],
     if action.std is not None or action.kind == "sparse":
         return float(action.scale(shape))
     spec = action
-    if block.fans is not None and action.fan_in is None and action.fan_out is None:
-        spec = dataclasses.replace(action, fan_in=block.fans[0], fan_out=block.fans[1])
+    if block.fans is not None:
+        fan_in = block.fans[0] if action.fan_in is None else action.fan_in
+        fan_out = block.fans[1] if action.fan_out is None else action.fan_out
+        spec = dataclasses.replace(action, fan_in=fan_in, fan_out=fan_out)
     return float(spec.scale(shape))
 
 

@@ -254,6 +254,7 @@ def fill_from_sampler(
         return
     shape = where.global_shape
     per_block = spec.kind in BLOCKWISE_KINDS
+    # The layer's fans go to a scale rule, unless the spec fixes its scale (or a fan) itself.
     takes_fans = spec.kind == "rule" and spec.std is None and spec.low is None
     if not blocks or not shape:
         blocks = [Block(0, shape[0] if shape else 1)]
@@ -265,7 +266,9 @@ def fill_from_sampler(
         for block in blocks:
             block_spec = spec
             if takes_fans and block.fans is not None:
-                block_spec = dataclasses.replace(spec, fan_in=block.fans[0], fan_out=block.fans[1])
+                fan_in = block.fans[0] if spec.fan_in is None else spec.fan_in
+                fan_out = block.fans[1] if spec.fan_out is None else spec.fan_out
+                block_spec = dataclasses.replace(spec, fan_in=fan_in, fan_out=fan_out)
             block_region = (slice(block.start, block.stop), *(slice(0, n) for n in shape[1:]))
             part = _intersect(where.region, block_region)
             if part is None:
