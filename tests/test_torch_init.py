@@ -20,6 +20,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 stats = pytest.importorskip("scipy.stats")
@@ -480,3 +482,23 @@ def test_zero_element_tensors_are_left_alone():
         warnings.simplefilter("error")
         for fill in (berry_init.normal_, berry_init.uniform_, berry_init.xavier_uniform_, berry_init.orthogonal_):
             fill(torch.empty(0, 3))
+
+
+@settings(max_examples=25, derandomize=True, deadline=None)
+@given(st.lists(st.integers(1, 7), min_size=1, max_size=3), st.data())
+def test_any_window_of_a_tensor_gets_exactly_its_own_values(shape, data):
+    base = torch.zeros([size + 3 for size in shape])
+    window = tuple(
+        slice(start, start + size)
+        for size, start in zip(shape, data.draw(st.tuples(*[st.integers(0, 3) for _ in shape])), strict=True)
+    )
+    view = base[window]
+    if data.draw(st.booleans()) and view.dim() > 1:
+        view = view.transpose(0, -1)
+    berry_init.trunc_normal_(view, std=0.5, a=-1.0, b=1.0, seed=2, name="view")
+    expected = berry.sample(tuple(view.shape), distribution="truncated_normal", std=0.5, bounds=(-2.0, 2.0),
+                            correct_variance=False, seed=2, name="view")
+    assert torch.equal(view, torch.from_numpy(expected))
+    untouched = torch.ones_like(base, dtype=torch.bool)
+    untouched[window] = False
+    assert not base[untouched].any()
