@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -103,17 +104,12 @@ def resolve_key(
 
 
 # ------------------------------------------------------------------------ shards
-def _dtensor_class() -> type | None:
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:  # pragma: no cover - torch built without distributed
-        return None
-    return DTensor
-
-
 def is_dtensor(tensor: Any) -> bool:
-    cls = _dtensor_class()
-    return cls is not None and isinstance(tensor, cls)
+    """Whether ``tensor`` is a ``torch.distributed.tensor.DTensor`` (FSDP2 parameters are)."""
+    # No DTensor can exist before its module is imported, and importing it here would cost every user.
+    module = sys.modules.get("torch.distributed.tensor")
+    dtensor = getattr(module, "DTensor", None)
+    return dtensor is not None and isinstance(tensor, dtensor)
 
 
 @dataclasses.dataclass(frozen=True)
