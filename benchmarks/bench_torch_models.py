@@ -39,6 +39,9 @@ import subprocess
 import sys
 import time
 
+# Run from a checkout without installing: the repository root goes first on the path.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 MODELS = {
     "gpt2": {"n_layer": 12, "d": 768, "vocab": 50257, "n_ctx": 1024},
     "1b": {"n_layer": 18, "d": 2048, "vocab": 50257, "n_ctx": 2048},
