@@ -213,11 +213,14 @@ def orthogonal_rows(sizes: list[int], repeats: int) -> list[str]:
         return ["| (berry.sampling not available) | | | |"]
     lines = []
     for n in sizes:
-        berry_s = median_seconds(lambda n=n: sample((n, n), init="orthogonal", seed=0, name="q"), repeats)
-        torch_s = float("nan")
+        runs: dict[str, Callable[[], object]] = {
+            "berry": lambda n=n: sample((n, n), init="orthogonal", seed=0, name="q")
+        }
         if torch is not None:
             tensor = torch.empty(n, n)
-            torch_s = median_seconds(lambda tensor=tensor: torch.nn.init.orthogonal_(tensor), repeats)
+            runs["torch"] = lambda tensor=tensor: torch.nn.init.orthogonal_(tensor)
+        seconds = interleaved_medians(runs, repeats)
+        berry_s, torch_s = seconds["berry"], seconds.get("torch", float("nan"))
         lines.append(f"| {n} | {berry_s * 1e3:.0f} | {torch_s * 1e3:.0f} | {torch_s / berry_s:.2f}x |")
         print(lines[-1], flush=True)
     return lines
@@ -228,10 +231,16 @@ def region_line(n: int, repeats: int) -> str:
     full = np.empty((n, n), dtype=np.float32)
     quarter = np.empty((n, n // 4), dtype=np.float32)
     key = stream.key_for(0, "region")
-    full_s = median_seconds(lambda: stream.fill(full, law, key=key, global_shape=(n, n)), repeats)
-    part_s = median_seconds(
-        lambda: stream.fill(quarter, law, key=key, global_shape=(n, n), region_start=(0, n // 2)), repeats
+    seconds = interleaved_medians(
+        {
+            "full": lambda: stream.fill(full, law, key=key, global_shape=(n, n)),
+            "quarter": lambda: stream.fill(
+                quarter, law, key=key, global_shape=(n, n), region_start=(0, n // 2)
+            ),
+        },
+        repeats,
     )
+    full_s, part_s = seconds["full"], seconds["quarter"]
     line = f"| {n}x{n} normal | {full_s * 1e3:.0f} | {part_s * 1e3:.0f} | {part_s / full_s:.2f}x |"
     print(line, flush=True)
     return line
@@ -314,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     if args.quick:
-        sizes, repeats, orthogonal, region_n, memory_gib = [16, 64], 3, [512, 1024, 2048], 4096, [1.0]
+        sizes, repeats, orthogonal, region_n, memory_gib = [16, 64], 5, [512, 1024, 2048], 4096, [1.0]
     else:
         sizes, repeats, orthogonal, region_n, memory_gib = (
             [16, 256, 1024],
