@@ -75,6 +75,33 @@ static inline __attribute__((always_inline)) void philox_uniforms(uint32_t k0, u
     }
 }
 
+
+/* The four 32-bit words of Philox blocks block0 .. block0+nb-1, block by block (float32 transform). */
+static inline __attribute__((always_inline)) void philox_words(uint32_t k0, uint32_t k1, uint64_t block0, int nb,
+                                                               uint32_t *restrict words) {
+    for (int j = 0; j < nb; j++) {
+        uint64_t block = block0 + (uint64_t)j;
+        uint32_t x0 = (uint32_t)block, x1 = (uint32_t)(block >> 32), x2 = 0, x3 = 0;
+        uint32_t a0 = k0, a1 = k1;
+        for (int round = 0; round < 10; round++) {
+            uint64_t p0 = (uint64_t)PHILOX_M0 * x0;
+            uint64_t p1 = (uint64_t)PHILOX_M1 * x2;
+            uint32_t y0 = (uint32_t)(p1 >> 32) ^ x1 ^ a0;
+            uint32_t y2 = (uint32_t)(p0 >> 32) ^ x3 ^ a1;
+            x1 = (uint32_t)p1;
+            x3 = (uint32_t)p0;
+            x0 = y0;
+            x2 = y2;
+            a0 += PHILOX_W0;
+            a1 += PHILOX_W1;
+        }
+        words[4 * j] = x0;
+        words[4 * j + 1] = x1;
+        words[4 * j + 2] = x2;
+        words[4 * j + 3] = x3;
+    }
+}
+
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define BERRY_HAVE_AVX2_CLONE 1
 #include <immintrin.h>
@@ -156,6 +183,69 @@ __attribute__((target("avx2"))) static void philox_uniforms_avx2(uint32_t k0, ui
             u[2 * (j + t) + 1] = odd[t];
         }
     }
+}
+
+/* Words x0..x3 of 4 blocks (low halves of 64-bit lanes) stored block by block: 16 words. */
+__attribute__((target("avx2"))) static inline void store_words16(uint32_t *dst, __m256i x0, __m256i x1, __m256i x2,
+                                                                 __m256i x3, __m256i low32) {
+    __m256i lo = _mm256_or_si256(_mm256_and_si256(x0, low32), _mm256_slli_epi64(x1, 32)); /* (x0, x1) per block */
+    __m256i hi = _mm256_or_si256(_mm256_and_si256(x2, low32), _mm256_slli_epi64(x3, 32)); /* (x2, x3) */
+    __m256i a = _mm256_unpacklo_epi64(lo, hi), b = _mm256_unpackhi_epi64(lo, hi); /* blocks 0 2 | 1 3 */
+    _mm256_storeu_si256((__m256i *)dst, _mm256_permute2x128_si256(a, b, 0x20));
+    _mm256_storeu_si256((__m256i *)(dst + 8), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+/* philox_words with AVX2: 16 blocks (64 words) per step in four independent groups of 4 (the rounds are a
+ * latency-bound chain of multiplies), then single groups of 4, then the scalar code for the rest. */
+#define PG 4
+__attribute__((target("avx2"))) static void philox_words_avx2(uint32_t k0, uint32_t k1, uint64_t block0, int nb,
+                                                              uint32_t *restrict words) {
+    const __m256i m0 = _mm256_set1_epi64x(PHILOX_M0), m1 = _mm256_set1_epi64x(PHILOX_M1);
+    const __m256i low32 = _mm256_set1_epi64x(0xFFFFFFFFll);
+    __m256i key0[10], key1[10];
+    uint32_t c0 = k0, c1 = k1;
+    for (int round = 0; round < 10; round++) {
+        key0[round] = _mm256_set1_epi64x(c0);
+        key1[round] = _mm256_set1_epi64x(c1);
+        c0 += PHILOX_W0;
+        c1 += PHILOX_W1;
+    }
+    const __m256i lanes = _mm256_setr_epi64x(0, 1, 2, 3), four = _mm256_set1_epi64x(4);
+    int j = 0;
+    for (; j + 4 * PG <= nb; j += 4 * PG) {
+        __m256i x0[PG], x1[PG], x2[PG], x3[PG];
+        __m256i block = _mm256_add_epi64(_mm256_set1_epi64x((long long)(block0 + (uint64_t)j)), lanes);
+        for (int g = 0; g < PG; g++) {
+            x0[g] = block;
+            x1[g] = _mm256_srli_epi64(block, 32);
+            x2[g] = _mm256_setzero_si256();
+            x3[g] = x2[g];
+            block = _mm256_add_epi64(block, four);
+        }
+        for (int round = 0; round < 10; round++) {
+            for (int g = 0; g < PG; g++) {
+                __m256i p0 = _mm256_mul_epu32(x0[g], m0), p1 = _mm256_mul_epu32(x2[g], m1);
+                x0[g] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), x1[g]), key0[round]);
+                x2[g] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), x3[g]), key1[round]);
+                x1[g] = p1;
+                x3[g] = p0;
+            }
+        }
+        for (int g = 0; g < PG; g++) store_words16(words + 4 * (j + 4 * g), x0[g], x1[g], x2[g], x3[g], low32);
+    }
+    for (; j + 4 <= nb; j += 4) {
+        __m256i block = _mm256_add_epi64(_mm256_set1_epi64x((long long)(block0 + (uint64_t)j)), lanes);
+        __m256i x0 = block, x1 = _mm256_srli_epi64(block, 32), x2 = _mm256_setzero_si256(), x3 = x2;
+        for (int round = 0; round < 10; round++) {
+            __m256i p0 = _mm256_mul_epu32(x0, m0), p1 = _mm256_mul_epu32(x2, m1);
+            x0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), x1), key0[round]);
+            x2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), x3), key1[round]);
+            x1 = p1;
+            x3 = p0;
+        }
+        store_words16(words + 4 * j, x0, x1, x2, x3, low32);
+    }
+    if (j < nb) philox_words(k0, k1, block0 + (uint64_t)j, nb - j, words + 4 * j);
 }
 #endif
 
@@ -384,6 +474,216 @@ __attribute__((target("avx2"))) static void ndtri_block_avx2(const double *restr
 }
 #endif
 
+enum { DT_F64 = 0, DT_F32 = 1, DT_F16 = 2, DT_BF16 = 3 };
+enum { LAW_UNIFORM = 0, LAW_NORMAL = 1, LAW_TRUNCATED = 2 };
+
+/* ---- the float32 transform (float32 / float16 / bfloat16 outputs; see berry/_special.py) ---- */
+#define FA0 0x1.0fc8bcp+1f
+#define FA1 0x1.652c5cp-2f
+#define FA2 -0x1.832b16p-8f
+#define FA3 -0x1.d06b7ap-10f
+#define FA4 0x1.43c992p-12f
+#define FA5 -0x1.d7f9b8p-18f
+#define FA6 -0x1.48ab52p-18f
+#define FA7 0x1.638822p-21f
+#define FA8 0x1.1a9ef0p-25f
+#define FA9 -0x1.b27b34p-27f
+#define FB0 0x1.00696cp+2f
+#define FB1 0x1.6aa52ap+0f
+#define FB2 0x1.b5a7f6p-7f
+#define FB3 -0x1.62350ap-7f
+#define FB4 0x1.07ef92p-7f
+#define FB5 -0x1.4a4f2ap-8f
+#define FB6 0x1.0d6c70p-9f
+#define FB7 -0x1.6a4078p-13f
+#define FB8 -0x1.758454p-12f
+#define FB9 0x1.cef9b8p-13f
+#define FB10 -0x1.de71dep-15f
+#define FB11 0x1.821848p-18f
+/* Cephes logf's polynomial, FL0 the constant term */
+#define FL8 7.0376836292e-2f
+#define FL7 -1.1514610310e-1f
+#define FL6 1.1676998740e-1f
+#define FL5 -1.2420140846e-1f
+#define FL4 1.4249322787e-1f
+#define FL3 -1.6668057665e-1f
+#define FL2 2.0000714765e-1f
+#define FL1 -2.4999993993e-1f
+#define FL0 3.3333331174e-1f
+#define F32_MAX_P 0x1.fffffep-1f /* largest float32 below 1 */
+
+static inline __attribute__((always_inline)) float as_float(uint32_t bits) {
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static inline __attribute__((always_inline)) uint32_t as_u32(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    return bits;
+}
+
+/* Cephes logf for positive normal floats, in float32 (the order of log_f32 in berry/_special.py). */
+static inline __attribute__((always_inline)) float berry_logf(float t) {
+    uint32_t bits = as_u32(t);
+    int32_t e = (int32_t)(bits >> 23) - 126;
+    float m = as_float((bits & 0x807FFFFFu) | 0x3F000000u);
+    int small = m < 0.707106781186547524f;
+    e -= small;
+    float x = small ? (m + m) - 1.0f : m - 1.0f;
+    float ef = (float)e;
+    float z = x * x;
+    float y = (((((((FL8 * x + FL7) * x + FL6) * x + FL5) * x + FL4) * x + FL3) * x + FL2) * x + FL1) * x + FL0;
+    y = (y * x) * z;
+    y = y + -2.12194440e-4f * ef;
+    y = y + -0.5f * z;
+    float r = x + y;
+    return r + 0.693359375f * ef;
+}
+
+/* -ndtri(s) for 2^-40 <= s <= 1/2 (ndtri_half_f32 in berry/_special.py). */
+static inline __attribute__((always_inline)) float ndtri_half_f(float s) {
+    float t = (4.0f * s) * (1.0f - s);
+    float w = -berry_logf(t);
+    float x = 1.0f - (s + s);
+    float p;
+    if (w < 5.0f) {
+        float v = w - 2.5f;
+        p = ((((((((FA9 * v + FA8) * v + FA7) * v + FA6) * v + FA5) * v + FA4) * v + FA3) * v + FA2) * v + FA1) * v + FA0;
+    } else {
+        float v = sqrtf(w) - 3.0f;
+        p = ((((((((((FB11 * v + FB10) * v + FB9) * v + FB8) * v + FB7) * v + FB6) * v + FB5) * v + FB4) * v + FB3) * v + FB2) * v + FB1) * v + FB0;
+    }
+    return x * p;
+}
+
+/* z[i] (as double) of the float32 transform from words[i], i < n. */
+static inline __attribute__((always_inline)) void z32_block(const uint32_t *restrict words, double *restrict z, int n,
+                                                            int law, float pa, float width) {
+    for (int i = 0; i < n; i++) {
+        uint32_t word = words[i];
+        float g;
+        if (law == LAW_NORMAL) {
+            float s = ((float)(int32_t)(word & 0x7FFFFFFFu) + 0.5f) * 0x1p-32f;
+            g = ndtri_half_f(s);
+            g = (word >> 31) ? g : -g;
+        } else {
+            float u = as_float((word >> 9) | 0x3F800000u) - F32_MAX_P;
+            float p = pa + width * u;
+            p = p < F32_MAX_P ? p : F32_MAX_P;
+            int lower = p < 0.5f;
+            g = ndtri_half_f(lower ? p : 1.0f - p);
+            g = lower ? -g : g;
+        }
+        z[i] = (double)g;
+    }
+}
+
+#ifdef BERRY_HAVE_AVX2_CLONE
+#define FSET(c) _mm256_set1_ps(c)
+#define NV 4 /* independent vectors in flight: the polynomials are latency-bound chains */
+#define EACH for (int k = 0; k < NV; k++)
+
+static const float fa_coef[10] = {FA0, FA1, FA2, FA3, FA4, FA5, FA6, FA7, FA8, FA9};
+static const float fb_coef[12] = {FB0, FB1, FB2, FB3, FB4, FB5, FB6, FB7, FB8, FB9, FB10, FB11};
+static const float fl_coef[9] = {FL0, FL1, FL2, FL3, FL4, FL5, FL6, FL7, FL8};
+
+/* acc = c[deg]*v + c[deg-1], then acc = acc*v + c[j]: the order of the scalar HORNER, NV vectors at once. */
+__attribute__((target("avx2"))) static inline __attribute__((always_inline)) void horner_f8(const float *c, int deg,
+                                                                                           const __m256 *v,
+                                                                                           __m256 *acc) {
+    EACH acc[k] = _mm256_add_ps(_mm256_mul_ps(FSET(c[deg]), v[k]), FSET(c[deg - 1]));
+#pragma GCC unroll 16
+    for (int j = deg - 2; j >= 0; j--) {
+        __m256 cj = FSET(c[j]);
+        EACH acc[k] = _mm256_add_ps(_mm256_mul_ps(acc[k], v[k]), cj);
+    }
+}
+
+/* berry_logf on NV vectors (same operations, same order). */
+__attribute__((target("avx2"))) static inline __attribute__((always_inline)) void berry_logf8(const __m256 *t,
+                                                                                             __m256 *out) {
+    __m256 x[NV], ef[NV], z[NV], y[NV];
+    EACH {
+        __m256i bits = _mm256_castps_si256(t[k]);
+        __m256i e = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126));
+        __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x807FFFFF)),
+                                                       _mm256_set1_epi32(0x3F000000)));
+        __m256 small = _mm256_cmp_ps(m, FSET(0.707106781186547524f), _CMP_LT_OQ);
+        e = _mm256_add_epi32(e, _mm256_castps_si256(small)); /* mask is -1 */
+        x[k] = _mm256_blendv_ps(_mm256_sub_ps(m, FSET(1.0f)), _mm256_sub_ps(_mm256_add_ps(m, m), FSET(1.0f)), small);
+        ef[k] = _mm256_cvtepi32_ps(e);
+        z[k] = _mm256_mul_ps(x[k], x[k]);
+    }
+    horner_f8(fl_coef, 8, x, y);
+    EACH {
+        __m256 yy = _mm256_mul_ps(_mm256_mul_ps(y[k], x[k]), z[k]);
+        yy = _mm256_add_ps(yy, _mm256_mul_ps(FSET(-2.12194440e-4f), ef[k]));
+        yy = _mm256_add_ps(yy, _mm256_mul_ps(FSET(-0.5f), z[k]));
+        __m256 r = _mm256_add_ps(x[k], yy);
+        out[k] = _mm256_add_ps(r, _mm256_mul_ps(FSET(0.693359375f), ef[k]));
+    }
+}
+
+/* ndtri_half_f on NV vectors. */
+__attribute__((target("avx2"))) static inline __attribute__((always_inline)) void ndtri_half_f8(const __m256 *s,
+                                                                                               __m256 *g) {
+    __m256 t[NV], w[NV], v[NV], p[NV];
+    EACH t[k] = _mm256_mul_ps(_mm256_mul_ps(FSET(4.0f), s[k]), _mm256_sub_ps(FSET(1.0f), s[k]));
+    berry_logf8(t, w);
+    int any_tail = 0;
+    EACH {
+        w[k] = _mm256_xor_ps(w[k], FSET(-0.0f));
+        v[k] = _mm256_sub_ps(w[k], FSET(2.5f));
+        any_tail |= _mm256_movemask_ps(_mm256_cmp_ps(w[k], FSET(5.0f), _CMP_NLT_UQ)); /* !(w < 5) */
+    }
+    horner_f8(fa_coef, 9, v, p);
+    if (__builtin_expect(any_tail != 0, 0)) {
+        __m256 vb[NV], pb[NV];
+        EACH vb[k] = _mm256_sub_ps(_mm256_sqrt_ps(w[k]), FSET(3.0f));
+        horner_f8(fb_coef, 11, vb, pb);
+        EACH p[k] = _mm256_blendv_ps(p[k], pb[k], _mm256_cmp_ps(w[k], FSET(5.0f), _CMP_NLT_UQ));
+    }
+    EACH g[k] = _mm256_mul_ps(_mm256_sub_ps(FSET(1.0f), _mm256_add_ps(s[k], s[k])), p[k]);
+}
+
+/* z32_block with AVX2, 8 * NV values per step (words and z padded to a multiple of 8 * NV). */
+__attribute__((target("avx2"))) static void z32_block_avx2(const uint32_t *restrict words, double *restrict z, int n,
+                                                           int law, float pa, float width) {
+    const __m256 sign = FSET(-0.0f);
+    for (int i = 0; i < n; i += 8 * NV) {
+        __m256i word[NV];
+        __m256 s[NV], g[NV], neg[NV];
+        EACH word[k] = _mm256_loadu_si256((const __m256i *)(words + i + 8 * k));
+        if (law == LAW_NORMAL) {
+            EACH {
+                __m256 m = _mm256_cvtepi32_ps(_mm256_and_si256(word[k], _mm256_set1_epi32(0x7FFFFFFF)));
+                s[k] = _mm256_mul_ps(_mm256_add_ps(m, FSET(0.5f)), FSET(0x1p-32f));
+                neg[k] = _mm256_andnot_ps(_mm256_castsi256_ps(word[k]), sign); /* top bit clear: -g */
+            }
+        } else {
+            EACH {
+                __m256 u = _mm256_sub_ps(
+                    _mm256_castsi256_ps(_mm256_or_si256(_mm256_srli_epi32(word[k], 9), _mm256_set1_epi32(0x3F800000))),
+                    FSET(F32_MAX_P));
+                __m256 p = _mm256_add_ps(FSET(pa), _mm256_mul_ps(FSET(width), u));
+                p = _mm256_min_ps(p, FSET(F32_MAX_P));
+                __m256 lower = _mm256_cmp_ps(p, FSET(0.5f), _CMP_LT_OQ);
+                s[k] = _mm256_blendv_ps(_mm256_sub_ps(FSET(1.0f), p), p, lower);
+                neg[k] = _mm256_and_ps(lower, sign);
+            }
+        }
+        ndtri_half_f8(s, g);
+        EACH {
+            __m256 gk = _mm256_xor_ps(g[k], neg[k]);
+            _mm256_storeu_pd(z + i + 8 * k, _mm256_cvtps_pd(_mm256_castps256_ps128(gk)));
+            _mm256_storeu_pd(z + i + 8 * k + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(gk, 1)));
+        }
+    }
+}
+#endif
+
 /* ---- rounding float64 once to float16 / bfloat16 (integer round-to-nearest-even) ---- */
 static inline __attribute__((always_inline)) uint16_t round_small(double value, int exponent_bits,
                                                                   int mantissa_bits) {
@@ -415,8 +715,6 @@ static inline __attribute__((always_inline)) uint16_t round_small(double value, 
 }
 
 /* ---- a job: one law, one output region --------------------------------- */
-enum { DT_F64 = 0, DT_F32 = 1, DT_F16 = 2, DT_BF16 = 3 };
-enum { LAW_UNIFORM = 0, LAW_NORMAL = 1, LAW_TRUNCATED = 2 };
 
 typedef struct {
     char *out;
@@ -424,6 +722,7 @@ typedef struct {
     uint32_t k0, k1;
     int law;
     double offset, factor, pa, width, low, high;
+    int fast; /* the float32 transform */
     uint64_t base, run;
     int n_outer;
     uint64_t counts[MAX_OUTER], strides[MAX_OUTER];
@@ -437,7 +736,28 @@ typedef struct {
 /* Values of global indices [index, index + n) into out positions [position, position + n). */
 static inline __attribute__((always_inline)) void segment(const job_t *job, uint64_t index, int n,
                                                           uint64_t position, int avx2) {
-    double u[CHUNK + 8], v[CHUNK + 4];
+    double u[CHUNK + 8], v[CHUNK + 32];
+    const double offset = job->offset, factor = job->factor, low = job->low, high = job->high;
+    const double *z;
+    if (job->fast) {
+        uint32_t words[CHUNK + 40];
+        uint64_t first = index >> 2;
+        int nw = (int)(((index + (uint64_t)n - 1) >> 2) - first + 1);
+        const uint32_t *ww = words + (index & 3);
+#ifdef BERRY_HAVE_AVX2_CLONE
+        if (avx2) {
+            philox_words_avx2(job->k0, job->k1, first, nw, words);
+            for (int i = 4 * nw; i < (int)(index & 3) + ((n + 31) & ~31); i++) words[i] = 0; /* padding lanes */
+            z32_block_avx2(ww, v, n, job->law, (float)job->pa, (float)job->width);
+        } else
+#endif
+        {
+            philox_words(job->k0, job->k1, first, nw, words);
+            z32_block(ww, v, n, job->law, (float)job->pa, (float)job->width);
+        }
+        z = v;
+        goto finish;
+    }
     uint64_t block0 = index >> 1;
     int nb = (int)(((index + (uint64_t)n - 1) >> 1) - block0 + 1);
 #ifdef BERRY_HAVE_AVX2_CLONE
@@ -454,8 +774,7 @@ static inline __attribute__((always_inline)) void segment(const job_t *job, uint
         }
     }
     const double *uu = u + (index & 1);
-    const double offset = job->offset, factor = job->factor, low = job->low, high = job->high;
-    const double *z = uu; /* uniform: the value is affine in u itself */
+    z = uu; /* uniform: the value is affine in u itself */
     if (job->law != LAW_UNIFORM) {
         const double *p = uu;
         double pt[CHUNK + 4];
@@ -476,6 +795,7 @@ static inline __attribute__((always_inline)) void segment(const job_t *job, uint
             ndtri_block(p, v, n);
         z = v;
     }
+finish:
     /* value = offset + factor * z, clamped into the support (rounded inward), rounded once */
 #define FINISH(store)                                                                                      \
     for (int i = 0; i < n; i++) {                                                                          \
@@ -553,8 +873,8 @@ static PyObject *stream_fill(PyObject *self, PyObject *args) {
     unsigned int k0, k1;
     unsigned long long base, run;
     int threads;
-    if (!PyArg_ParseTuple(args, "OiIIiddddddKKOOi", &out_obj, &job.dtype, &k0, &k1, &job.law, &job.offset,
-                          &job.factor, &job.pa, &job.width, &job.low, &job.high, &base, &run, &counts_obj,
+    if (!PyArg_ParseTuple(args, "OiIIiddddddiKKOOi", &out_obj, &job.dtype, &k0, &k1, &job.law, &job.offset,
+                          &job.factor, &job.pa, &job.width, &job.low, &job.high, &job.fast, &base, &run, &counts_obj,
                           &strides_obj, &threads))
         return NULL;
     job.k0 = k0;

@@ -385,3 +385,95 @@ def truncnorm_std(a: float, b: float) -> float:
     0.879625661
     """
     return truncnorm_mean_std(a, b)[1]
+
+
+# --- float32 transform of the stream's float32 / float16 / bfloat16 outputs ----------------------------
+# G(s) = -ndtri(s) for 0 < s <= 1/2, evaluated in float32 arithmetic (IEEE-exact operations in a fixed
+# order, no FMA): the form of Giles ("Approximating the erfinv function", GPU Computing Gems, 2011),
+#     w = -log(4 s (1 - s)),  x = 1 - 2 s,  G = x * P(w),
+# with P a polynomial in w - 2.5 for w < 5 (degree 9) and in sqrt(w) - 3 beyond (degree 11), here
+# fitted (relative least squares at Chebyshev nodes) to sqrt(2) erfinv(x) / x for 2**-40 <= s <= 1/2;
+# the logarithm is Cephes' logf (Moshier), also in float32. Accuracy, measured against
+# scipy.special.ndtri on 4 million points: at most 3.7 float32 ulps (relative 2.6e-7, mean 0.66 ulp)
+# for 2**-33 <= s <= 1/2 and at most 5.8 ulps down to s = 2**-40.
+F32_NDTRI_A = tuple(
+    np.float32(float.fromhex(h))
+    for h in (
+        "0x1.0fc8bcp+1", "0x1.652c5cp-2", "-0x1.832b16p-8", "-0x1.d06b7ap-10", "0x1.43c992p-12",
+        "-0x1.d7f9b8p-18", "-0x1.48ab52p-18", "0x1.638822p-21", "0x1.1a9ef0p-25", "-0x1.b27b34p-27",
+    )
+)  # fmt: skip
+F32_NDTRI_B = tuple(
+    np.float32(float.fromhex(h))
+    for h in (
+        "0x1.00696cp+2", "0x1.6aa52ap+0", "0x1.b5a7f6p-7", "-0x1.62350ap-7", "0x1.07ef92p-7",
+        "-0x1.4a4f2ap-8", "0x1.0d6c70p-9", "-0x1.6a4078p-13", "-0x1.758454p-12", "0x1.cef9b8p-13",
+        "-0x1.de71dep-15", "0x1.821848p-18",
+    )
+)  # fmt: skip
+F32_LOG_P = tuple(
+    np.float32(c)
+    for c in (
+        7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
+        -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1,
+    )
+)  # fmt: skip
+F32_SQRTHF = np.float32(0.707106781186547524)
+F32_LOG_Q1 = np.float32(-2.12194440e-4)
+F32_LOG_Q2 = np.float32(0.693359375)
+F32_SPLIT = np.float32(5.0)
+F32_MIN_S = 2.0**-40  # smallest s the fit covers
+
+
+def log_f32(t: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Natural logarithm of positive normal float32 values in float32 (Cephes ``logf``), as the C kernel.
+
+    >>> import numpy as np
+    >>> from berry._special import log_f32
+    >>> bool(abs(float(log_f32(np.array([10.0], dtype=np.float32))[0]) - 2.302585) < 1e-6)
+    True
+    """
+    one = np.float32(1.0)
+    bits = np.ascontiguousarray(t, dtype=np.float32).view(np.uint32)
+    exponent = (bits >> np.uint32(23)).astype(np.int32) - 126
+    m = ((bits & np.uint32(0x807FFFFF)) | np.uint32(0x3F000000)).view(np.float32)  # [1/2, 1)
+    small = m < F32_SQRTHF
+    exponent = exponent - small.astype(np.int32)
+    x = np.where(small, (m + m) - one, m - one)
+    e = exponent.astype(np.float32)
+    z = x * x
+    y = F32_LOG_P[0] * x + F32_LOG_P[1]
+    for c in F32_LOG_P[2:]:
+        y = y * x + c
+    y = (y * x) * z
+    y = y + F32_LOG_Q1 * e
+    y = y + np.float32(-0.5) * z
+    r = x + y
+    return r + F32_LOG_Q2 * e
+
+
+def _horner_f32(coefficients: tuple[np.float32, ...], v: NDArray[np.float32]) -> NDArray[np.float32]:
+    acc = coefficients[-1] * v + coefficients[-2]
+    for c in coefficients[-3::-1]:
+        acc = acc * v + c
+    return acc
+
+
+def ndtri_half_f32(s: NDArray[np.float32]) -> NDArray[np.float32]:
+    """``-ndtri(s)`` for float32 ``2**-40 <= s <= 1/2`` in float32 arithmetic, bit-identical to the C kernel.
+
+    See the comment above :data:`F32_NDTRI_A` for the method and the measured accuracy (<= 3.7 ulps).
+
+    >>> import numpy as np
+    >>> from berry._special import ndtri_half_f32
+    >>> round(float(ndtri_half_f32(np.array([0.025], dtype=np.float32))[0]), 5)
+    1.95996
+    """
+    s = np.asarray(s, dtype=np.float32)
+    one = np.float32(1.0)
+    t = (np.float32(4.0) * s) * (one - s)
+    w = -log_f32(t)
+    x = one - (s + s)
+    central = _horner_f32(F32_NDTRI_A, w - np.float32(2.5))
+    tail = _horner_f32(F32_NDTRI_B, np.sqrt(w) - np.float32(3.0))
+    return x * np.where(w < F32_SPLIT, central, tail)
