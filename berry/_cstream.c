@@ -4,7 +4,12 @@
  * Computes exactly the recipe documented in berry/stream.py (and implemented
  * op for op by its NumPy reference): Philox4x32-10 (Salmon et al., SC 2011)
  * bits -> a 52-bit uniform -> Wichura's AS 241 inverse normal CDF with
- * fdlibm's logarithm -> float64 value -> one rounding to the output dtype.
+ * fdlibm's logarithm -> float64 value -> one rounding to the output dtype;
+ * for float32/float16/bfloat16 normal and truncated normal, the float32
+ * transform instead: one 32-bit Philox word per value -> the float32 inverse
+ * normal CDF of berry/_special.py (ndtri_half_f32: Giles' form, Cephes logf)
+ * evaluated 8 lanes wide with 4 independent chains -> loc + scale * z in
+ * float64 -> one rounding.
  * Only IEEE-exact operations are used (+ - * / sqrt, integer and bit
  * operations, exact conversions); the build passes -ffp-contract=off so no
  * multiply-add is ever fused, hence the same bits on every x86/ARM machine
@@ -649,9 +654,14 @@ __attribute__((target("avx2"))) static inline __attribute__((always_inline)) voi
 }
 
 /* z32_block with AVX2, 8 * NV values per step (words and z padded to a multiple of 8 * NV). */
-__attribute__((target("avx2"))) static void z32_block_avx2(const uint32_t *restrict words, double *restrict z, int n,
-                                                           int law, float pa, float width) {
+/* With out32 (float32 output), whole steps of 8 * NV values are finished here (loc + scale * z in float64,
+ * clamped, rounded to float32: the FINISH of segment, same operations) and written straight to out32;
+ * returns how many leading values were written there; z holds the others. */
+__attribute__((target("avx2"))) static int z32_block_avx2(const uint32_t *restrict words, double *restrict z, int n,
+                                                          int law, float pa, float width, float *restrict out32,
+                                                          const double *affine) {
     const __m256 sign = FSET(-0.0f);
+    int done = 0;
     for (int i = 0; i < n; i += 8 * NV) {
         __m256i word[NV];
         __m256 s[NV], g[NV], neg[NV];
@@ -675,12 +685,28 @@ __attribute__((target("avx2"))) static void z32_block_avx2(const uint32_t *restr
             }
         }
         ndtri_half_f8(s, g);
+        if (out32 != NULL && i + 8 * NV <= n) {
+            const __m256d offset = _mm256_set1_pd(affine[0]), factor = _mm256_set1_pd(affine[1]);
+            const __m256d low = _mm256_set1_pd(affine[2]), high = _mm256_set1_pd(affine[3]);
+            EACH {
+                __m256 gk = _mm256_xor_ps(g[k], neg[k]);
+                __m256d a = _mm256_add_pd(offset, _mm256_mul_pd(factor, _mm256_cvtps_pd(_mm256_castps256_ps128(gk))));
+                __m256d b = _mm256_add_pd(offset, _mm256_mul_pd(factor, _mm256_cvtps_pd(_mm256_extractf128_ps(gk, 1))));
+                a = _mm256_min_pd(high, _mm256_max_pd(low, a)); /* x < low ? low : x, then x > high ? high : x */
+                b = _mm256_min_pd(high, _mm256_max_pd(low, b));
+                __m256 r = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(a)), _mm256_cvtpd_ps(b), 1);
+                _mm256_storeu_ps(out32 + i + 8 * k, r);
+            }
+            done = i + 8 * NV;
+            continue;
+        }
         EACH {
             __m256 gk = _mm256_xor_ps(g[k], neg[k]);
             _mm256_storeu_pd(z + i + 8 * k, _mm256_cvtps_pd(_mm256_castps256_ps128(gk)));
             _mm256_storeu_pd(z + i + 8 * k + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(gk, 1)));
         }
     }
+    return done;
 }
 #endif
 
@@ -739,6 +765,7 @@ static inline __attribute__((always_inline)) void segment(const job_t *job, uint
     double u[CHUNK + 8], v[CHUNK + 32];
     const double offset = job->offset, factor = job->factor, low = job->low, high = job->high;
     const double *z;
+    int first_value = 0; /* values before it are already written */
     if (job->fast) {
         uint32_t words[CHUNK + 40];
         uint64_t first = index >> 2;
@@ -748,7 +775,9 @@ static inline __attribute__((always_inline)) void segment(const job_t *job, uint
         if (avx2) {
             philox_words_avx2(job->k0, job->k1, first, nw, words);
             for (int i = 4 * nw; i < (int)(index & 3) + ((n + 31) & ~31); i++) words[i] = 0; /* padding lanes */
-            z32_block_avx2(ww, v, n, job->law, (float)job->pa, (float)job->width);
+            const double affine[4] = {offset, factor, low, high};
+            float *out32 = job->dtype == DT_F32 ? (float *)(job->out + position * 4) : NULL;
+            first_value = z32_block_avx2(ww, v, n, job->law, (float)job->pa, (float)job->width, out32, affine);
         } else
 #endif
         {
@@ -798,7 +827,7 @@ static inline __attribute__((always_inline)) void segment(const job_t *job, uint
 finish:
     /* value = offset + factor * z, clamped into the support (rounded inward), rounded once */
 #define FINISH(store)                                                                                      \
-    for (int i = 0; i < n; i++) {                                                                          \
+    for (int i = first_value; i < n; i++) {                                                                \
         double x = offset + factor * z[i];                                                                 \
         x = x < low ? low : x;                                                                             \
         x = x > high ? high : x;                                                                           \

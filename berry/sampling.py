@@ -564,7 +564,8 @@ def sample(
     dtype:
         ``float32`` (default, or ``out``'s dtype), ``float64``, ``float16``
         or ``bfloat16`` (needs ``ml_dtypes``: ``pip install 'berry[bfloat16]'``).
-        Values are computed in float64 and rounded once.
+        Values are computed at higher precision and rounded once (normal and truncated normal below
+        float64 through the stream's float32 transform, see :mod:`berry.stream`).
     gain:
         Multiplier of the rule's std, or of the orthogonal/eye/dirac values.
     fan_in, fan_out, layout, groups:

@@ -96,7 +96,25 @@ def test_uniform_with_absolute_bounds():
     assert ks_pvalue(w, stats.uniform(loc=-0.1, scale=0.4)) > P_MIN
 
 
-@pytest.mark.parametrize("distribution", ["normal", "uniform", "truncated_normal"])
+@pytest.mark.parametrize("distribution", ["normal", "truncated_normal"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_low_precision_is_the_float32_transform_rounded_once(distribution, dtype):
+    # normal and truncated normal in float32 and narrower come from the stream's float32 transform
+    # (berry.stream docstring): loc + scale * z in float64, clamped, then rounded ONCE to the dtype.
+    pytest.importorskip("ml_dtypes")
+    from berry import distributions, stream
+
+    narrow = sample((64, 50), "he", distribution=distribution, dtype=dtype, name="lp")
+    assert narrow.dtype.name == dtype
+    law = distributions.elementwise_law(distribution, std=he(fan_in=64))
+    params = stream._params(law, narrow.dtype)
+    assert params.fast
+    before = stream._prerounded(np.arange(narrow.size, dtype=np.uint64), stream.key_for(0, "lp"), params)
+    expected = _lowp.round_float64(before, narrow.dtype).reshape(narrow.shape)
+    np.testing.assert_array_equal(narrow.view(np.uint8), expected.view(np.uint8))
+
+
+@pytest.mark.parametrize("distribution", ["uniform"])
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
 def test_low_precision_is_the_float64_value_rounded_once(distribution, dtype):
     pytest.importorskip("ml_dtypes")

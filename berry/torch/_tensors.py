@@ -10,7 +10,7 @@ How values reach a tensor
   into the tensor's memory through a NumPy view (``out=``), so no full-size
   copy is ever made.
 * CPU, contiguous, bfloat16: the same, through a ``uint16`` view re-read as
-  ``ml_dtypes.bfloat16`` (values are computed in float64 and rounded once).
+  ``ml_dtypes.bfloat16`` (values are computed at higher precision and rounded once).
   Without ml_dtypes the values are sampled in float32 and converted by torch,
   which rounds twice (float64 -> float32 -> bfloat16) and needs a float32
   buffer the size of the tensor.
