@@ -7,7 +7,7 @@
  * fdlibm's logarithm -> float64 value -> one rounding to the output dtype;
  * for float32/float16/bfloat16 normal and truncated normal, the float32
  * transform instead: one 32-bit Philox word per value -> the float32 inverse
- * normal CDF of berry/_special.py (ndtri_half_f32: Giles' form, Cephes logf)
+ * normal CDF of berry/_special.py (ndtri_half_f32: Giles' form, a float32 log)
  * evaluated 8 lanes wide with 4 independent chains -> loc + scale * z in
  * float64 -> one rounding.
  * Only IEEE-exact operations are used (+ - * / sqrt, integer and bit
@@ -505,16 +505,12 @@ enum { LAW_UNIFORM = 0, LAW_NORMAL = 1, LAW_TRUNCATED = 2 };
 #define FB9 0x1.cef9b8p-13f
 #define FB10 -0x1.de71dep-15f
 #define FB11 0x1.821848p-18f
-/* Cephes logf's polynomial, FL0 the constant term */
-#define FL8 7.0376836292e-2f
-#define FL7 -1.1514610310e-1f
-#define FL6 1.1676998740e-1f
-#define FL5 -1.2420140846e-1f
-#define FL4 1.4249322787e-1f
-#define FL3 -1.6668057665e-1f
-#define FL2 2.0000714765e-1f
-#define FL1 -2.4999993993e-1f
-#define FL0 3.3333331174e-1f
+/* 2 atanh(f) / f = sum 2 f^(2n) / (2n + 1), rounded to float32 */
+#define FT0 2.0f
+#define FT1 0x1.555556p-1f
+#define FT2 0x1.99999ap-2f
+#define FT3 0x1.24924ap-2f
+#define FT4 0x1.c71c72p-3f
 #define F32_MAX_P 0x1.fffffep-1f /* largest float32 below 1 */
 
 static inline __attribute__((always_inline)) float as_float(uint32_t bits) {
@@ -529,7 +525,7 @@ static inline __attribute__((always_inline)) uint32_t as_u32(float f) {
     return bits;
 }
 
-/* Cephes logf for positive normal floats, in float32 (the order of log_f32 in berry/_special.py). */
+/* log of positive normal floats in float32: Cephes' reduction, 2 atanh((m-1)/(m+1)) (log_f32 in berry/_special.py). */
 static inline __attribute__((always_inline)) float berry_logf(float t) {
     uint32_t bits = as_u32(t);
     int32_t e = (int32_t)(bits >> 23) - 126;
@@ -538,13 +534,10 @@ static inline __attribute__((always_inline)) float berry_logf(float t) {
     e -= small;
     float x = small ? (m + m) - 1.0f : m - 1.0f;
     float ef = (float)e;
-    float z = x * x;
-    float y = (((((((FL8 * x + FL7) * x + FL6) * x + FL5) * x + FL4) * x + FL3) * x + FL2) * x + FL1) * x + FL0;
-    y = (y * x) * z;
-    y = y + -2.12194440e-4f * ef;
-    y = y + -0.5f * z;
-    float r = x + y;
-    return r + 0.693359375f * ef;
+    float f = x / (x + 2.0f);
+    float f2 = f * f;
+    float r = f * ((((FT4 * f2 + FT3) * f2 + FT2) * f2 + FT1) * f2 + FT0);
+    return (r + -2.12194440e-4f * ef) + 0.693359375f * ef;
 }
 
 /* -ndtri(s) for 2^-40 <= s <= 1/2 (ndtri_half_f32 in berry/_special.py). */
@@ -592,7 +585,7 @@ static inline __attribute__((always_inline)) void z32_block(const uint32_t *rest
 
 static const float fa_coef[10] = {FA0, FA1, FA2, FA3, FA4, FA5, FA6, FA7, FA8, FA9};
 static const float fb_coef[12] = {FB0, FB1, FB2, FB3, FB4, FB5, FB6, FB7, FB8, FB9, FB10, FB11};
-static const float fl_coef[9] = {FL0, FL1, FL2, FL3, FL4, FL5, FL6, FL7, FL8};
+static const float ft_coef[5] = {FT0, FT1, FT2, FT3, FT4};
 
 /* acc = c[deg]*v + c[deg-1], then acc = acc*v + c[j]: the order of the scalar HORNER, NV vectors at once. */
 __attribute__((target("avx2"))) static inline __attribute__((always_inline)) void horner_f8(const float *c, int deg,
@@ -609,7 +602,7 @@ __attribute__((target("avx2"))) static inline __attribute__((always_inline)) voi
 /* berry_logf on NV vectors (same operations, same order). */
 __attribute__((target("avx2"))) static inline __attribute__((always_inline)) void berry_logf8(const __m256 *t,
                                                                                              __m256 *out) {
-    __m256 x[NV], ef[NV], z[NV], y[NV];
+    __m256 x[NV], ef[NV], f[NV], f2[NV], y[NV];
     EACH {
         __m256i bits = _mm256_castps_si256(t[k]);
         __m256i e = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126));
@@ -619,14 +612,13 @@ __attribute__((target("avx2"))) static inline __attribute__((always_inline)) voi
         e = _mm256_add_epi32(e, _mm256_castps_si256(small)); /* mask is -1 */
         x[k] = _mm256_blendv_ps(_mm256_sub_ps(m, FSET(1.0f)), _mm256_sub_ps(_mm256_add_ps(m, m), FSET(1.0f)), small);
         ef[k] = _mm256_cvtepi32_ps(e);
-        z[k] = _mm256_mul_ps(x[k], x[k]);
+        f[k] = _mm256_div_ps(x[k], _mm256_add_ps(x[k], FSET(2.0f)));
+        f2[k] = _mm256_mul_ps(f[k], f[k]);
     }
-    horner_f8(fl_coef, 8, x, y);
+    horner_f8(ft_coef, 4, f2, y);
     EACH {
-        __m256 yy = _mm256_mul_ps(_mm256_mul_ps(y[k], x[k]), z[k]);
-        yy = _mm256_add_ps(yy, _mm256_mul_ps(FSET(-2.12194440e-4f), ef[k]));
-        yy = _mm256_add_ps(yy, _mm256_mul_ps(FSET(-0.5f), z[k]));
-        __m256 r = _mm256_add_ps(x[k], yy);
+        __m256 r = _mm256_mul_ps(f[k], y[k]);
+        r = _mm256_add_ps(r, _mm256_mul_ps(FSET(-2.12194440e-4f), ef[k]));
         out[k] = _mm256_add_ps(r, _mm256_mul_ps(FSET(0.693359375f), ef[k]));
     }
 }

@@ -393,8 +393,8 @@ def truncnorm_std(a: float, b: float) -> float:
 #     w = -log(4 s (1 - s)),  x = 1 - 2 s,  G = x * P(w),
 # with P a polynomial in w - 2.5 for w < 5 (degree 9) and in sqrt(w) - 3 beyond (degree 11), here
 # fitted (relative least squares at Chebyshev nodes) to sqrt(2) erfinv(x) / x for 2**-40 <= s <= 1/2;
-# the logarithm is Cephes' logf (Moshier), also in float32. Accuracy, measured against
-# scipy.special.ndtri on 4 million points: at most 3.7 float32 ulps (relative 2.6e-7, mean 0.66 ulp)
+# the logarithm (:func:`log_f32`) is also in float32. Accuracy, measured against
+# scipy.special.ndtri on 6 million points: at most 3.6 float32 ulps (relative 2.6e-7, mean 0.66 ulp)
 # for 2**-33 <= s <= 1/2 and at most 5.8 ulps down to s = 2**-40.
 F32_NDTRI_A = tuple(
     np.float32(float.fromhex(h))
@@ -411,13 +411,7 @@ F32_NDTRI_B = tuple(
         "-0x1.de71dep-15", "0x1.821848p-18",
     )
 )  # fmt: skip
-F32_LOG_P = tuple(
-    np.float32(c)
-    for c in (
-        7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
-        -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1,
-    )
-)  # fmt: skip
+F32_ATANH = tuple(np.float32(2.0 / (2 * n + 1)) for n in range(5))  # 2 atanh(f) / f = sum 2 f^(2n) / (2n + 1)
 F32_SQRTHF = np.float32(0.707106781186547524)
 F32_LOG_Q1 = np.float32(-2.12194440e-4)
 F32_LOG_Q2 = np.float32(0.693359375)
@@ -426,7 +420,12 @@ F32_MIN_S = 2.0**-40  # smallest s the fit covers
 
 
 def log_f32(t: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Natural logarithm of positive normal float32 values in float32 (Cephes ``logf``), as the C kernel.
+    r"""Natural logarithm of positive normal float32 values in float32, bit-identical to the C kernel.
+
+    Cephes' ``logf`` reduction (Moshier) :math:`t = 2^e m`, :math:`\sqrt{2}/2 \le m < \sqrt{2}`, then
+    :math:`\log m = 2\,\operatorname{atanh} f`, :math:`f = (m-1)/(m+1)`, by its Taylor series to
+    :math:`f^9` (:math:`|f| \le 0.172`), and :math:`e \ln 2` in two parts. Absolute error below 1.1e-6
+    (about 1 ulp of the result for :math:`|\log t| \ge 8`), measured on :math:`[2^{-38}, 1]`.
 
     >>> import numpy as np
     >>> from berry._special import log_f32
@@ -439,17 +438,12 @@ def log_f32(t: NDArray[np.float32]) -> NDArray[np.float32]:
     m = ((bits & np.uint32(0x807FFFFF)) | np.uint32(0x3F000000)).view(np.float32)  # [1/2, 1)
     small = m < F32_SQRTHF
     exponent = exponent - small.astype(np.int32)
-    x = np.where(small, (m + m) - one, m - one)
+    x = np.where(small, (m + m) - one, m - one)  # exact
     e = exponent.astype(np.float32)
-    z = x * x
-    y = F32_LOG_P[0] * x + F32_LOG_P[1]
-    for c in F32_LOG_P[2:]:
-        y = y * x + c
-    y = (y * x) * z
-    y = y + F32_LOG_Q1 * e
-    y = y + np.float32(-0.5) * z
-    r = x + y
-    return r + F32_LOG_Q2 * e
+    f = x / (x + np.float32(2.0))
+    f2 = f * f
+    r = f * _horner_f32(F32_ATANH, f2)
+    return (r + F32_LOG_Q1 * e) + F32_LOG_Q2 * e
 
 
 def _horner_f32(coefficients: tuple[np.float32, ...], v: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -462,7 +456,7 @@ def _horner_f32(coefficients: tuple[np.float32, ...], v: NDArray[np.float32]) ->
 def ndtri_half_f32(s: NDArray[np.float32]) -> NDArray[np.float32]:
     """``-ndtri(s)`` for float32 ``2**-40 <= s <= 1/2`` in float32 arithmetic, bit-identical to the C kernel.
 
-    See the comment above :data:`F32_NDTRI_A` for the method and the measured accuracy (<= 3.7 ulps).
+    See the comment above :data:`F32_NDTRI_A` for the method and the measured accuracy (<= 3.6 ulps, 5.8 below s = 2**-33).
 
     >>> import numpy as np
     >>> from berry._special import ndtri_half_f32

@@ -100,7 +100,7 @@ GOLDEN = [
         (64, 33),
         Normal(0.0, 0.02),
         "float32",
-        "2bfe6e0625101d3ad91de17449d12f7b1130180e49654760e903452e3eaa597f",
+        "8b29e93bf195f24d2168f65d228bf4a864cc79bbed16dfbc855491b4eabbf36a",
     ),
     (
         1,
@@ -108,7 +108,7 @@ GOLDEN = [
         (64, 33),
         Normal(0.0, 0.02),
         "float32",
-        "a2c822f0bf65395c241b22bc5edbcd716fae388ea5aede513433fef3bc3efdab",
+        "9eff85c4612a31b47ae0ad934de351bdffc59457b0b52032d8701ab140441fcf",
     ),
     (
         2**64 - 1,
@@ -393,7 +393,7 @@ def test_low_precision_is_the_float32_transform_rounded_once(dtype, law):
 )
 def test_float32_transform_is_within_a_few_ulps_of_the_float64_one(law):
     # Not the same values as float64 output rounded (see the stream docstring), but the same law to
-    # float32 accuracy: the float32 inverse CDF is within 3.7 float32 ulps of ndtri (and the 23-bit or
+    # float32 accuracy: the float32 inverse CDF is within 3.6 float32 ulps of ndtri (and the 23-bit or
     # 31-bit uniform of the float32 transform is the same draw as the float64 one only to about 2**-23).
     z32 = stream._z_f32(stream._words32(np.arange(100_000, dtype=np.uint64), 5), stream._params(law, np.dtype("float32")))
     from berry._special import ndtri_array
