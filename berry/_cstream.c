@@ -610,7 +610,7 @@ __attribute__((target("avx2"))) static inline __attribute__((always_inline)) voi
                                                        _mm256_set1_epi32(0x3F000000)));
         __m256 small = _mm256_cmp_ps(m, FSET(0.707106781186547524f), _CMP_LT_OQ);
         e = _mm256_add_epi32(e, _mm256_castps_si256(small)); /* mask is -1 */
-        x[k] = _mm256_blendv_ps(_mm256_sub_ps(m, FSET(1.0f)), _mm256_sub_ps(_mm256_add_ps(m, m), FSET(1.0f)), small);
+        x[k] = _mm256_sub_ps(_mm256_blendv_ps(m, _mm256_add_ps(m, m), small), FSET(1.0f)); /* (m + m) - 1 or m - 1 */
         ef[k] = _mm256_cvtepi32_ps(e);
         f[k] = _mm256_div_ps(x[k], _mm256_add_ps(x[k], FSET(2.0f)));
         f2[k] = _mm256_mul_ps(f[k], f[k]);
@@ -646,12 +646,12 @@ __attribute__((target("avx2"))) static inline __attribute__((always_inline)) voi
 }
 
 /* z32_block with AVX2, 8 * NV values per step (words and z padded to a multiple of 8 * NV). */
-/* With out32 (float32 output), whole steps of 8 * NV values are finished here (loc + scale * z in float64,
- * clamped, rounded to float32: the FINISH of segment, same operations) and written straight to out32;
- * returns how many leading values were written there; z holds the others. */
+/* With out32 (float32 output), whole steps of 8 * NV values are finished here (the FINISH of segment, same
+ * operations: loc + scale * z in float64, clamped, rounded to float32; or with affine32 all in float32)
+ * and written straight to out32; returns how many leading values were written there; z holds the others. */
 __attribute__((target("avx2"))) static int z32_block_avx2(const uint32_t *restrict words, double *restrict z, int n,
                                                           int law, float pa, float width, float *restrict out32,
-                                                          const double *affine) {
+                                                          const double *affine, int affine32) {
     const __m256 sign = FSET(-0.0f);
     int done = 0;
     for (int i = 0; i < n; i += 8 * NV) {
@@ -677,6 +677,16 @@ __attribute__((target("avx2"))) static int z32_block_avx2(const uint32_t *restri
             }
         }
         ndtri_half_f8(s, g);
+        if (out32 != NULL && affine32 && i + 8 * NV <= n) {
+            const __m256 offset = FSET((float)affine[0]), factor = FSET((float)affine[1]);
+            const __m256 low = FSET((float)affine[2]), high = FSET((float)affine[3]);
+            EACH {
+                __m256 r = _mm256_add_ps(offset, _mm256_mul_ps(factor, _mm256_xor_ps(g[k], neg[k])));
+                _mm256_storeu_ps(out32 + i + 8 * k, _mm256_min_ps(high, _mm256_max_ps(low, r)));
+            }
+            done = i + 8 * NV;
+            continue;
+        }
         if (out32 != NULL && i + 8 * NV <= n) {
             const __m256d offset = _mm256_set1_pd(affine[0]), factor = _mm256_set1_pd(affine[1]);
             const __m256d low = _mm256_set1_pd(affine[2]), high = _mm256_set1_pd(affine[3]);
@@ -740,7 +750,7 @@ typedef struct {
     uint32_t k0, k1;
     int law;
     double offset, factor, pa, width, low, high;
-    int fast; /* the float32 transform */
+    int fast; /* 1: the float32 transform, 2: also its float32 affine map (float32 output) */
     uint64_t base, run;
     int n_outer;
     uint64_t counts[MAX_OUTER], strides[MAX_OUTER];
@@ -769,7 +779,7 @@ static inline __attribute__((always_inline)) void segment(const job_t *job, uint
             for (int i = 4 * nw; i < (int)(index & 3) + ((n + 31) & ~31); i++) words[i] = 0; /* padding lanes */
             const double affine[4] = {offset, factor, low, high};
             float *out32 = job->dtype == DT_F32 ? (float *)(job->out + position * 4) : NULL;
-            first_value = z32_block_avx2(ww, v, n, job->law, (float)job->pa, (float)job->width, out32, affine);
+            first_value = z32_block_avx2(ww, v, n, job->law, (float)job->pa, (float)job->width, out32, affine, job->fast == 2);
         } else
 #endif
         {
@@ -833,6 +843,16 @@ finish:
     }
     case DT_F32: {
         float *out = (float *)(job->out + position * 4);
+        if (job->fast == 2) { /* float32 affine map and clamp (the stream docstring) */
+            const float off32 = (float)offset, fac32 = (float)factor, low32 = (float)low, high32 = (float)high;
+            for (int i = first_value; i < n; i++) {
+                float x = off32 + fac32 * (float)z[i];
+                x = x < low32 ? low32 : x;
+                x = x > high32 ? high32 : x;
+                out[i] = x;
+            }
+            break;
+        }
         FINISH(out[i] = (float)x);
         break;
     }

@@ -564,8 +564,9 @@ def sample(
     dtype:
         ``float32`` (default, or ``out``'s dtype), ``float64``, ``float16``
         or ``bfloat16`` (needs ``ml_dtypes``: ``pip install 'berry[bfloat16]'``).
-        Values are computed at higher precision and rounded once (normal and truncated normal below
-        float64 through the stream's float32 transform, see :mod:`berry.stream`).
+        float16 and bfloat16 are computed at higher precision and rounded once; float32 normal and
+        truncated normal come from the stream's float32 transform (within about 5 float32 ulps of
+        the exact quantile; see :mod:`berry.stream`).
     gain:
         Multiplier of the rule's std, or of the orthogonal/eye/dirac values.
     fan_in, fan_out, layout, groups:

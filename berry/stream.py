@@ -45,8 +45,11 @@ The stream (version :data:`STREAM_VERSION`)
     interval (``width32 >= (pa32 + width32) / 16``); otherwise (very narrow intervals, tails beyond
     about 7 standard deviations such as [8, 9]) the float64 recipe above defines the value;
   * then, in float64, ``loc + scale * z`` (``-scale`` when mirrored), clamped as below and rounded
-    once to the dtype. So a float32 value is NOT the float64 output rounded: the two come from
-    different uniforms and transforms (same law, float32 accuracy).
+    once to float16 or bfloat16. For float32 output the same steps run in float32 instead:
+    ``float32(loc) + float32(scale) * z``, clamped into the float32 bounds below (when
+    ``float32(loc)`` and ``float32(scale)`` are finite; otherwise in float64 as for float16). Either
+    way a float32 value is NOT the float64 output rounded: the two come from different uniforms and
+    transforms (same law, float32 accuracy: at most about 5 float32 ulps from the exact quantile).
 
 - output: the value is clamped into ``[lo, hi]`` rounded inward to the output dtype (the
   law's support; the clamp only moves values that rounding, in Phi, ndtri or to the dtype, carried
@@ -257,7 +260,7 @@ class _Params(NamedTuple):
     width: float
     low: float  # clamp bounds: the support rounded inward to the output dtype
     high: float
-    fast: int  # 1: the float32 transform (4 values per Philox block), 0: the float64 one
+    fast: int  # 0: the float64 transform; 1: the float32 one (4 values per Philox block); 2: 1 + float32 affine
 
 
 _F32_MAX_P = float(np.float32(1.0 - 2.0**-24))  # largest float32 below 1
@@ -303,6 +306,8 @@ def _params(law: Law, dtype: np.dtype) -> _Params:
     fast = _fast_path(code, dtype, pa, width)
     if fast:
         pa, width = float(np.float32(pa)), float(np.float32(width))
+        if dtype.name == "float32" and all(math.isfinite(float(np.float32(c))) for c in (offset, factor)):
+            fast = 2  # float32 output: loc + scale * z and the clamp in float32
     return _Params(code, offset, factor, pa, width, low, high, fast)
 
 
@@ -474,7 +479,12 @@ def _prerounded(indices: NDArray[np.uint64], key: int, params: _Params) -> NDArr
     """The float64 values (clamped, before the one rounding to the output dtype) of global indices."""
     if not params.fast:
         return _values(_uniform53(indices, key), params)
-    z = _z_f32(_words32(indices, key), params).astype(np.float64)
+    z32 = _z_f32(_words32(indices, key), params)
+    if params.fast == 2:
+        v32 = np.float32(params.offset) + np.float32(params.factor) * z32
+        v32 = np.minimum(np.maximum(v32, np.float32(params.low)), np.float32(params.high))
+        return v32.astype(np.float64)
+    z = z32.astype(np.float64)
     values = params.offset + params.factor * z
     return np.minimum(np.maximum(values, params.low), params.high)
 
