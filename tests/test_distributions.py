@@ -238,6 +238,16 @@ def test_orthogonal_stream_layout():
     np.testing.assert_array_equal(sample((n, m), "orthogonal", seed=3, name="layout", dtype="float64"), tall)
 
 
+@pytest.mark.parametrize("shape", [(300, 300), (1000, 260), (3, 3, 64, 128)])
+def test_orthogonal_low_precision_is_the_float64_matrix_to_1e_6(shape):
+    # float32, float16 and bfloat16 outputs are computed in float32 (documented: within 1.5e-7 of float64).
+    w64 = sample(shape, "orthogonal", name="precision", dtype="float64")
+    w32 = sample(shape, "orthogonal", name="precision", dtype="float32")
+    np.testing.assert_allclose(w32.astype(np.float64), w64, rtol=0, atol=1e-6)
+    w16 = sample(shape, "orthogonal", name="precision", dtype="float16")
+    np.testing.assert_array_equal(w16, _lowp.round_float64(w32.astype(np.float64), np.dtype("float16")))
+
+
 def test_orthogonal_ignores_the_stream_thread_count():
     one = sample((300, 200), "orthogonal", name="threads", threads=1)
     for threads in (2, 3):
