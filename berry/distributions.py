@@ -314,7 +314,8 @@ def orthogonal_matrix(
         for i in range(b):
             w[i, i:] = v[offsets[j + i] : offsets[j + i + 1]]
         # T^{-1} from the reflectors as stored (rounded to dtype), in float64: H_k = I - 2 v v^T / (v^T v)
-        gram = (w if dtype == np.float64 else w.astype(np.float64)) @ w.T.astype(np.float64, copy=False)
+        w64 = w.astype(np.float64, copy=False)
+        gram = w64 @ w64.T
         t_inverse = np.triu(gram, 1)
         t_inverse[np.diag_indices(b)] = 0.5 * np.diagonal(gram)
         t = np.triu(np.linalg.inv(t_inverse)).astype(dtype, copy=False)
