@@ -248,6 +248,17 @@ def test_orthogonal_low_precision_is_the_float64_matrix_to_1e_6(shape):
     np.testing.assert_array_equal(w16, _lowp.round_float64(w32.astype(np.float64), np.dtype("float16")))
 
 
+def test_orthogonal_matrix_compute_dtypes():
+    from berry import stream
+    from berry.distributions import orthogonal_matrix
+
+    key = stream.key_for(0, "dtype")
+    assert orthogonal_matrix(7, 5, key=key, dtype="float32").dtype == np.float32
+    assert orthogonal_matrix(0, 5, key=key).shape == (0, 5)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        orthogonal_matrix(4, 4, key=key, dtype="float16")
+
+
 def test_orthogonal_ignores_the_stream_thread_count():
     one = sample((300, 200), "orthogonal", name="threads", threads=1)
     for threads in (2, 3):
