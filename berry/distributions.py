@@ -34,6 +34,9 @@ NumPy 2.4's bundled OpenBLAS 0.3.31 (n x n for n = 64 ... 2048, 1024 x 256,
 * other CPU kernels of OpenBLAS (``OPENBLAS_CORETYPE`` Sandybridge, Prescott
   against Haswell): float64 entries differ by up to ``1.4e-15``, float32
   entries by up to ``2.1e-7``.
+* MKL (the same algorithm with torch's matrix products and inverse, 1 and 2
+  threads): float64 entries differ by up to ``4.2e-15``, float32 entries by
+  up to ``1.8e-7``.
 
 Deterministic initializers (:func:`eye`, :func:`dirac`, :func:`constant`)
 compute each region directly, and :func:`sparse` uses only keyed values and
