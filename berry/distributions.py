@@ -306,7 +306,8 @@ def orthogonal_matrix(
     alpha = x[offsets[:-1]]
     sign = np.where(alpha < 0, -1.0, 1.0)
     # v_k = x_k / (alpha_k - r_kk) with r_kk = -sign(alpha_k) |x_k|, then v_k[0] = 1 (LAPACK's dlarfg)
-    v = x / np.repeat(alpha + sign * np.sqrt(np.add.reduceat(x * x, offsets[:-1])), lengths)
+    v = x  # in place
+    v /= np.repeat(alpha + sign * np.sqrt(np.add.reduceat(x * x, offsets[:-1])), lengths)
     v[offsets[:-1]] = 1.0
     q = np.zeros((n, m), dtype=dtype)
     scratch = np.empty(n * m, dtype=dtype)  # V T V^T C, reused: a fresh temporary per block costs page faults
