@@ -275,8 +275,9 @@ def test_orthogonal_distinct_names_give_distinct_matrices():
 ORTHOGONAL_SCRIPT = """
 import hashlib, sys, numpy as np, berry
 for shape in [(300, 300), (400, 120)]:
-    w = berry.sample(shape, "orthogonal", dtype="float64", name="blas")
-    sys.stdout.write(w.tobytes().hex() + "\\n")
+    for dtype in ("float64", "float32"):
+        w = berry.sample(shape, "orthogonal", dtype=dtype, name="blas").astype(np.float64)
+        sys.stdout.write(w.tobytes().hex() + "\\n")
 """
 
 
