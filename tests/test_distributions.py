@@ -169,6 +169,11 @@ ORTHOGONAL_SHAPES = [
     ((4, 4, 8), "channels_last"),
     ((8, 4, 5), "torch"),
     ((2, 3, 4, 5, 6), "torch"),
+    # more than one block of reflectors, with a partial last block
+    ((300, 300), "channels_last"),
+    ((1000, 260), "channels_last"),
+    ((260, 1000), "channels_last"),
+    ((129, 2, 65), "torch"),
 ]
 
 
@@ -194,14 +199,88 @@ def test_orthogonal_layouts_orthonormalize_the_output_units():
     np.testing.assert_allclose(torch_like @ torch_like.T, np.eye(20), atol=1e-12)
 
 
-@pytest.mark.parametrize("shape", [(8, 8), (10, 4), (4, 10)])
+def _haar_samples(shape: tuple[int, int], count: int, tag: str = "haar") -> np.ndarray:
+    return np.stack([sample(shape, "orthogonal", dtype="float64", name=f"{tag}{i}") for i in range(count)])
+
+
+def _entry_law(n: int):
+    # A column (or row) of a Haar matrix of O(n) is uniform on the unit sphere of R^n, so one entry x
+    # has density proportional to (1 - x^2)^((n-3)/2): (x + 1) / 2 ~ Beta((n-1)/2, (n-1)/2).
+    return stats.beta((n - 1) / 2, (n - 1) / 2, loc=-1, scale=2)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (10, 4), (4, 10), (7, 7)])
 def test_orthogonal_is_haar_distributed(shape):
-    # A column (or row) of a Haar matrix is uniform on the unit sphere of R^n, so one coordinate x
-    # satisfies (x + 1) / 2 ~ Beta((n-1)/2, (n-1)/2). Without the sign correction x is biased.
-    n = max(shape)
-    firsts = np.array([sample(shape, "orthogonal", dtype="float64", name=f"haar{i}")[0, 0] for i in range(1500)])
-    law = stats.beta((n - 1) / 2, (n - 1) / 2, loc=-1, scale=2)
-    assert ks_pvalue(firsts, law) > P_MIN
+    # Every corner: the first entry depends on the first reflector only, the last ones on all of them
+    # and on the sign correction. Without the sign correction the entries are biased.
+    q = _haar_samples(shape, 1500)
+    law = _entry_law(max(shape))
+    for entry in [(0, 0), (-1, -1), (0, -1), (-1, 0), (shape[0] // 2, shape[1] // 2)]:
+        assert ks_pvalue(q[(slice(None), *entry)], law) > P_MIN, entry
+
+
+def test_orthogonal_entries_of_a_large_matrix_follow_the_exact_law():
+    # Several blocks of reflectors; for large n, sqrt(n) * entry is nearly N(0, 1).
+    n = 100
+    q = _haar_samples((n, n), 400, tag="large")
+    for entry in [(0, 0), (n - 1, n - 1), (n // 2, n - 1), (n - 1, 70)]:
+        values = q[(slice(None), *entry)]
+        assert ks_pvalue(values, _entry_law(n)) > P_MIN, entry
+        assert ks_pvalue(values * math.sqrt(n), stats.norm()) > 1e-3, entry
+
+
+@pytest.mark.parametrize("n", [16, 17])
+def test_orthogonal_traces_and_determinants_follow_the_haar_law(n):
+    # Haar O(n): tr Q and tr Q^2 are, up to an error that falls faster than any power of n (Diaconis and
+    # Shahshahani 1994; Johansson 1997), N(0, 1) and N(1, 2); det Q = +1 and -1 equally likely.
+    q = _haar_samples((n, n), 1500, tag="trace")
+    assert ks_pvalue(np.trace(q, axis1=1, axis2=2), stats.norm()) > P_MIN
+    assert ks_pvalue(np.einsum("kij,kji->k", q, q), stats.norm(loc=1, scale=math.sqrt(2))) > P_MIN
+    det = np.linalg.det(q)
+    np.testing.assert_allclose(np.abs(det), 1.0, atol=1e-12)
+    assert stats.binomtest(int((det > 0).sum()), len(det)).pvalue > P_MIN
+
+
+def test_orthogonal_stream_layout():
+    # Documented layout: one float64 draw of n*m - m*(m-1)/2 normals; x_1 is the first n of them and the
+    # first column of the tall matrix is x_1 / |x_1| (Stewart 1980 with Mezzadri's sign correction).
+    from berry import stream
+    from berry.distributions import orthogonal_matrix
+
+    key = stream.key_for(3, "layout")
+    n, m = 70, 20
+    x = stream.draw((n * m - m * (m - 1) // 2,), stream.Normal(0.0, 1.0), key=key, dtype="float64")
+    tall = orthogonal_matrix(n, m, key=key)
+    np.testing.assert_allclose(tall[:, 0], x[:n] / np.linalg.norm(x[:n]), rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(orthogonal_matrix(m, n, key=key), tall.T)
+    np.testing.assert_array_equal(sample((n, m), "orthogonal", seed=3, name="layout", dtype="float64"), tall)
+
+
+@pytest.mark.parametrize("shape", [(300, 300), (1000, 260), (3, 3, 64, 128)])
+def test_orthogonal_low_precision_is_the_float64_matrix_to_1e_6(shape):
+    # float32, float16 and bfloat16 outputs are computed in float32 (documented: within 1.5e-7 of float64).
+    w64 = sample(shape, "orthogonal", name="precision", dtype="float64")
+    w32 = sample(shape, "orthogonal", name="precision", dtype="float32")
+    np.testing.assert_allclose(w32.astype(np.float64), w64, rtol=0, atol=1e-6)
+    w16 = sample(shape, "orthogonal", name="precision", dtype="float16")
+    np.testing.assert_array_equal(w16, _lowp.round_float64(w32.astype(np.float64), np.dtype("float16")))
+
+
+def test_orthogonal_matrix_compute_dtypes():
+    from berry import stream
+    from berry.distributions import orthogonal_matrix
+
+    key = stream.key_for(0, "dtype")
+    assert orthogonal_matrix(7, 5, key=key, dtype="float32").dtype == np.float32
+    assert orthogonal_matrix(0, 5, key=key).shape == (0, 5)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        orthogonal_matrix(4, 4, key=key, dtype="float16")
+
+
+def test_orthogonal_ignores_the_stream_thread_count():
+    one = sample((300, 200), "orthogonal", name="threads", threads=1)
+    for threads in (2, 3):
+        np.testing.assert_array_equal(sample((300, 200), "orthogonal", name="threads", threads=threads), one)
 
 
 def test_orthogonal_distinct_names_give_distinct_matrices():
@@ -214,8 +293,9 @@ def test_orthogonal_distinct_names_give_distinct_matrices():
 ORTHOGONAL_SCRIPT = """
 import hashlib, sys, numpy as np, berry
 for shape in [(300, 300), (400, 120)]:
-    w = berry.sample(shape, "orthogonal", dtype="float64", name="blas")
-    sys.stdout.write(w.tobytes().hex() + "\\n")
+    for dtype in ("float64", "float32"):
+        w = berry.sample(shape, "orthogonal", dtype=dtype, name="blas").astype(np.float64)
+        sys.stdout.write(w.tobytes().hex() + "\\n")
 """
 
 

@@ -405,7 +405,8 @@ def orthogonal_(
     dynamics of learning in deep linear neural networks*. As in torch, a
     tensor of rank > 2 is seen as the matrix ``(shape[0], prod(shape[1:]))``;
     its rows (or columns, whichever are fewer) are orthonormal, drawn from
-    the Haar measure (QR of a Gaussian matrix with sign correction, Mezzadri 2007).
+    the Haar measure (Householder reflectors from fresh Gaussian vectors, Stewart 1980,
+    with Mezzadri's 2007 sign correction; see :func:`berry.distributions.orthogonal_matrix`).
 
     .. math:: W W^\top = \text{gain}^2 I \quad (\text{rows} \le \text{cols})
 
