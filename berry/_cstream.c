@@ -55,28 +55,38 @@ static inline __attribute__((always_inline)) double uniform_from_words(uint32_t 
     return as_double(mantissa | 0x3FF0000000000000ull) - (1.0 - 0x1p-53);
 }
 
+/* Philox4x32-10 of counter (block mod 2^32, block >> 32, 0, 0) under key (k0, k1): the four words. */
+static inline __attribute__((always_inline)) void philox_block(uint32_t k0, uint32_t k1, uint64_t block,
+                                                               uint32_t x[4]) {
+    uint32_t x0 = (uint32_t)block, x1 = (uint32_t)(block >> 32), x2 = 0, x3 = 0;
+    for (int round = 0; round < 10; round++) {
+        uint64_t p0 = (uint64_t)PHILOX_M0 * x0;
+        uint64_t p1 = (uint64_t)PHILOX_M1 * x2;
+        uint32_t y0 = (uint32_t)(p1 >> 32) ^ x1 ^ k0;
+        uint32_t y2 = (uint32_t)(p0 >> 32) ^ x3 ^ k1;
+        x1 = (uint32_t)p1;
+        x3 = (uint32_t)p0;
+        x0 = y0;
+        x2 = y2;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    x[0] = x0;
+    x[1] = x1;
+    x[2] = x2;
+    x[3] = x3;
+}
+
 /* Uniforms of the 2*nb elements of Philox blocks block0 .. block0+nb-1. */
 static inline __attribute__((always_inline)) void philox_uniforms(uint32_t k0, uint32_t k1, uint64_t block0,
                                                                   int nb, double *restrict even,
                                                                   double *restrict odd) {
     for (int j = 0; j < nb; j++) {
         uint64_t block = block0 + (uint64_t)j;
-        uint32_t x0 = (uint32_t)block, x1 = (uint32_t)(block >> 32), x2 = 0, x3 = 0;
-        uint32_t a0 = k0, a1 = k1;
-        for (int round = 0; round < 10; round++) {
-            uint64_t p0 = (uint64_t)PHILOX_M0 * x0;
-            uint64_t p1 = (uint64_t)PHILOX_M1 * x2;
-            uint32_t y0 = (uint32_t)(p1 >> 32) ^ x1 ^ a0;
-            uint32_t y2 = (uint32_t)(p0 >> 32) ^ x3 ^ a1;
-            x1 = (uint32_t)p1;
-            x3 = (uint32_t)p0;
-            x0 = y0;
-            x2 = y2;
-            a0 += PHILOX_W0;
-            a1 += PHILOX_W1;
-        }
-        even[j] = uniform_from_words(x0, x1);
-        odd[j] = uniform_from_words(x2, x3);
+        uint32_t x[4];
+        philox_block(k0, k1, block, x);
+        even[j] = uniform_from_words(x[0], x[1]);
+        odd[j] = uniform_from_words(x[2], x[3]);
     }
 }
 
@@ -86,30 +96,37 @@ static inline __attribute__((always_inline)) void philox_words(uint32_t k0, uint
                                                                uint32_t *restrict words) {
     for (int j = 0; j < nb; j++) {
         uint64_t block = block0 + (uint64_t)j;
-        uint32_t x0 = (uint32_t)block, x1 = (uint32_t)(block >> 32), x2 = 0, x3 = 0;
-        uint32_t a0 = k0, a1 = k1;
-        for (int round = 0; round < 10; round++) {
-            uint64_t p0 = (uint64_t)PHILOX_M0 * x0;
-            uint64_t p1 = (uint64_t)PHILOX_M1 * x2;
-            uint32_t y0 = (uint32_t)(p1 >> 32) ^ x1 ^ a0;
-            uint32_t y2 = (uint32_t)(p0 >> 32) ^ x3 ^ a1;
-            x1 = (uint32_t)p1;
-            x3 = (uint32_t)p0;
-            x0 = y0;
-            x2 = y2;
-            a0 += PHILOX_W0;
-            a1 += PHILOX_W1;
-        }
-        words[4 * j] = x0;
-        words[4 * j + 1] = x1;
-        words[4 * j + 2] = x2;
-        words[4 * j + 3] = x3;
+        uint32_t x[4];
+        philox_block(k0, k1, block, x);
+        for (int w = 0; w < 4; w++) words[4 * j + w] = x[w];
     }
 }
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define BERRY_HAVE_AVX2_CLONE 1
 #include <immintrin.h>
+
+/* The ten round keys of (k0, k1), broadcast to every lane. */
+__attribute__((target("avx2"))) static inline void philox_keys_avx2(uint32_t k0, uint32_t k1, __m256i key0[10],
+                                                                    __m256i key1[10]) {
+    for (int round = 0; round < 10; round++) {
+        key0[round] = _mm256_set1_epi64x(k0);
+        key1[round] = _mm256_set1_epi64x(k1);
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+}
+
+/* One Philox round on 4 blocks whose words live in the low halves of 64-bit lanes. */
+__attribute__((target("avx2"))) static inline __attribute__((always_inline)) void philox_round_avx2(
+    __m256i *x0, __m256i *x1, __m256i *x2, __m256i *x3, __m256i key0, __m256i key1) {
+    const __m256i m0 = _mm256_set1_epi64x(PHILOX_M0), m1 = _mm256_set1_epi64x(PHILOX_M1);
+    __m256i p0 = _mm256_mul_epu32(*x0, m0), p1 = _mm256_mul_epu32(*x2, m1);
+    *x0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), *x1), key0);
+    *x2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), *x3), key1);
+    *x1 = p1;
+    *x3 = p0;
+}
 
 /* u of the 64-bit words x_hi * 2^32 + x_lo for 4 lanes. */
 __attribute__((target("avx2"))) static inline __m256d uniform4(__m256i words) {
@@ -133,16 +150,9 @@ __attribute__((target("avx2"))) static inline void store_uniforms8(double *dst, 
  * and that is masked off when the words are assembled at the end. */
 __attribute__((target("avx2"))) static void philox_uniforms_avx2(uint32_t k0, uint32_t k1, uint64_t block0, int nb,
                                                                  double *restrict u) {
-    const __m256i m0 = _mm256_set1_epi64x(PHILOX_M0), m1 = _mm256_set1_epi64x(PHILOX_M1);
     const __m256i low32 = _mm256_set1_epi64x(0xFFFFFFFFll);
     __m256i key0[10], key1[10];
-    uint32_t a0 = k0, a1 = k1;
-    for (int round = 0; round < 10; round++) {
-        key0[round] = _mm256_set1_epi64x(a0);
-        key1[round] = _mm256_set1_epi64x(a1);
-        a0 += PHILOX_W0;
-        a1 += PHILOX_W1;
-    }
+    philox_keys_avx2(k0, k1, key0, key1);
     const __m256i lanes = _mm256_setr_epi64x(0, 1, 2, 3), four = _mm256_set1_epi64x(4);
     int j = 0;
     /* two independent groups of 4 blocks per step, so the multiplier never waits on a dependency */
@@ -152,16 +162,8 @@ __attribute__((target("avx2"))) static void philox_uniforms_avx2(uint32_t k0, ui
         __m256i a0 = block_a, a1 = _mm256_srli_epi64(block_a, 32), a2 = _mm256_setzero_si256(), a3 = a2;
         __m256i b0 = block_b, b1 = _mm256_srli_epi64(block_b, 32), b2 = _mm256_setzero_si256(), b3 = b2;
         for (int round = 0; round < 10; round++) {
-            __m256i pa0 = _mm256_mul_epu32(a0, m0), pa1 = _mm256_mul_epu32(a2, m1);
-            __m256i pb0 = _mm256_mul_epu32(b0, m0), pb1 = _mm256_mul_epu32(b2, m1);
-            a0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pa1, 32), a1), key0[round]);
-            a2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pa0, 32), a3), key1[round]);
-            b0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pb1, 32), b1), key0[round]);
-            b2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pb0, 32), b3), key1[round]);
-            a1 = pa1;
-            a3 = pa0;
-            b1 = pb1;
-            b3 = pb0;
+            philox_round_avx2(&a0, &a1, &a2, &a3, key0[round], key1[round]);
+            philox_round_avx2(&b0, &b1, &b2, &b3, key0[round], key1[round]);
         }
         store_uniforms8(u + 2 * j, a0, a1, a2, a3, low32);
         store_uniforms8(u + 2 * j + 8, b0, b1, b2, b3, low32);
@@ -171,12 +173,7 @@ __attribute__((target("avx2"))) static void philox_uniforms_avx2(uint32_t k0, ui
         __m256i x0 = block, x1 = _mm256_srli_epi64(block, 32);
         __m256i x2 = _mm256_setzero_si256(), x3 = _mm256_setzero_si256();
         for (int round = 0; round < 10; round++) {
-            __m256i p0 = _mm256_mul_epu32(x0, m0);
-            __m256i p1 = _mm256_mul_epu32(x2, m1);
-            x0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), x1), key0[round]);
-            x2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), x3), key1[round]);
-            x1 = p1;
-            x3 = p0;
+            philox_round_avx2(&x0, &x1, &x2, &x3, key0[round], key1[round]);
         }
         store_uniforms8(u + 2 * j, x0, x1, x2, x3, low32);
     }
@@ -205,16 +202,9 @@ __attribute__((target("avx2"))) static inline void store_words16(uint32_t *dst, 
 #define PG 4
 __attribute__((target("avx2"))) static void philox_words_avx2(uint32_t k0, uint32_t k1, uint64_t block0, int nb,
                                                               uint32_t *restrict words) {
-    const __m256i m0 = _mm256_set1_epi64x(PHILOX_M0), m1 = _mm256_set1_epi64x(PHILOX_M1);
     const __m256i low32 = _mm256_set1_epi64x(0xFFFFFFFFll);
     __m256i key0[10], key1[10];
-    uint32_t c0 = k0, c1 = k1;
-    for (int round = 0; round < 10; round++) {
-        key0[round] = _mm256_set1_epi64x(c0);
-        key1[round] = _mm256_set1_epi64x(c1);
-        c0 += PHILOX_W0;
-        c1 += PHILOX_W1;
-    }
+    philox_keys_avx2(k0, k1, key0, key1);
     const __m256i lanes = _mm256_setr_epi64x(0, 1, 2, 3), four = _mm256_set1_epi64x(4);
     int j = 0;
     for (; j + 4 * PG <= nb; j += 4 * PG) {
@@ -229,11 +219,7 @@ __attribute__((target("avx2"))) static void philox_words_avx2(uint32_t k0, uint3
         }
         for (int round = 0; round < 10; round++) {
             for (int g = 0; g < PG; g++) {
-                __m256i p0 = _mm256_mul_epu32(x0[g], m0), p1 = _mm256_mul_epu32(x2[g], m1);
-                x0[g] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), x1[g]), key0[round]);
-                x2[g] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), x3[g]), key1[round]);
-                x1[g] = p1;
-                x3[g] = p0;
+                philox_round_avx2(&x0[g], &x1[g], &x2[g], &x3[g], key0[round], key1[round]);
             }
         }
         for (int g = 0; g < PG; g++) store_words16(words + 4 * (j + 4 * g), x0[g], x1[g], x2[g], x3[g], low32);
@@ -242,11 +228,7 @@ __attribute__((target("avx2"))) static void philox_words_avx2(uint32_t k0, uint3
         __m256i block = _mm256_add_epi64(_mm256_set1_epi64x((long long)(block0 + (uint64_t)j)), lanes);
         __m256i x0 = block, x1 = _mm256_srli_epi64(block, 32), x2 = _mm256_setzero_si256(), x3 = x2;
         for (int round = 0; round < 10; round++) {
-            __m256i p0 = _mm256_mul_epu32(x0, m0), p1 = _mm256_mul_epu32(x2, m1);
-            x0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), x1), key0[round]);
-            x2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), x3), key1[round]);
-            x1 = p1;
-            x3 = p0;
+            philox_round_avx2(&x0, &x1, &x2, &x3, key0[round], key1[round]);
         }
         store_words16(words + 4 * j, x0, x1, x2, x3, low32);
     }
