@@ -299,9 +299,9 @@ class InitSpec:
         """Sample a tensor of global shape ``shape`` (or its ``region``); see :func:`sample`."""
 
         dims = check_shape("shape", shape)
-        seed = check_int("seed", seed, minimum=0)
-        if seed >= 2**64:
-            raise ValueError(f"seed must be < 2**64, got {seed!r}")
+        seed = check_int("seed", seed)
+        if not 0 <= seed < 2**64:
+            raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
         if not isinstance(name, str):
             raise TypeError(f"name must be a str (the parameter's name), got {name!r} of type {type(name).__name__}")
         if threads is not None:
