@@ -17,58 +17,8 @@ True
 
 from __future__ import annotations
 
+from berry.jax import initializers as _initializers
 from berry.jax._keys import seed_from_key
-from berry.jax.initializers import (
-    Initializer,
-    constant,
-    deepnet,
-    delta_orthogonal,
-    glorot_normal,
-    glorot_uniform,
-    he_normal,
-    he_uniform,
-    initializer,
-    kaiming_normal,
-    kaiming_uniform,
-    lecun_normal,
-    lecun_uniform,
-    normal,
-    ones,
-    orthogonal,
-    sharded,
-    truncated_normal,
-    uniform,
-    variance_scaling,
-    xavier,
-    xavier_normal,
-    xavier_uniform,
-    zeros,
-)
+from berry.jax.initializers import *  # noqa: F403  (the public names are listed once, in initializers.__all__)
 
-__all__ = [
-    "Initializer",
-    "constant",
-    "deepnet",
-    "delta_orthogonal",
-    "glorot_normal",
-    "glorot_uniform",
-    "he_normal",
-    "he_uniform",
-    "initializer",
-    "kaiming_normal",
-    "kaiming_uniform",
-    "lecun_normal",
-    "lecun_uniform",
-    "normal",
-    "ones",
-    "orthogonal",
-    "seed_from_key",
-    "sharded",
-    "truncated_normal",
-    "uniform",
-    "variance_scaling",
-    "xavier",
-    "xavier_normal",
-    "xavier_uniform",
-    "zeros",
-]
+__all__ = [*_initializers.__all__, "seed_from_key"]

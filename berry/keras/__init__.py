@@ -23,46 +23,7 @@ from berry.keras._backend import ensure_backend
 
 ensure_backend()
 
-from berry.keras.initializers import (  # noqa: E402  (the backend must be chosen before Keras loads)
-    BerryInitializer,
-    Constant,
-    DeepNet,
-    GlorotNormal,
-    GlorotUniform,
-    HeNormal,
-    HeUniform,
-    Identity,
-    LecunNormal,
-    LecunUniform,
-    Ones,
-    Orthogonal,
-    RandomNormal,
-    RandomUniform,
-    TruncatedNormal,
-    VarianceScaling,
-    Xavier,
-    Zeros,
-    get,
-)
+from berry.keras import initializers as _initializers  # noqa: E402  (the backend must be chosen before Keras loads)
+from berry.keras.initializers import *  # noqa: E402, F403  (the public names are listed once, in initializers.__all__)
 
-__all__ = [
-    "BerryInitializer",
-    "Constant",
-    "DeepNet",
-    "GlorotNormal",
-    "GlorotUniform",
-    "HeNormal",
-    "HeUniform",
-    "Identity",
-    "LecunNormal",
-    "LecunUniform",
-    "Ones",
-    "Orthogonal",
-    "RandomNormal",
-    "RandomUniform",
-    "TruncatedNormal",
-    "VarianceScaling",
-    "Xavier",
-    "Zeros",
-    "get",
-]
+__all__ = list(_initializers.__all__)

@@ -26,74 +26,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from berry.torch import _nn_init
 from berry.torch._model import InitReport, Rule, UnmatchedRuleError, default_rules, init_model
-from berry.torch._nn_init import (
-    InitArgumentError,
-    _calculate_correct_fan,
-    _calculate_fan_in_and_fan_out,
-    calculate_gain,
-    constant,
-    constant_,
-    dirac,
-    dirac_,
-    eye,
-    eye_,
-    kaiming_normal,
-    kaiming_normal_,
-    kaiming_uniform,
-    kaiming_uniform_,
-    normal,
-    normal_,
-    ones_,
-    orthogonal,
-    orthogonal_,
-    sparse,
-    sparse_,
-    trunc_normal_,
-    uniform,
-    uniform_,
-    xavier_normal,
-    xavier_normal_,
-    xavier_uniform,
-    xavier_uniform_,
-    zeros_,
-)
+from berry.torch._nn_init import *  # noqa: F403  (torch.nn.init's names are listed once, in _nn_init.__all__)
+from berry.torch._nn_init import _calculate_correct_fan, _calculate_fan_in_and_fan_out
 
-__all__ = [
-    "InitArgumentError",
-    "InitReport",
-    "Rule",
-    "UnmatchedRuleError",
-    "calculate_gain",
-    "constant",
-    "constant_",
-    "default_rules",
-    "dirac",
-    "dirac_",
-    "eye",
-    "eye_",
-    "init_model",
-    "kaiming_normal",
-    "kaiming_normal_",
-    "kaiming_uniform",
-    "kaiming_uniform_",
-    "normal",
-    "normal_",
-    "ones_",
-    "orthogonal",
-    "orthogonal_",
-    "probe",
-    "sparse",
-    "sparse_",
-    "trunc_normal_",
-    "uniform",
-    "uniform_",
-    "xavier_normal",
-    "xavier_normal_",
-    "xavier_uniform",
-    "xavier_uniform_",
-    "zeros_",
-]
+__all__ = [*_nn_init.__all__, "InitReport", "Rule", "UnmatchedRuleError", "default_rules", "init_model", "probe"]
 
 # Kept importable under torch's private names: layer code calls them.
 _PRIVATE_COMPAT = (_calculate_correct_fan, _calculate_fan_in_and_fan_out)
