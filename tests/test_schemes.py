@@ -585,3 +585,61 @@ def test_fixup_on_resnet_with_batchnorm_zeroes_the_last_conv_of_each_block():
     report = schemes.fixup(model, seed=0)
     assert report.constants["n_branches"] == 2
     assert torch.all(model.layer1[0].conv2.weight == 0) and torch.all(model.layer1[0].bn1.weight == 1)
+
+
+# ------------------------------------------------------------------------------- roles and presets
+def _mine():
+    class Mine(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = torch.nn.Linear(8, 8)
+            self.down = torch.nn.Linear(8, 8)
+
+    return Mine()
+
+
+def test_roles_mapping_and_keywords_are_the_same_patterns():
+    by_keyword, by_roles, by_preset = _mine(), _mine(), _mine()
+    schemes.gpt2(by_keyword, residual="down.weight", n_layer=3, seed=1)
+    schemes.gpt2(by_roles, roles={"residual": ["down.weight"]}, n_layer=3, seed=1)
+    report = schemes.gpt2(by_preset, preset=schemes.Preset("mine", {"residual": "down.weight"}), n_layer=3, seed=1)
+    assert report.preset == "mine" and report.roles["down.weight"] == "residual"
+    for model in (by_roles, by_preset):
+        for name, value in weights(model).items():
+            torch.testing.assert_close(value, weights(by_keyword)[name], rtol=0, atol=0, msg=name)
+
+
+def test_unknown_or_doubled_role_names_the_roles():
+    with pytest.raises(TypeError, match=r"residul.*\['residual'\]"):
+        schemes.gpt2(_mine(), residul="down.weight")
+    with pytest.raises(TypeError, match="twice"):
+        schemes.gpt2(_mine(), roles={"residual": "up.weight"}, residual="down.weight")
+    with pytest.raises(TypeError, match="roles must be a dict"):
+        schemes.gpt2(_mine(), roles=["down.weight"])
+    with pytest.raises(ValueError, match="not in"):
+        schemes.RoleTable("x", roles=("a",), presets=(schemes.Preset("p", {"b": "*"}),))
+
+
+def test_presets_for_models_without_a_required_role_are_only_taken_by_name():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
+    with pytest.raises(schemes.PresetError, match="readout"):
+        schemes.mup(model, model)
+    report = schemes.mup(model, model, preset="none", seed=0)
+    assert report.preset == "none" and "output" not in report.roles.values()
+
+
+def test_deepnorm_is_the_scheme_and_deepnet_its_alias():
+    assert schemes.deepnet is schemes.deepnorm
+    model = Transformer(n_layer=2, n_embd=32, n_head=4, norm="post", naming="fairseq")
+    assert schemes.deepnorm(model, seed=0).scheme == "deepnorm"
+    import berry.initializations
+
+    # The seed's deepnet is a rule for one layer (He normal on the fan-out), not this scheme.
+    assert berry.initializations.deepnet(fan_out=50) == pytest.approx(math.sqrt(2 / 50))
+
+
+def test_every_scheme_has_its_presets_in_one_role_table():
+    for table in (schemes._gpt2.GPT2_ROLES, schemes._fixup.FIXUP_ROLES, schemes._mup.MUP_ROLES,
+                  schemes._zero.ZERO_ROLES, schemes._transformer.TRANSFORMER_ROLES):
+        assert isinstance(table, schemes.RoleTable) and table.presets
+    assert schemes.GPT2_PRESETS["nanogpt"]["residual"] == ("*.attn.c_proj.weight", "*.mlp.c_proj.weight")
