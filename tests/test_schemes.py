@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import berry.torch as init  # noqa: E402
-from berry.torch import schemes  # noqa: E402
+from berry.torch import init_model, schemes  # noqa: E402
 from berry.torch.models import ResidualMLP, ResNet, Transformer  # noqa: E402
 
 DEPTHS = (1, 2, 6, 12, 100, 1000)
@@ -643,3 +643,95 @@ def test_every_scheme_has_its_presets_in_one_role_table():
                   schemes._zero.ZERO_ROLES, schemes._transformer.TRANSFORMER_ROLES):
         assert isinstance(table, schemes.RoleTable) and table.presets
     assert schemes.GPT2_PRESETS["nanogpt"]["residual"] == ("*.attn.c_proj.weight", "*.mlp.c_proj.weight")
+
+
+# ------------------------------------------------------------------------------- one fan engine, one walk
+class ConvBranches(torch.nn.Module):
+    """A residual network whose branches use grouped and transposed convolutions."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.layer1 = torch.nn.ModuleList(
+            torch.nn.ModuleDict({"conv1": torch.nn.Conv2d(8, 16, 3, padding=1, groups=4),
+                                 "conv2": torch.nn.ConvTranspose2d(16, 8, 3, padding=1, groups=2)})
+            for _ in range(2)
+        )
+        self.fc = torch.nn.Linear(8, 10)
+
+
+@pytest.mark.parametrize("mode", ["fan_in", "fan_out"])
+def test_fixup_takes_grouped_and_transposed_fans_from_init_model(mode):
+    model = ConvBranches()
+    report = schemes.fixup(model, seed=0, mode=mode, roles={"branch": "layer1.*.conv*.weight"})
+    # init_model's own He rule on the same layers, with the fans berry.compute_fans gives for groups and
+    # transposed convolutions ("he" uses the fan-in; the seed's "deepnet" rule is He on the fan-out).
+    he = init_model(ConvBranches(), {"_ConvNd:weight": "he" if mode == "fan_in" else "deepnet"}, seed=0)
+    fan = {"fan_in": 2 * 9, "fan_out": 4 * 9}[mode]  # Conv2d(8, 16, groups=4): (in/g) k, (out/g) k
+    scale = schemes.fixup_scale(2, 2)
+    assert report["layer1.0.conv1.weight"].std == pytest.approx(math.sqrt(2 / fan) * scale, rel=1e-12)
+    assert report["layer1.0.conv1.weight"].std == pytest.approx(he["layer1.0.conv1.weight"].std * scale, rel=1e-12)
+    assert report["stem.weight"].std == pytest.approx(he["stem.weight"].std, rel=1e-12)
+    assert torch.all(model.layer1[1]["conv2"].weight == 0)
+
+
+def test_mup_takes_a_transposed_convolutions_fan_in_from_its_layout():
+    base = torch.nn.Sequential(torch.nn.ConvTranspose1d(8, 4, 3), torch.nn.Linear(4, 2))
+    model = torch.nn.Sequential(torch.nn.ConvTranspose1d(32, 16, 3), torch.nn.Linear(4, 2))
+    report = schemes.mup(model, base, seed=0, preset="none")
+    first = report.parameters["0.weight"]  # weight (in, out, k): fan_in = in * k
+    assert (first.role, first.fan_in_mult, first.fan_out_mult) == ("hidden", 4.0, 4.0)
+    assert first.std == pytest.approx(1 / math.sqrt(8 * 3) / 2, rel=1e-12)
+
+
+def test_zero_matrix_costs_memory_in_proportion_to_its_output():
+    import tracemalloc
+
+    out_features, in_features = 2**16 + 1, 64  # the old code built a 2^17 x 2^17 int64 Hadamard matrix: 128 GiB
+    tracemalloc.start()
+    try:
+        matrix = schemes.zero_matrix(out_features, in_features)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert matrix.shape == (out_features, in_features)
+    assert peak < matrix.nbytes + 8 * 2**20  # the output (32 MiB) and chunks of a few MiB
+    # Rows far down are still the Sylvester entries (-1)^popcount(i & j), scaled.
+    c = 2 ** (-16 / 2)
+    rows = np.arange(out_features - 3, out_features)
+    expected = [[c * (-1) ** bin(i & j).count("1") for j in range(in_features)] for i in rows]
+    np.testing.assert_array_equal(matrix[rows], expected)
+
+
+def test_zero_on_a_wide_head_fills_it_in_chunks_equal_to_zero_matrix():
+    model = torch.nn.Sequential(torch.nn.Linear(64, 3000), torch.nn.ReLU(), torch.nn.Linear(3000, 3000))
+    schemes.zero(model, preset="mlp")
+    np.testing.assert_array_equal(model[0].weight.detach().double().numpy(),
+                                  schemes.zero_matrix(3000, 64).astype(np.float32))
+
+
+def test_schemes_and_init_model_name_parameters_through_one_walk():
+    from torch.nn.utils import parametrizations
+
+    model = Transformer(n_layer=2, n_embd=32, n_head=4)
+    parametrizations.weight_norm(model.blocks[0].mlp.c_proj)
+    report = schemes.gpt2(model, seed=3)
+    name = "transformer.h.0.mlp.c_proj.weight"
+    assert report.roles[name] == "residual" and report[name].std == pytest.approx(0.02 / 2)
+    expected = init.normal_(torch.empty(32, 128), 0.0, 0.01, seed=3, name=name)
+    torch.testing.assert_close(model.blocks[0].mlp.c_proj.weight.detach(), expected, rtol=1e-6, atol=1e-8)
+
+
+def test_lsuv_rescales_weight_normed_layers_through_their_magnitudes():
+    from torch.nn.utils import parametrizations
+
+    model = torch.nn.Sequential(parametrizations.weight_norm(torch.nn.Linear(16, 32)), torch.nn.Tanh(),
+                                torch.nn.Linear(32, 8))
+    batch = torch.randn(256, 16, generator=torch.Generator().manual_seed(0))
+    report = schemes.lsuv(model, batch, seed=0, tol=0.05)
+    assert report.converged
+    with torch.no_grad():
+        assert abs(float(model[0](batch).var()) - 1) < 0.05
+    spectral = torch.nn.Sequential(parametrizations.spectral_norm(torch.nn.Linear(16, 8)))
+    with pytest.raises(ValueError, match="spectrally normalized"):
+        schemes.lsuv(spectral, batch * 100, seed=0)

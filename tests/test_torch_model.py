@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -278,9 +279,10 @@ def test_report_table_and_dict():
     json.dumps(data)
 
 
-def test_lazy_parameters_are_skipped_and_bad_seeds_rejected():
+def test_lazy_parameters_are_reported_and_bad_seeds_rejected():
     model = nn.Sequential(nn.LazyLinear(4), nn.Linear(4, 2))
-    report = init_model(model, seed=1)
+    with pytest.warns(UserWarning, match="lazy"):
+        report = init_model(model, seed=1)
     assert [p.name for p in report] == ["1.weight", "1.bias"]
     with pytest.raises(ValueError, match="seed"):
         init_model(model, seed=-1)
@@ -295,3 +297,127 @@ def test_explicit_fans_in_a_rule_win_over_the_layers():
     init_model(model, {"Linear:weight": {"init": "xavier", "fan_out": 30}}, seed=2)  # fan_in stays the layer's, 10
     expected = berry.sample((20, 10), "xavier", fan_in=10, fan_out=30, seed=2, name="0.weight")
     np.testing.assert_array_equal(model[0].weight.detach().numpy(), expected)
+
+
+# ------------------------------------------------------------------------------- parametrized weights
+from torch.nn.utils import parametrizations, parametrize  # noqa: E402
+
+
+def plain_layers():
+    return nn.Sequential(nn.Linear(12, 9), nn.Conv2d(4, 6, 3, groups=2), nn.ConvTranspose1d(6, 4, 3))
+
+
+def legacy_weight_norm(module, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # deprecated in favour of parametrizations.weight_norm
+        return nn.utils.weight_norm(module, **kwargs)
+
+
+@pytest.mark.parametrize("weight_norm", [parametrizations.weight_norm, legacy_weight_norm])
+def test_weight_norm_layers_get_the_rule_on_their_effective_weight(weight_norm):
+    plain = plain_layers()
+    init_model(plain, seed=4)
+    normed = plain_layers()
+    for i in range(3):
+        weight_norm(normed[i], dim=1 if i == 2 else 0)
+    report = init_model(normed, seed=4)
+    # The effective weight g v / ||v|| is what the plain layer gets: same values, same names, same rule.
+    assert [p.name for p in report] == [p.name for p in init_model(plain_layers(), seed=4)]
+    assert report["1.weight"].rule == "default _ConvNd:weight" and report["1.weight"].init == "xavier normal"
+    for i in range(3):
+        torch.testing.assert_close(normed[i].weight, plain[i].weight, rtol=1e-6, atol=1e-7)
+    # g = ||v|| per output row (dim 0), v = W: no random signs on the magnitudes.
+    g = normed[0].parametrizations.weight.original0 if weight_norm is parametrizations.weight_norm else normed[0].weight_g
+    torch.testing.assert_close(g.flatten(), plain[0].weight.norm(dim=1), rtol=1e-6, atol=0)
+    assert bool((g > 0).all())
+    x = torch.randn(3, 12, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(normed[0](x), plain[0](x))  # the forward pass sees the rule's weight
+
+
+def test_rules_for_linear_weight_match_weight_normed_layers_by_name_and_type():
+    model = nn.Sequential(parametrizations.weight_norm(nn.Linear(8, 6)), nn.Linear(6, 2))
+    report = init_model(model, {"Linear:weight": {"std": 0.5}, "0.bias": 0.25}, seed=1)
+    assert report["0.weight"].rule == "Linear:weight" and report["0.weight"].std == 0.5
+    expected = berry.sample((6, 8), std=0.5, seed=1, name="0.weight")
+    np.testing.assert_allclose(model[0].weight.detach().numpy(), expected, rtol=1e-6, atol=1e-7)
+    assert torch.equal(model[0].bias, torch.full((6,), 0.25))
+    assert not any("original" in p.name for p in report)
+
+
+@pytest.mark.parametrize("spectral_norm", [parametrizations.spectral_norm, nn.utils.spectral_norm])
+def test_spectral_norm_gets_the_rule_before_normalization_and_a_fresh_power_iteration(spectral_norm):
+    plain = nn.Sequential(nn.Linear(20, 16))
+    init_model(plain, seed=2)
+    with torch.device("meta"):
+        model = nn.Sequential(spectral_norm(nn.Linear(20, 16)))
+    model.to_empty(device="cpu")  # u and v hold garbage now
+    report = init_model(model, seed=2)
+    assert report["0.weight"].init == "xavier normal (before spectral norm)"
+    original = model[0].parametrizations.weight.original if hasattr(model[0], "parametrizations") else model[0].weight_orig
+    assert torch.equal(original, plain[0].weight)
+    model.eval()  # no power iteration in the forward: sigma comes from the u, v berry left
+    sigma = float(torch.linalg.matrix_norm(plain[0].weight.detach().double(), 2))
+    if spectral_norm is nn.utils.spectral_norm:
+        model(torch.zeros(1, 20))  # the legacy hook recomputes the weight in its forward pre-hook
+    torch.testing.assert_close(model[0].weight.detach().double(), plain[0].weight.detach().double() / sigma,
+                               rtol=1e-3, atol=1e-4)
+    assert any(name.endswith("_u") for name in report.reset_buffers)
+    again = nn.Sequential(spectral_norm(nn.Linear(20, 16)))
+    init_model(again, seed=2)
+    assert torch.equal(again.state_dict()[next(k for k in again.state_dict() if k.endswith("_u"))],
+                       model.state_dict()[next(k for k in model.state_dict() if k.endswith("_u"))])
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (4, 7), (7, 4)])
+def test_orthogonal_parametrization_gets_berrys_orthogonal_matrix_and_refuses_other_laws(shape):
+    out_features, in_features = shape
+    model = nn.Sequential(parametrizations.orthogonal(nn.Linear(in_features, out_features)))
+    state = torch.get_rng_state()
+    report = init_model(model, seed=5)
+    assert torch.equal(state, torch.get_rng_state())  # torch's right_inverse draws: berry forks the generator
+    assert report["0.weight"].rule == "default orthogonal parametrization"
+    expected = berry.sample(shape, "orthogonal", layout="torch", seed=5, name="0.weight")
+    np.testing.assert_allclose(model[0].weight.detach().numpy(), expected, atol=1e-5)
+    before = model[0].weight.detach().clone()
+    with pytest.raises(ValueError, match=r"0\.weight is kept orthogonal.*xavier"):
+        init_model(model, {"Linear:weight": "xavier"}, seed=6)
+    assert torch.equal(model[0].weight.detach(), before)  # refused before anything was written
+
+
+def test_a_parametrization_that_cannot_hold_the_rule_raises_and_writes_nothing():
+    class Symmetric(nn.Module):
+        def forward(self, x):
+            return x.triu() + x.triu(1).transpose(-1, -2)
+
+    model = nn.Sequential(nn.Linear(5, 5))
+    parametrize.register_parametrization(model[0], "weight", Symmetric())
+    before = model[0].parametrizations.weight.original.detach().clone()
+    with pytest.raises(ValueError, match=r"0\.weight is computed by parametrization.*xavier normal"):
+        init_model(model, seed=1)
+    assert torch.equal(model[0].parametrizations.weight.original, before)
+    init_model(model, {"0.weight": "eye"}, seed=1)  # a symmetric rule it can hold
+    assert torch.equal(model[0].weight.detach(), torch.eye(5))
+
+
+def test_lazy_and_quantized_tensors_are_reported_and_warned_about():
+    quantized = pytest.importorskip("torch.ao.nn.quantized")
+    model = nn.Sequential(nn.LazyLinear(4), nn.Linear(4, 2))
+    with pytest.warns(UserWarning, match=r"0\.weight \(lazy"):
+        report = init_model(model, seed=1)
+    assert [name for name, _ in report.skipped] == ["0.weight", "0.bias"]
+    assert "not initialized: 0.weight (lazy" in report.table() and report.to_dict()["skipped"][0][0] == "0.weight"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch deprecates quantized tensor creation
+        model = nn.Sequential(nn.Linear(3, 3), quantized.Linear(3, 2))
+    with pytest.warns(UserWarning, match=r"1\.weight \(quantized module Linear"):
+        report = init_model(model, seed=1)
+    assert [p.name for p in report] == ["0.weight", "0.bias"] and report.skipped[0][0] == "1.weight"
+
+
+def test_fan_blocks_are_the_layers_true_fans():
+    from berry.torch._model import fan_blocks
+
+    grouped = nn.Conv2d(8, 12, 3, groups=4)
+    assert fan_blocks(grouped, "weight", tuple(grouped.weight.shape))[0].fans == (2 * 9, 3 * 9)
+    transposed = nn.ConvTranspose2d(8, 6, 2, groups=2)
+    assert fan_blocks(transposed, "weight", tuple(transposed.weight.shape))[0].fans == (4 * 4, 3 * 4)

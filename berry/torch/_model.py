@@ -7,6 +7,10 @@ changes no other parameter, and the result is the same on any device, on a
 model built on ``torch.device("meta")`` and materialized with ``to_empty``,
 and on a sharded model (DTensor, FSDP2 ``fully_shard``), where each process
 fills only its own shard.
+
+Which tensors it fills and under which names is :mod:`berry.torch._walk`
+(shared with the schemes); weights computed by parametrizations are
+:mod:`berry.torch._parametrized`.
 """
 
 from __future__ import annotations
@@ -19,23 +23,21 @@ from typing import Any, Union
 
 import torch
 from torch import nn
-from torch.nn.parameter import UninitializedParameter
 
+from berry._format import format_table
 from berry._validation import check_int
 from berry.fans import compute_fans
 from berry.sampling import InitSpec
-from berry.torch._tensors import Block, fill_from_sampler, locate
+from berry.torch._tensors import Block, fill_from_sampler, zero_rows
+from berry.torch._walk import ParameterEntry, canonical_name, parameter_entries, unwrap
 
-__all__ = ["InitReport", "ParameterInit", "Rule", "UnmatchedRuleError", "default_rules", "init_model"]
+__all__ = ["InitReport", "ParameterInit", "Rule", "UnmatchedRuleError", "default_rules", "fan_blocks", "init_model"]
 
 #: What a rule can say: an initializer name ("xavier", "orthogonal", "zeros", ... or "keep"),
 #: a number (a constant), a dict of :func:`berry.sample` options, an :class:`berry.InitSpec`,
 #: a callable ``fn(tensor, *, seed, name)`` (e.g. a ``berry.torch`` function via functools.partial),
 #: or ``None`` (same as "keep": leave the parameter as it is).
 SpecLike = Union[str, float, Mapping[str, Any], InitSpec, Callable[..., Any], None]  # noqa: UP007 (runtime alias, py3.10)
-
-#: Wrapper modules that add a segment to parameter names without changing the model.
-_WRAPPER_SEGMENTS = frozenset({"_orig_mod", "_fsdp_wrapped_module", "_checkpoint_wrapped_module"})
 
 _KEEP = "keep"
 
@@ -214,8 +216,13 @@ def _gate_labels(module: nn.Module) -> str | None:
     return None
 
 
-def _fan_blocks(module: nn.Module, local_name: str, shape: tuple[int, ...]) -> list[Block]:
-    """Rows of the parameter that get their own fans, in torch's ``(out, in, *kernel)`` layout."""
+def fan_blocks(module: nn.Module, local_name: str, shape: tuple[int, ...]) -> list[Block]:
+    """Rows of the parameter that get their own fans, in torch's ``(out, in, *kernel)`` layout.
+
+    The one place that knows a layer's fans (groups and transposed
+    convolutions through :func:`berry.compute_fans`, q/k/v blocks, recurrent
+    gates); :func:`init_model` and the schemes both read it.
+    """
     if len(shape) == 0:
         return [Block(0, 1, fans=(1, 1))]
     rows = shape[0]
@@ -252,8 +259,9 @@ class InitReport:
 
     seed: int
     parameters: tuple[ParameterInit, ...]
-    reset_buffers: tuple[str, ...] = ()  #: buffers reset (BatchNorm running statistics)
+    reset_buffers: tuple[str, ...] = ()  #: buffers reset (BatchNorm statistics, a parametrization's state)
     other_buffers: tuple[str, ...] = ()  #: buffers left as they were (recompute them if materialized from meta)
+    skipped: tuple[tuple[str, str], ...] = ()  #: (name, reason) of tensors berry cannot fill (lazy, quantized)
 
     def __iter__(self) -> Iterator[ParameterInit]:
         return iter(self.parameters)
@@ -274,11 +282,10 @@ class InitReport:
             (p.name, "x".join(map(str, p.shape)) or "()", p.rule, p.init, "" if p.std is None else f"{p.std:.4g}")
             for p in self.parameters
         ]
-        widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-        lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
-        lines.insert(1, "  ".join("-" * width for width in widths))
+        lines = [format_table(rows, header)]
         if self.other_buffers:
             lines.append(f"buffers left as they were: {', '.join(self.other_buffers)}")
+        lines += [f"not initialized: {name} ({reason})" for name, reason in self.skipped]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -290,6 +297,7 @@ class InitReport:
             "parameters": [dataclasses.asdict(p) for p in self.parameters],
             "reset_buffers": list(self.reset_buffers),
             "other_buffers": list(self.other_buffers),
+            "skipped": [list(item) for item in self.skipped],
         }
 
 
@@ -330,28 +338,6 @@ def _scale(action: InitSpec | Callable[..., Any] | None, shape: tuple[int, ...],
 
 
 # ----------------------------------------------------------------------------- the walk
-def _canonical_name(parts: Sequence[str]) -> str:
-    return ".".join(part for part in parts if part and part not in _WRAPPER_SEGMENTS)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    parallel = getattr(nn.parallel, "DistributedDataParallel", None)
-    while (parallel is not None and isinstance(model, parallel)) or isinstance(model, nn.DataParallel):
-        model = model.module
-    return model
-
-
-def _parameters(model: nn.Module, prefix: str) -> Iterator[tuple[str, str, nn.Module, nn.Parameter]]:
-    """(qualified name, local name, owning module, parameter), each shared parameter once."""
-    seen: set[int] = set()
-    for module_name, module in model.named_modules(remove_duplicate=False):
-        for local_name, parameter in module._parameters.items():
-            if parameter is None or id(parameter) in seen or isinstance(parameter, UninitializedParameter):
-                continue  # lazy modules' parameters have no shape until their first forward
-            seen.add(id(parameter))
-            yield _canonical_name([prefix, *module_name.split("."), local_name]), local_name, module, parameter
-
-
 def init_model(
     model: nn.Module,
     rules: RulesLike = None,
@@ -423,38 +409,35 @@ def init_model(
     seed = check_int("seed", seed, minimum=0)
     if seed >= 2**64:
         raise ValueError(f"seed must be < 2**64, got {seed!r}")
-    model = _unwrap(model)
+    model = unwrap(model)
     user_rules = _parse_rules(rules)
+    walk = parameter_entries(model, prefix)
     defaults = default_rules()
-    used: set[int] = set()
+    plan = [(entry, *_choose(entry, user_rules, defaults)) for entry in walk if entry.skipped is None]
+    used = {id(rule) for _, rule, _, _ in plan}
     entries: list[ParameterInit] = []
-    vector_fallbacks: list[str] = []
+    vector_fallbacks = [entry.name for entry, rule, _, _ in plan if rule is _FALLBACK_VECTOR]
 
-    for name, local_name, module, parameter in _parameters(model, prefix):
-        shape = tuple(parameter.shape)
-        rule, source = _first_match(user_rules, name, local_name, module), ""
-        if rule is not None:
-            used.add(id(rule))
-            source = rule.describe()
-        else:
-            rule = _first_match(defaults, name, local_name, module)
-            if rule is None:
-                rule = _FALLBACK_MATRIX if len(shape) >= 2 else _FALLBACK_VECTOR
-                if len(shape) < 2:
-                    vector_fallbacks.append(name)
-            source = f"default {rule.describe()}"
-        action = _action(rule.init, rule.describe())
-        blocks = _fan_blocks(module, local_name, shape)
-        if action is None:
-            pass
-        elif isinstance(action, InitSpec):
-            fill_from_sampler(parameter, action, seed=seed, name=name, blocks=blocks)
-        else:
-            action(parameter, seed=seed, name=name)
-        if action is not None and isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and local_name == "weight":
-            _zero_padding_row(module, parameter)
+    for entry, _, source, action in plan:
+        shape = entry.shape
+        assert shape is not None
+        blocks = fan_blocks(entry.module, entry.local_name, shape)
+        described = _describe(action)
+        reparametrization = entry.reparametrization
+        if action is not None:
+            fill = _filler(action, seed=seed, name=entry.name, blocks=blocks)
+            if reparametrization is not None:
+                reparametrization.realize(fill, seed=seed, name=entry.name, what=f"rule {source!r} ({described})")
+            else:
+                assert entry.parameter is not None
+                fill(entry.parameter)
+                if isinstance(entry.module, (nn.Embedding, nn.EmbeddingBag)) and entry.local_name == "weight":
+                    _zero_padding_row(entry.module, entry.parameter)
+        if reparametrization is not None and reparametrization.spectral and action is not None:
+            described += " (before spectral norm)"
         std = _scale(action, shape, blocks[0]) if blocks else None
-        entries.append(ParameterInit(name, shape, str(parameter.dtype).removeprefix("torch."), source, _describe(action), std))
+        dtype = entry.tensors[-1].dtype
+        entries.append(ParameterInit(entry.name, shape, str(dtype).removeprefix("torch."), source, described, std))
 
     if strict:
         unused = [rule.describe() for rule in user_rules if id(rule) not in used]
@@ -471,11 +454,68 @@ def init_model(
             UserWarning,
             stacklevel=2,
         )
-    reset, others = _reset_buffers(model, prefix)
-    report = InitReport(seed, tuple(entries), reset, others)
+    skipped = tuple((entry.name, entry.skipped) for entry in walk if entry.skipped is not None)
+    if skipped:
+        warnings.warn(
+            "init_model could not initialize: " + "; ".join(f"{name} ({reason})" for name, reason in skipped),
+            UserWarning,
+            stacklevel=2,
+        )
+    rewritten = {
+        buffer
+        for entry, _, _, action in plan
+        if entry.reparametrization is not None and action is not None
+        for buffer in entry.reparametrization.rewritten_buffers(entry.name)
+    }
+    reset, others = _reset_buffers(model, prefix, rewritten)
+    report = InitReport(seed, tuple(entries), reset, others, skipped)
     if verbose:
         print(report.table())
     return report
+
+
+def _choose(
+    entry: ParameterEntry, user_rules: Sequence[Rule], defaults: Sequence[Rule]
+) -> tuple[Rule, str, InitSpec | Callable[..., Any] | None]:
+    """The rule for one parameter, its description for the report, and what it does."""
+    rule = _first_match(user_rules, entry.name, entry.local_name, entry.module)
+    if rule is not None:
+        source = rule.describe()
+    else:
+        shape = entry.shape
+        assert shape is not None
+        rule = _first_match(defaults, entry.name, entry.local_name, entry.module)
+        if rule is None:
+            rule = _FALLBACK_MATRIX if len(shape) >= 2 else _FALLBACK_VECTOR
+        source = f"default {rule.describe()}"
+    action = _action(rule.init, rule.describe())
+    if entry.reparametrization is not None and entry.reparametrization.kind == "orthogonal" and action is not None:
+        if source.startswith("default "):  # berry's choice: the one law an orthogonal constraint can hold
+            return rule, "default orthogonal parametrization", InitSpec("orthogonal", layout="torch")
+        holds = isinstance(action, InitSpec) and action.kind in ("orthogonal", "eye") and action.gain == 1.0
+        if isinstance(action, InitSpec) and not holds:
+            raise ValueError(
+                f"{entry.name} is kept orthogonal by torch's orthogonal parametrization, so rule {source!r} "
+                f"({_describe(action)}) cannot hold for it; give it 'orthogonal' (gain 1) or 'keep'"
+            )
+    return rule, source, action
+
+
+def _filler(
+    action: InitSpec | Callable[..., Any], *, seed: int, name: str, blocks: Sequence[Block]
+) -> Callable[[torch.Tensor], None]:
+    """A function writing ``action``'s values for parameter ``name`` into a tensor of its shape."""
+
+    def fill(tensor: torch.Tensor) -> None:
+        if isinstance(action, InitSpec):
+            try:
+                fill_from_sampler(tensor, action, seed=seed, name=name, blocks=blocks)
+            except TypeError as error:  # e.g. a random law for an integer (packed, quantized) tensor
+                raise TypeError(f"parameter {name}: {error}") from None
+        else:
+            action(tensor, seed=seed, name=name)
+
+    return fill
 
 
 def _first_match(rules: Sequence[Rule], name: str, local_name: str, module: nn.Module) -> Rule | None:
@@ -487,16 +527,12 @@ def _first_match(rules: Sequence[Rule], name: str, local_name: str, module: nn.M
 
 def _zero_padding_row(module: nn.Module, parameter: torch.Tensor) -> None:
     padding = getattr(module, "padding_idx", None)
-    if padding is None or parameter.is_meta:
-        return
-    where = locate(parameter)
-    row = padding - where.start[0]
-    if 0 <= row < where.local.shape[0]:
-        with torch.no_grad():
-            where.local[row].zero_()
+    if padding is not None:
+        zero_rows(parameter, padding, padding + 1)
 
 
-def _reset_buffers(model: nn.Module, prefix: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _reset_buffers(model: nn.Module, prefix: str, rewritten: set[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Reset BatchNorm running statistics; list them and ``rewritten`` as reset, every other buffer as left."""
     reset: list[str] = []
     others: list[str] = []
     for module_name, module in model.named_modules():
@@ -506,7 +542,7 @@ def _reset_buffers(model: nn.Module, prefix: str) -> tuple[tuple[str, ...], tupl
         for buffer_name, buffer in module._buffers.items():
             if buffer is None:
                 continue
-            qualified = _canonical_name([prefix, *module_name.split("."), buffer_name])
-            (reset if resets_stats else others).append(qualified)
+            qualified = canonical_name([prefix, *module_name.split("."), buffer_name])
+            (reset if resets_stats or qualified in rewritten else others).append(qualified)
     return tuple(reset), tuple(others)
 

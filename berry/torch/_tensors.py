@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -277,3 +278,80 @@ def fill_from_sampler(
                 block_name = name if block.label is None else f"{name}[{block.label}]"
                 in_block = _shift(part, (block.start,) + (0,) * (len(shape) - 1))
                 block_spec(block_shape, seed=seed, name=block_name, region=in_block, out=out)
+
+
+# ------------------------------------------------------------------------ whole-model writes
+# What init_model's parametrized weights and the schemes write besides a sampler's values.
+#: Elements per chunk when a deterministic fill computes its values in float64 (8 MiB of them).
+_CHUNK_ELEMENTS = 1 << 20
+
+
+def copy_values(tensor: torch.Tensor, values: torch.Tensor) -> None:
+    """Write ``values`` (the whole global tensor) into ``tensor`` in place; a DTensor takes its own slice."""
+    if tensor.is_meta:
+        return
+    where = locate(tensor)
+    if tuple(values.shape) != where.global_shape:
+        raise ValueError(f"values of shape {tuple(values.shape)} cannot fill a tensor of shape {where.global_shape}")
+    with torch.no_grad():
+        where.local.copy_(values[where.region])
+
+
+def scale_blocks(tensor: torch.Tensor, factors: Sequence[float], axis: int = 0) -> None:
+    """Multiply the i-th of ``len(factors)`` equal blocks along ``axis`` by ``factors[i]``, in place.
+
+    A DTensor scales the parts of its shard that fall in each block.
+    """
+    if tensor.is_meta or not factors:
+        return
+    where = locate(tensor)
+    size = where.global_shape[axis] // len(factors)
+    start, length = where.start[axis], where.local.shape[axis]
+    with torch.no_grad():
+        for i, factor in enumerate(factors):
+            low, high = max(i * size, start), min((i + 1) * size, start + length)
+            if low < high:
+                where.local.narrow(axis, low - start, high - low).mul_(factor)
+
+
+def divide_(tensor: torch.Tensor, divisor: float) -> None:
+    """Divide ``tensor`` by ``divisor`` in place (a DTensor: its shard)."""
+    if tensor.is_meta:
+        return
+    with torch.no_grad():
+        locate(tensor).local.div_(divisor)
+
+
+def fill_from_function(tensor: torch.Tensor, values_of: Callable[[Region], np.ndarray]) -> None:
+    """Fill ``tensor`` in place with ``values_of(region)``, the values of a region of the global tensor.
+
+    For deterministic initializers that can compute any block of their
+    output on its own: each process computes only its shard, in chunks of
+    rows, so the cost and the memory scale with the tensor, never more.
+    """
+    if tensor.is_meta:
+        return
+    where = locate(tensor)
+    if where.local.numel() == 0:
+        return
+    with writable_array(where.local, floating_only=False) as array:
+        if not where.global_shape:
+            array[...] = values_of(())
+            return
+        rows = where.region[0]
+        per_row = max(1, math.prod(array.shape[1:]))
+        step = max(1, _CHUNK_ELEMENTS // per_row)
+        for first in range(rows.start, rows.stop, step):
+            last = min(first + step, rows.stop)
+            array[first - rows.start : last - rows.start] = values_of((slice(first, last), *where.region[1:]))
+
+
+def zero_rows(tensor: torch.Tensor, start: int, stop: int) -> None:
+    """Zero rows ``[start, stop)`` along dim 0 in place (a DTensor: those in its shard)."""
+    if tensor.is_meta:
+        return
+    where = locate(tensor)
+    low, high = max(start, where.start[0]), min(stop, where.start[0] + where.local.shape[0])
+    if low < high:
+        with torch.no_grad():
+            where.local[low - where.start[0] : high - where.start[0]].zero_()

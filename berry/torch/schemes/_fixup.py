@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from torch import nn
 
 from berry._validation import check_choice, check_int
-from berry.torch._model import RulesLike
+from berry.torch._model import RulesLike, fan_blocks
 from berry.torch.schemes._report import SchemeReport, SchemeRules, apply_rules
 from berry.torch.schemes._roles import ModelParameters, Patterns, PatternsLike, Preset, RoleTable, exact
 from berry.torch.schemes._transformer import (
@@ -76,12 +76,6 @@ def branches_of(names: list[str], branch_depth: int) -> dict[str, list[str]]:
     return branches
 
 
-def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
-    """(fan_in, fan_out) of a torch-layout weight ``(out, in, *kernel)``."""
-    receptive = math.prod(shape[2:])
-    return shape[1] * receptive, shape[0] * receptive
-
-
 def fixup(
     model: nn.Module,
     *,
@@ -105,7 +99,9 @@ def fixup(
         \\qquad W_{branch, m} = 0, \\qquad W_{classifier} = 0
 
     with ``L`` the number of residual branches and ``m`` the layers of each
-    (counted per branch). Other weights (stem, shortcut projections) get He
+    (counted per branch), and ``n`` the fan of each layer as
+    :func:`berry.torch.init_model` computes it (groups and transposed
+    convolutions included). Other weights (stem, shortcut projections) get He
     normal unscaled; other biases zero.
 
     Parameters
@@ -145,8 +141,12 @@ def fixup(
     n_branches = len(branches)
 
     def he_std(name: str) -> float:
-        fan_in, fan_out = _fans(parameters.shape(name))
-        return math.sqrt(2.0 / (fan_in if mode == "fan_in" else fan_out))
+        """He's normal std with the layer's own fans (groups, transposed convolutions: init_model's)."""
+        entry = parameters[name]
+        assert entry.shape is not None
+        fans = fan_blocks(entry.module, entry.local_name, entry.shape)[0].fans
+        assert fans is not None
+        return math.sqrt(2.0 / (fans[0] if mode == "fan_in" else fans[1]))
 
     scheme_rules: SchemeRules = []
     role_of: dict[str, str] = {}

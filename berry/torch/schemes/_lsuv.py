@@ -6,13 +6,14 @@ import dataclasses
 import logging
 import math
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
 
 from berry._validation import check_int, check_positive
 from berry.torch._model import InitReport, RulesLike
+from berry.torch._walk import ParameterEntry, divide_entry
 from berry.torch.schemes._report import SchemeRules, apply_rules
 from berry.torch.schemes._roles import ModelParameters, PresetError, exact, shown
 
@@ -138,8 +139,9 @@ def lsuv(
             f"its modules are: {shown([type(m).__name__ for _, m in model.named_modules()])}"
         )
     target_ids = {id(module) for _, module in targets}
+    parameters = ModelParameters(model)
     scheme_rules: SchemeRules = []
-    for entry in ModelParameters(model):
+    for entry in parameters:
         if id(entry.module) not in target_ids:
             continue
         if entry.local_name == "weight":
@@ -155,11 +157,11 @@ def lsuv(
     try:
         with torch.no_grad():
             for name, module in order:
-                weight = cast(torch.Tensor, module.weight)
+                weight = _weight_of(name, module, parameters)
                 variance = _output_variance(model, module, arguments)
                 std_before, iterations = math.sqrt(variance), 0
                 while abs(variance - 1.0) >= tol and iterations < max_iter and math.isfinite(variance) and variance > 0:
-                    weight.div_(math.sqrt(variance))
+                    divide_entry(weight, math.sqrt(variance))
                     iterations += 1
                     variance = _output_variance(model, module, arguments)
                 record = LSUVLayer(name, iterations, std_before, math.sqrt(max(variance, 0.0)), variance,
@@ -173,6 +175,15 @@ def lsuv(
     finally:
         model.train(was_training)
     return LSUVReport(tol, max_iter, tuple(records), report)
+
+
+def _weight_of(name: str, module: nn.Module, parameters: ModelParameters) -> ParameterEntry:
+    """The entry of a layer's weight: its own, a parametrized one, or one it shares with another module."""
+    weight = module._parameters.get("weight")
+    for entry in parameters:
+        if (entry.module is module and entry.local_name == "weight") or (weight is not None and entry.parameter is weight):
+            return entry
+    raise ValueError(f"lsuv: the layer {name!r} ({type(module).__name__}) has no weight parameter to rescale")
 
 
 def _forward_order(

@@ -10,7 +10,8 @@ from typing import Any
 from torch import nn
 
 from berry._validation import check_choice, check_positive
-from berry.torch._model import RulesLike
+from berry.fans import compute_fans
+from berry.torch._model import RulesLike, fan_blocks
 from berry.torch.schemes._report import SchemeReport, SchemeRules, apply_rules
 from berry.torch.schemes._roles import (
     ModelParameters,
@@ -68,6 +69,8 @@ def mup_rules(
     readout: bool = False,
     readout_init: str = "zero",
     name: str = "",
+    fan_in: int | None = None,
+    base_fan_in: int | None = None,
 ) -> MupParameter:
     """muP's treatment of one parameter from its shape and its base model's shape (Tensor Programs V, Table 3).
 
@@ -104,6 +107,12 @@ def mup_rules(
         ``"zero"`` or ``"scaled"``.
     name:
         The parameter's name, carried into the result.
+    fan_in, base_fan_in:
+        The layer's fan-in and its base's (default: :func:`berry.compute_fans`
+        of the shapes in torch's layout). :func:`mup` passes the layer's own
+        (groups, transposed convolutions), as :func:`berry.torch.init_model`
+        computes them. The output width is ``numel / fan_in``, so ``r_out``
+        counts output channels whatever the layout.
 
     >>> rule = mup_rules((256, 256), (64, 64))
     >>> rule.role, rule.fan_in_mult, round(rule.std, 4), rule.adam_lr_mult
@@ -121,10 +130,13 @@ def mup_rules(
     if kind == "embedding":  # (vocab, dim): vocab is the fan-in, dim the fan-out
         out_mult = shape[1] / base_shape[1]
         return MupParameter(name, "input", 1.0, out_mult, 1.0 if init_std is None else init_std, "normal", 1.0, out_mult)
-    receptive, base_receptive = math.prod(shape[2:]), math.prod(base_shape[2:])
-    in_mult = (shape[1] * receptive) / (base_shape[1] * base_receptive)
-    out_mult = shape[0] / base_shape[0]
-    std0 = 1.0 / math.sqrt(base_shape[1] * base_receptive) if init_std is None else init_std
+    if fan_in is None:
+        fan_in = compute_fans(shape, layout="torch").fan_in
+    if base_fan_in is None:
+        base_fan_in = compute_fans(base_shape, layout="torch").fan_in
+    in_mult = fan_in / base_fan_in
+    out_mult = (math.prod(shape) // fan_in) / (math.prod(base_shape) // base_fan_in)
+    std0 = 1.0 / math.sqrt(base_fan_in) if init_std is None else init_std
     grows_in, grows_out = in_mult != 1.0, out_mult != 1.0
     if readout or (grows_in and not grows_out):
         if readout and readout_init == "zero":
@@ -135,12 +147,20 @@ def mup_rules(
     return MupParameter(name, "input", in_mult, out_mult, std0, "normal", 1.0, out_mult)
 
 
-def _base_shapes(base: nn.Module | Mapping[str, Sequence[int]]) -> dict[str, tuple[int, ...]]:
+def _base_shapes(base: nn.Module | Mapping[str, Sequence[int]]) -> dict[str, tuple[tuple[int, ...], nn.Module | None]]:
+    """The base's ``{name: (shape, module)}`` (no module when the base is given as shapes)."""
     if isinstance(base, nn.Module):
-        return {entry.name: entry.shape for entry in ModelParameters(base)}
+        parameters = ModelParameters(base)
+        return {entry.name: (parameters.shape(entry.name), entry.module) for entry in parameters}
     if isinstance(base, Mapping):
-        return {str(k): tuple(int(d) for d in v) for k, v in base.items()}
+        return {str(k): (tuple(int(d) for d in v), None) for k, v in base.items()}
     raise TypeError(f"base must be a torch.nn.Module (any device, e.g. meta) or a dict name -> shape, got {base!r}")
+
+
+def _fan_in(module: nn.Module, local_name: str, shape: tuple[int, ...]) -> int:
+    fans = fan_blocks(module, local_name, shape)[0].fans
+    assert fans is not None
+    return fans[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,7 +180,7 @@ class MupReport(SchemeReport):
         for entry in ModelParameters(model):
             treatment = self.parameters.get(entry.name)
             mult = 1.0 if treatment is None else (treatment.sgd_lr_mult if optimizer == "sgd" else treatment.adam_lr_mult)
-            groups.setdefault(mult, []).append(entry.parameter)
+            groups.setdefault(mult, []).extend(entry.tensors)
         return [{"params": params, "lr": lr * mult} for mult, params in groups.items()]
 
 
@@ -247,7 +267,7 @@ def mup(
     info: dict[str, MupParameter] = {}
     for entry in parameters:
         name, local, module = entry.name, entry.local_name, entry.module
-        shape, base_shape = entry.shape, base_shapes[name]
+        shape, (base_shape, base_module) = parameters.shape(name), base_shapes[name]
         if len(shape) != len(base_shape):
             raise ValueError(f"mup: {name} has shape {shape} but shape {base_shape} in the base model")
         if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
@@ -260,8 +280,12 @@ def mup(
             kind = "weight"
         if kind == "weight" and not isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)) and name not in readouts:
             continue  # other module types: the user's rules, then berry's defaults
+        fans: dict[str, int] = {}
+        if kind == "weight":  # the layer's own fan-in, and its base's (the base's layer, or ours at its shape)
+            fans = {"fan_in": _fan_in(module, local, shape),
+                    "base_fan_in": _fan_in(module if base_module is None else base_module, local, base_shape)}
         rule = mup_rules(shape, base_shape, kind=kind, init_std=init_std, readout=name in readouts,
-                         readout_init=readout_init, name=name)
+                         readout_init=readout_init, name=name, **fans)
         info[name] = rule
         if kind == "bias" and not (local.endswith("bias") or isinstance(module, (nn.Linear, nn.modules.conv._ConvNd))):
             continue  # a scalar or vector of another kind: leave it to the rules

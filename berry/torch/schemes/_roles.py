@@ -22,9 +22,11 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from torch import nn
+
+from berry.torch._walk import ParameterEntry, parameter_entries, unwrap
 
 __all__ = [
     "ModelParameters",
@@ -71,50 +73,21 @@ def as_patterns(argument: str, value: PatternsLike) -> Patterns:
 
 
 # ----------------------------------------------------------------------------- the model's parameters
-_WRAPPER_SEGMENTS = frozenset({"_orig_mod", "_fsdp_wrapped_module", "_checkpoint_wrapped_module"})
-
-
-class ParameterEntry(NamedTuple):
-    """One parameter: qualified name, name in its module, the module, the parameter."""
-
-    name: str
-    local_name: str
-    module: nn.Module
-    parameter: nn.Parameter
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.parameter.shape)
-
-
-def _canonical(parts: Sequence[str]) -> str:
-    return ".".join(part for part in parts if part and part not in _WRAPPER_SEGMENTS)
-
-
-def parameter_entries(model: nn.Module) -> list[ParameterEntry]:
-    """Each shared parameter once, in model order, named as :func:`berry.torch.init_model` keys them."""
-    seen: set[int] = set()
-    entries = []
-    for module_name, module in model.named_modules(remove_duplicate=False):
-        for local_name, parameter in module._parameters.items():
-            if parameter is None or id(parameter) in seen:
-                continue
-            seen.add(id(parameter))
-            entries.append(ParameterEntry(_canonical([*module_name.split("."), local_name]), local_name, module, parameter))
-    return entries
-
-
 class ModelParameters:
     """A model's parameters as the schemes see them: :func:`berry.torch.init_model`'s walk, by name.
 
     Each parameter once (tied ones under their first name), wrapper segments
-    dropped, parametrized weights under their module attribute's name.
+    dropped, parametrized weights under their module attribute's name
+    (:mod:`berry.torch._walk`); tensors ``init_model`` cannot fill (lazy,
+    quantized) are left out here and reported by ``init_model``.
     """
 
     def __init__(self, model: nn.Module) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.entries: tuple[ParameterEntry, ...] = tuple(parameter_entries(model))
+        self.entries: tuple[ParameterEntry, ...] = tuple(
+            e for e in parameter_entries(unwrap(model)) if e.skipped is None
+        )
         self.names: tuple[str, ...] = tuple(e.name for e in self.entries)
         self._by_name = {e.name: e for e in self.entries}
 
@@ -128,7 +101,9 @@ class ModelParameters:
         return self._by_name[name]
 
     def shape(self, name: str) -> tuple[int, ...]:
-        return self._by_name[name].shape
+        shape = self._by_name[name].shape
+        assert shape is not None  # skipped entries (no shape) are not listed
+        return shape
 
 
 # ----------------------------------------------------------------------------- presets and roles

@@ -11,6 +11,10 @@ import torch
 from torch import nn
 
 from berry._validation import check_choice, check_int
+from berry.fans import Fans, compute_fans
+from berry.initializations import xavier
+from berry.sampling import InitSpec
+from berry.torch._tensors import fill_from_sampler, scale_blocks
 from berry.torch.schemes._roles import ModelParameters, Patterns, Preset, PresetError, Roles, RoleTable
 
 __all__ = [
@@ -23,7 +27,6 @@ __all__ = [
     "resolve_transformer",
     "scaled_xavier",
     "sibling_bias",
-    "xavier_std",
 ]
 
 #: Transformer families for DeepNet and T-Fixup.
@@ -150,18 +153,15 @@ def _count_layers(scheme: str, found: TransformerRoles, stack: str) -> int:
 
 
 # ----------------------------------------------------------------------------- weights
-def xavier_std(fan_in: int, fan_out: int, gain: float = 1.0) -> float:
-    return gain * math.sqrt(2.0 / (fan_in + fan_out))
+def packed_qkv(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, Fans]:
+    """(axis of the q/k/v blocks, fans of one block) of a packed projection weight.
 
-
-def packed_qkv(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """(axis of the q/k/v blocks, fan-in, fan-out of one block) of a packed projection weight.
-
-    torch's layout is ``(3 d, d)``; Hugging Face's GPT-2 ``Conv1D`` stores ``(d, 3 d)``.
+    torch's layout is ``(3 d, d)`` (``(out, in)``); Hugging Face's GPT-2
+    ``Conv1D`` stores ``(d, 3 d)`` (``(in, out)``, channels last).
     """
     if type(module).__name__ == "Conv1D":
-        return 1, shape[0], shape[1] // 3
-    return 0, shape[1], shape[0] // 3
+        return 1, compute_fans((shape[0], shape[1] // 3), layout="channels_last")
+    return 0, compute_fans((shape[0] // 3, shape[1]), layout="torch")
 
 
 def packed_qkv_fill(
@@ -171,16 +171,12 @@ def packed_qkv_fill(
 
     For packed q/k/v weights: the whole tensor is one keyed draw of unit variance, each block then scaled.
     """
-    import berry.torch as init
-
     if distribution == "normal":
-        init.normal_(tensor, 0.0, 1.0, seed=seed, name=name)
+        unit = InitSpec(distribution="normal", mean=0.0, std=1.0)
     else:
-        init.uniform_(tensor, -math.sqrt(3.0), math.sqrt(3.0), seed=seed, name=name)
-    size = tensor.shape[axis] // len(stds)
-    with torch.no_grad():
-        for i, std in enumerate(stds):
-            tensor.narrow(axis, i * size, size).mul_(std)
+        unit = InitSpec(distribution="uniform", low=-math.sqrt(3.0), high=math.sqrt(3.0))
+    fill_from_sampler(tensor, unit, seed=seed, name=name)
+    scale_blocks(tensor, stds, axis)
 
 
 def sibling_bias(weight_name: str, parameters: ModelParameters) -> str | None:
@@ -201,6 +197,6 @@ def scaled_xavier(parameters: ModelParameters, name: str, role: str, gain: float
     if role != "packed":
         return {"init": "xavier", "gain": gain, "distribution": distribution}
     entry = parameters[name]
-    axis, fan_in, fan_out = packed_qkv(entry.module, entry.shape)
-    std = xavier_std(fan_in, fan_out)
+    axis, fans = packed_qkv(entry.module, parameters.shape(name))
+    std = xavier(fan_in=fans.fan_in, fan_out=fans.fan_out)
     return functools.partial(packed_qkv_fill, stds=(std, std, std * gain), axis=axis, distribution=distribution)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import torch
@@ -13,6 +11,7 @@ from torch import nn
 
 from berry._validation import check_choice, check_int
 from berry.torch._model import RulesLike
+from berry.torch._tensors import fill_from_function
 from berry.torch.schemes._fixup import branches_of
 from berry.torch.schemes._report import SchemeReport, SchemeRules, apply_rules
 from berry.torch.schemes._roles import ModelParameters, Patterns, PatternsLike, Preset, RoleTable, exact
@@ -39,13 +38,12 @@ def hadamard(order: int) -> np.ndarray:
     [[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]]
     """
     order = check_int("order", order, minimum=0)
-    index = np.arange(2**order)
-    bits = np.bitwise_and.outer(index, index)
-    parity = np.zeros_like(bits)
-    while bits.any():
-        parity ^= bits & 1
-        bits >>= 1
-    return np.where(parity == 1, -1.0, 1.0)
+    size = 2**order
+    out = np.empty((size, size))
+    for first in range(0, size, _ROWS_PER_CHUNK):
+        rows = slice(first, min(first + _ROWS_PER_CHUNK, size))
+        out[rows] = _sylvester(rows, slice(0, size))
+    return out
 
 
 def zero_matrix(out_features: int, in_features: int, *, hadamard_scale: str = "paper") -> np.ndarray:
@@ -66,6 +64,11 @@ def zero_matrix(out_features: int, in_features: int, *, hadamard_scale: str = "p
     ``c = 2^{-m/2}`` instead (``H_m`` normalized to an orthogonal matrix, as
     the authors' published MNIST example does).
 
+    Only the ``P x Q`` entries are computed, each from the bit-parity formula
+    ``H[i, j] = (-1)^popcount(i & j)`` (never the ``2^m x 2^m`` matrix), in
+    chunks of rows: time and memory scale with the output (a GPT-2 head,
+    50257 x 768, needs its 309 MB of float64 and about 4 MB more).
+
     >>> zero_matrix(2, 3).tolist()
     [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     >>> (zero_matrix(3, 2) * 2**0.5).round(6).tolist()
@@ -74,23 +77,60 @@ def zero_matrix(out_features: int, in_features: int, *, hadamard_scale: str = "p
     out_features = check_int("out_features", out_features, minimum=1)
     in_features = check_int("in_features", in_features, minimum=1)
     hadamard_scale = check_choice("hadamard_scale", hadamard_scale, ("paper", "orthonormal"))
-    if out_features <= in_features:
-        return np.eye(out_features, in_features)
-    order = math.ceil(math.log2(out_features))
+    out = np.empty((out_features, in_features))
+    for first in range(0, out_features, max(1, _ELEMENTS_PER_CHUNK // in_features)):
+        rows = slice(first, min(first + max(1, _ELEMENTS_PER_CHUNK // in_features), out_features))
+        out[rows] = _zero_block(out_features, in_features, rows, slice(0, in_features), hadamard_scale)
+    return out
+
+
+#: Rows (of ``hadamard``) and elements (of ``zero_matrix``) computed at once: bounds the integer temporaries.
+_ROWS_PER_CHUNK = 256
+_ELEMENTS_PER_CHUNK = 1 << 18
+
+
+def _sylvester(rows: slice, cols: slice) -> np.ndarray:
+    """``(-1)^popcount(i & j)`` for ``i`` in ``rows``, ``j`` in ``cols``: a block of any Sylvester Hadamard matrix."""
+    bits = np.bitwise_and.outer(
+        np.arange(rows.start, rows.stop, dtype=np.uint64), np.arange(cols.start, cols.stop, dtype=np.uint64)
+    )
+    for shift in (32, 16, 8, 4, 2, 1):  # fold the bits onto the lowest: its value is the parity
+        bits ^= bits >> np.uint64(shift)
+    bits &= np.uint64(1)
+    signs = bits.astype(np.float64)
+    del bits
+    signs *= -2.0
+    signs += 1.0
+    return signs
+
+
+def _zero_block(out_features: int, in_features: int, rows: slice, cols: slice, hadamard_scale: str) -> np.ndarray:
+    """Rows ``rows`` and columns ``cols`` of ``zero_matrix(out_features, in_features)``."""
+    if out_features <= in_features:  # (partial) identity
+        return np.equal.outer(np.arange(rows.start, rows.stop), np.arange(cols.start, cols.stop)).astype(np.float64)
+    order = (out_features - 1).bit_length()  # ceil(log2 P), exactly
     c = 2.0 ** (-(order - 1) / 2) if hadamard_scale == "paper" else 2.0 ** (-order / 2)
-    return c * hadamard(order)[:out_features, :in_features]
+    block = _sylvester(rows, cols)
+    block *= c
+    return block
+
+
+def _zero_values(region: tuple[slice, ...], *, shape: tuple[int, ...], hadamard_scale: str) -> np.ndarray:
+    """A region of ZerO's weight: the matrix on the (out, in) plane at the kernel's center, zeros elsewhere."""
+    rows, cols, *kernel = region
+    values = np.zeros(tuple(s.stop - s.start for s in region))
+    center = [k // 2 for k in shape[2:]]
+    if all(s.start <= c < s.stop for s, c in zip(kernel, center, strict=True)):
+        at = (slice(None), slice(None), *(c - s.start for s, c in zip(kernel, center, strict=True)))
+        values[at] = _zero_block(shape[0], shape[1], rows, cols, hadamard_scale)
+    return values
 
 
 def _zero_fill(tensor: torch.Tensor, *, seed: int, name: str, hadamard_scale: str) -> None:
     """ZerO's matrix on the (out, in) plane of the kernel's center, zeros elsewhere (deterministic)."""
     del seed, name  # ZerO uses no randomness
-    matrix = torch.from_numpy(zero_matrix(tensor.shape[0], tensor.shape[1], hadamard_scale=hadamard_scale))
-    full = torch.zeros(tensor.shape, dtype=torch.float64)
-    center = tuple(k // 2 for k in tensor.shape[2:])
-    index: tuple[Any, ...] = (slice(None), slice(None), *center)
-    full[index] = matrix
-    with torch.no_grad():
-        tensor.copy_(full)
+    shape = tuple(tensor.shape)
+    fill_from_function(tensor, functools.partial(_zero_values, shape=shape, hadamard_scale=hadamard_scale))
 
 
 def zero(
