@@ -3,8 +3,9 @@
 World sizes 2 and 4 on CPU with the gloo backend, launched with
 ``torch.multiprocessing.spawn``: DTensors placed with ``Shard(0)``,
 ``Shard(1)``, ``Replicate()`` (world 2) and ``(Shard(0), Shard(1))`` on a
-2 x 2 mesh (world 4), uneven sizes included, and an FSDP2
-``fully_shard`` model built on the meta device, compared after
+2 x 2 mesh (world 4), uneven sizes included, and FSDP2 ``fully_shard``
+models built on the meta device (one with a tied embedding and output
+head, materialized with ``berry.torch.materialize``), compared after
 ``full_tensor()`` with a single-process initialization.
 """
 
@@ -45,6 +46,17 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+class TiedLM(torch.nn.Module):
+    """nanoGPT's tie: the token embedding and the output head share one weight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wte = torch.nn.Embedding(13, 8)
+        self.blocks = torch.nn.ModuleList(torch.nn.Linear(8, 8) for _ in range(2))
+        self.lm_head = torch.nn.Linear(8, 13, bias=False)
+        self.lm_head.weight = self.wte.weight
 
 
 def tiny_transformer() -> torch.nn.Module:
@@ -95,6 +107,27 @@ def _worker(rank: int, world: int, port: int, result_path: str) -> None:
         init.init_model(model, seed=5)
         for name, parameter in model.named_parameters():
             results[f"model/{name}"] = parameter.full_tensor()
+
+        with torch.device("meta"):
+            tied = TiedLM()
+        for block in tied.blocks:
+            fully_shard(block, mesh=mesh)
+        fully_shard(tied, mesh=mesh)
+        init.materialize(tied, "cpu")
+        calls = []
+
+        def counting(tensor, *, seed, name):
+            calls.append(name)
+            init.normal_(tensor, std=0.02, seed=seed, name=name)
+
+        report = init.init_model(tied, {"wte.weight": counting}, seed=7)
+        local_wte, local_head = tied.wte.weight._local_tensor, tied.lm_head.weight._local_tensor
+        results["tied/same"] = torch.tensor([tied.wte.weight is tied.lm_head.weight,
+                                             local_wte.data_ptr() == local_head.data_ptr(), calls == ["wte.weight"],
+                                             [p.name for p in report].count("wte.weight") == 1])
+        results["tied/count"] = torch.tensor(sum(p.numel() for p in tied.parameters()))
+        for name, parameter in tied.named_parameters():
+            results[f"tied/{name}"] = parameter.full_tensor()
         if rank == 0:
             torch.save(results, result_path)
         dist.barrier()
@@ -110,7 +143,7 @@ def test_sharded_initialization_equals_single_process(world, tmp_path):
 
     expected = _single_process_cases()
     for key, value in gathered.items():
-        if key.startswith("model/"):
+        if key.startswith(("model/", "tied/")):
             continue
         label = key.rsplit("/", 1)[1]
         assert torch.equal(value, expected[label]), key
@@ -121,3 +154,11 @@ def test_sharded_initialization_equals_single_process(world, tmp_path):
     assert sorted(f"model/{n}" for n in names) == sorted(k for k in gathered if k.startswith("model/"))
     for name, parameter in model.named_parameters():
         assert torch.equal(gathered[f"model/{name}"], parameter.detach()), name
+
+    # A tied LM through FSDP2 and berry.torch.materialize: still one tensor, one initialization.
+    assert gathered["tied/same"].all(), gathered["tied/same"]
+    tied = TiedLM()
+    assert int(gathered["tied/count"]) == sum(p.numel() for p in tied.parameters()) == 13 * 8 + 2 * 72
+    init.init_model(tied, {"wte.weight": functools.partial(init.normal_, std=0.02)}, seed=7)
+    for name, parameter in tied.named_parameters():
+        assert torch.equal(gathered[f"tied/{name}"], parameter.detach()), name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -421,3 +422,99 @@ def test_fan_blocks_are_the_layers_true_fans():
     assert fan_blocks(grouped, "weight", tuple(grouped.weight.shape))[0].fans == (2 * 9, 3 * 9)
     transposed = nn.ConvTranspose2d(8, 6, 2, groups=2)
     assert fan_blocks(transposed, "weight", tuple(transposed.weight.shape))[0].fans == (4 * 4, 3 * 4)
+
+
+# ------------------------------------------------------------------------------- materialize and ties
+class TiedLM(nn.Module):
+    """nanoGPT's tie: the embedding and the output head share one weight."""
+
+    def __init__(self, vocab=64, d=16):
+        super().__init__()
+        self.transformer = nn.ModuleDict({"wte": nn.Embedding(vocab, d), "ln_f": nn.LayerNorm(d)})
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+        self.transformer["wte"].weight = self.lm_head.weight
+        self.register_buffer("mask", torch.tril(torch.ones(4, 4)), persistent=False)
+
+
+def test_materialize_keeps_tied_weights_tied_where_to_empty_unties_them():
+    eager = TiedLM()
+    count = sum(p.numel() for p in eager.parameters())
+    with torch.device("meta"):
+        untied = TiedLM()
+    untied.to_empty(device="cpu")
+    assert sum(p.numel() for p in untied.parameters()) > count  # what the README recipe used to do
+
+    with torch.device("meta"):
+        model = TiedLM()
+    with pytest.warns(UserWarning, match=r"\['mask'\].*uninitialized"):
+        assert binit.materialize(model, "cpu") is model
+    assert model.lm_head.weight is model.transformer["wte"].weight
+    assert model.lm_head.weight.data_ptr() == model.transformer["wte"].weight.data_ptr()
+    assert sum(p.numel() for p in model.parameters()) == count
+    calls = []
+
+    def counting(tensor, *, seed, name):
+        calls.append(name)
+        binit.normal_(tensor, std=0.02, seed=seed, name=name)
+
+    report = init_model(model, {"*.weight": counting}, seed=3)
+    assert calls == ["transformer.wte.weight", "transformer.ln_f.weight"] and len(report) == 3  # shared one: once
+    init_model(eager, {"*.weight": counting}, seed=3)
+    for name, value in values(eager).items():
+        assert torch.equal(values(model)[name], value), name
+
+
+def test_materialize_keeps_values_that_exist_and_resets_batchnorm_statistics():
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
+    model.register_buffer("table", torch.arange(4.0))  # built on a real device: keeps its values
+    with warnings_none():
+        binit.materialize(model, torch.device("cpu"))
+    assert torch.equal(model.table, torch.arange(4.0))
+    assert torch.equal(model[1].running_var, torch.ones(3)) and not model[1].running_mean.any()
+    with pytest.raises(ValueError, match="meta"):
+        binit.materialize(model, "meta")
+    with pytest.raises(TypeError, match="Module"):
+        binit.materialize("model", "cpu")
+
+
+@contextlib.contextmanager
+def warnings_none():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+def test_init_model_warns_when_ties_recorded_by_materialize_were_lost():
+    with torch.device("meta"):
+        model = TiedLM()
+    with pytest.warns(UserWarning):
+        binit.materialize(model, "cpu")
+    model.lm_head.weight = nn.Parameter(model.lm_head.weight.detach().clone())  # untied behind berry's back
+    with pytest.warns(UserWarning, match=r"transformer\.wte\.weight and lm_head\.weight were tied"):
+        init_model(model, seed=0)
+
+
+def test_init_model_warns_when_a_hugging_face_config_ties_embeddings_that_are_not():
+    class Config:
+        tie_word_embeddings = True
+
+    class HFLike(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.config = Config()
+            self.embed_tokens = nn.Embedding(10, 4)
+            self.lm_head = nn.Linear(4, 10, bias=False)
+
+        def get_input_embeddings(self):
+            return self.embed_tokens
+
+        def get_output_embeddings(self):
+            return self.lm_head
+
+    model = HFLike()
+    with pytest.warns(UserWarning, match=r"embed_tokens\.weight and lm_head\.weight were tied"):
+        init_model(model)
+    model.lm_head.weight = model.embed_tokens.weight
+    with warnings_none():
+        init_model(model)

@@ -10,7 +10,9 @@ values depend on nothing but (seed, name, shape, initializer).
 :func:`init_model` initializes a whole ``torch.nn.Module`` from declarative
 rules, keyed by each parameter's fully qualified name, so that the values are
 the same whatever the order of layers, the device, or the sharding (DTensor,
-FSDP2). See ``docs/torch.md`` for the meta-device + ``fully_shard`` recipe.
+FSDP2). :func:`materialize` gives a model built on the meta device its
+storage without untying tied weights. See ``docs/torch.md`` for the
+meta-device + ``fully_shard`` recipe.
 
 Importing this module imports torch; ``import berry`` alone does not.
 
@@ -27,11 +29,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from berry.torch import _nn_init
+from berry.torch._materialize import materialize
 from berry.torch._model import InitReport, Rule, UnmatchedRuleError, default_rules, init_model
 from berry.torch._nn_init import *  # noqa: F403  (torch.nn.init's names are listed once, in _nn_init.__all__)
 from berry.torch._nn_init import _calculate_correct_fan, _calculate_fan_in_and_fan_out
 
-__all__ = [*_nn_init.__all__, "InitReport", "Rule", "UnmatchedRuleError", "default_rules", "init_model", "probe"]
+__all__ = [
+    *_nn_init.__all__,
+    "InitReport",
+    "Rule",
+    "UnmatchedRuleError",
+    "default_rules",
+    "init_model",
+    "materialize",
+    "probe",
+]
 
 # Kept importable under torch's private names: layer code calls them.
 _PRIVATE_COMPAT = (_calculate_correct_fan, _calculate_fan_in_and_fan_out)

@@ -10,7 +10,8 @@ fills only its own shard.
 
 Which tensors it fills and under which names is :mod:`berry.torch._walk`
 (shared with the schemes); weights computed by parametrizations are
-:mod:`berry.torch._parametrized`.
+:mod:`berry.torch._parametrized`; tied weights across meta materialization
+are :mod:`berry.torch._materialize`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from berry._format import format_table
 from berry._validation import check_int
 from berry.fans import compute_fans
 from berry.sampling import InitSpec
+from berry.torch._materialize import check_ties
 from berry.torch._tensors import Block, fill_from_sampler, zero_rows
 from berry.torch._walk import ParameterEntry, canonical_name, parameter_entries, unwrap
 
@@ -364,6 +366,16 @@ def init_model(
     as they were and listed in the report (after ``to_empty`` they hold
     garbage: recompute them).
 
+    A weight computed by a parametrization (weight norm, spectral norm,
+    orthogonal, either torch API) is one entry under its module attribute's
+    name, and the rule applies to the weight the layer computes (spectral
+    norm: before normalization); a rule its parametrization cannot hold
+    raises before that weight is written (see :mod:`berry.torch._parametrized`).
+    Lazy parameters and quantized modules are listed in ``report.skipped``
+    and warned about. Parameters tied before a meta-device model was
+    materialized and separate now are warned about (see
+    :func:`berry.torch.materialize`).
+
     Parameters
     ----------
     model:
@@ -412,6 +424,7 @@ def init_model(
     model = unwrap(model)
     user_rules = _parse_rules(rules)
     walk = parameter_entries(model, prefix)
+    check_ties(model, stacklevel=2)
     defaults = default_rules()
     plan = [(entry, *_choose(entry, user_rules, defaults)) for entry in walk if entry.skipped is None]
     used = {id(rule) for _, rule, _, _ in plan}
