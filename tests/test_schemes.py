@@ -735,3 +735,41 @@ def test_lsuv_rescales_weight_normed_layers_through_their_magnitudes():
     spectral = torch.nn.Sequential(parametrizations.spectral_norm(torch.nn.Linear(16, 8)))
     with pytest.raises(ValueError, match="spectrally normalized"):
         schemes.lsuv(spectral, batch * 100, seed=0)
+
+
+@pytest.mark.parametrize("width", [64, 256, 1024])
+def test_mup_agrees_with_the_mup_package(width):
+    """Against Microsoft's mup (1.0.0; not a dependency: skipped where it is not installed)."""
+    mup = pytest.importorskip("mup")
+
+    def net(width, readout):
+        model = torch.nn.Module()
+        model.stem, model.hidden, model.head = torch.nn.Linear(8, width), torch.nn.Linear(width, width), readout(width, 10)
+        return model
+
+    torch.manual_seed(0)
+    theirs = net(width, mup.MuReadout)
+    mup.set_base_shapes(theirs, net(32, mup.MuReadout), delta=net(64, mup.MuReadout))
+    ours = net(width, torch.nn.Linear)
+    report = schemes.mup(ours, net(32, torch.nn.Linear), seed=0, readout_init="scaled", roles={"readout": "head.weight"})
+    # Adam learning rates: MuAdam divides hidden (matrix-like) weights' by the width multiplier, as berry does.
+    their_lr = {id(p): g["lr"] for g in mup.MuAdam(theirs.parameters(), lr=1.0).param_groups for p in g["params"]}
+    our_lr = {id(p): g["lr"] for g in report.param_groups(ours, 1.0, "adam") for p in g["params"]}
+    for name in ("stem.weight", "hidden.weight"):
+        assert our_lr[id(ours.get_parameter(name))] == their_lr[id(theirs.get_parameter(name))], name
+    # Initial stds: mup keeps torch's uniform init (std 1/sqrt(3 fan_in)) for hidden weights and makes the
+    # readout's effective weight (MuReadout multiplies its output by 1/width_mult) scale as 1/width: the same
+    # rules as berry's N(0, 1/fan_in) and sigma_0 / r, up to torch's 1/sqrt(3).
+    assert measured_std(theirs.hidden.weight) * math.sqrt(3) == pytest.approx(report["hidden.weight"].std, rel=0.06)
+    effective = theirs.head.weight.detach() * theirs.head.output_mult / theirs.head.width_mult()
+    assert measured_std(effective) * math.sqrt(3) == pytest.approx(report["head.weight"].std, rel=0.15)
+
+
+def test_the_preset_error_transcript_in_the_docs_is_what_berry_says():
+    import pathlib
+
+    docs = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "schemes.md").read_text(encoding="utf-8")
+    transcript = next(line for line in docs.splitlines() if line.startswith("gpt2: cannot find"))
+    with pytest.raises(schemes.PresetError) as error:
+        schemes.gpt2(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)))
+    assert str(error.value) == transcript

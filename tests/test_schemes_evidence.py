@@ -32,11 +32,11 @@ def test_deepnorm_bounds_the_update_of_a_deep_post_ln_transformer(evidence):
     assert rows[40, "default"]["update"] > 0.5
     assert rows[40, "default"]["update"] > 4 * rows[6, "default"]["update"]
     # DeepNorm keeps the update a fraction of the output, and bounded across depth.
-    assert rows[40, "deepnet"]["update"] < 0.3
-    assert rows[40, "deepnet"]["update"] < rows[40, "default"]["update"] / 4
+    assert rows[40, "deepnorm"]["update"] < 0.3
+    assert rows[40, "deepnorm"]["update"] < rows[40, "default"]["update"] / 4
     # and the gradient reaching the bottom layer is as large as at the top (no vanishing).
-    assert 0.5 < rows[40, "deepnet"]["grad_ratio"] < 2
-    assert rows[40, "deepnet"]["alpha"] == pytest.approx(80**0.25)
+    assert 0.5 < rows[40, "deepnorm"]["grad_ratio"] < 2
+    assert rows[40, "deepnorm"]["alpha"] == pytest.approx(80**0.25)
 
 
 @pytest.mark.slow
@@ -63,3 +63,25 @@ def test_gpt2_scaling_keeps_the_residual_stream_flat(evidence):
     rows = {r["depth"]: r for r in evidence.gpt2_evidence(depths=(2, 48), width=32)}
     assert rows[48]["gpt2"] / rows[2]["gpt2"] < 1.6
     assert rows[48]["unscaled"] / rows[2]["unscaled"] > 2 * rows[48]["gpt2"] / rows[2]["gpt2"]
+
+
+def test_the_generated_section_is_replaced_between_its_markers_only(evidence):
+    document = f"intro\n{evidence.BEGIN}\nold\n{evidence.END}\noutro\n"
+    assert evidence.replace_block(document, "new") == f"intro\n{evidence.BEGIN}\nnew\n{evidence.END}\noutro\n"
+    with pytest.raises(ValueError, match="markers"):
+        evidence.replace_block("no markers", "new")
+    with pytest.raises(AssertionError, match="no longer support"):
+        evidence._claim(False, "a sentence the numbers contradict")
+
+
+def test_docs_hold_one_generated_section(evidence):
+    document = (_SCRIPT.parent.parent / "docs" / "schemes.md").read_text(encoding="utf-8")
+    assert document.count(evidence.BEGIN) == 1 and document.count(evidence.END) == 1
+
+
+@pytest.mark.slow
+def test_mup_numbers_follow_table_3(evidence):
+    for row in evidence.mup_evidence(widths=(64, 128)):
+        assert row["adam_hidden"] == pytest.approx(1 / row["r"]) and row["adam_input"] == 1.0
+        assert row["hidden_std"] == pytest.approx(1 / math.sqrt(row["width"]))
+        assert row["readout_std"] == pytest.approx(1 / math.sqrt(32) / row["r"])

@@ -59,6 +59,19 @@ class TiedLM(torch.nn.Module):
         self.lm_head.weight = self.wte.weight
 
 
+def scheme_model() -> torch.nn.Module:
+    from berry.torch.models import Transformer
+
+    return Transformer(n_layer=2, n_embd=16, n_head=2, vocab_size=23, block_size=8, norm="post")
+
+
+#: Schemes whose packed q/k/v scaling and deterministic fills must respect shards (sizes not divisible by 4).
+SCHEMES: dict[str, Callable[[torch.nn.Module], object]] = {
+    "deepnorm": lambda model: init.schemes.deepnorm(model, seed=3),
+    "zero": lambda model: init.schemes.zero(model, preset="mlp"),
+}
+
+
 def tiny_transformer() -> torch.nn.Module:
     layer = functools.partial(torch.nn.TransformerEncoderLayer, d_model=16, nhead=2, dim_feedforward=24, batch_first=True)
     return torch.nn.Sequential(torch.nn.Embedding(11, 16), layer(), layer(), torch.nn.LayerNorm(16), torch.nn.Linear(16, 11))
@@ -128,6 +141,17 @@ def _worker(rank: int, world: int, port: int, result_path: str) -> None:
         results["tied/count"] = torch.tensor(sum(p.numel() for p in tied.parameters()))
         for name, parameter in tied.named_parameters():
             results[f"tied/{name}"] = parameter.full_tensor()
+
+        for scheme in SCHEMES:  # schemes write through the same shard-aware functions
+            with torch.device("meta"):
+                sharded = scheme_model()
+            for block in sharded.blocks:
+                fully_shard(block, mesh=mesh)
+            fully_shard(sharded, mesh=mesh)
+            init.materialize(sharded, "cpu")
+            SCHEMES[scheme](sharded)
+            for name, parameter in sharded.named_parameters():
+                results[f"{scheme}/{name}"] = parameter.full_tensor()
         if rank == 0:
             torch.save(results, result_path)
         dist.barrier()
@@ -143,7 +167,7 @@ def test_sharded_initialization_equals_single_process(world, tmp_path):
 
     expected = _single_process_cases()
     for key, value in gathered.items():
-        if key.startswith(("model/", "tied/")):
+        if key.startswith(("model/", "tied/", *(f"{scheme}/" for scheme in SCHEMES))):
             continue
         label = key.rsplit("/", 1)[1]
         assert torch.equal(value, expected[label]), key
@@ -162,3 +186,9 @@ def test_sharded_initialization_equals_single_process(world, tmp_path):
     init.init_model(tied, {"wte.weight": functools.partial(init.normal_, std=0.02)}, seed=7)
     for name, parameter in tied.named_parameters():
         assert torch.equal(gathered[f"tied/{name}"], parameter.detach()), name
+
+    for scheme, apply in SCHEMES.items():
+        single = scheme_model()
+        apply(single)
+        for name, parameter in single.named_parameters():
+            assert torch.equal(gathered[f"{scheme}/{name}"], parameter.detach()), f"{scheme}: {name}"

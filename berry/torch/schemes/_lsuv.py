@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from berry._format import format_table
 from berry._validation import check_int, check_positive
 from berry.torch._model import InitReport, RulesLike
 from berry.torch._walk import ParameterEntry, divide_entry
@@ -50,14 +51,9 @@ class LSUVReport:
 
     def table(self) -> str:
         """One line per layer: name, iterations, output std before and after, converged."""
-        width = max((len(layer.name) for layer in self.layers), default=5)
-        lines = [f"{'layer'.ljust(width)}  iters  std before  std after  ok"]
-        for layer in self.layers:
-            lines.append(
-                f"{layer.name.ljust(width)}  {layer.iterations:5d}  {layer.std_before:10.4f}  "
-                f"{layer.std_after:9.4f}  {'yes' if layer.converged else 'NO'}"
-            )
-        return "\n".join(lines)
+        rows = [(layer.name, layer.iterations, layer.std_before, layer.std_after, "yes" if layer.converged else "NO")
+                for layer in self.layers]
+        return format_table(rows, ("layer", "iters", "std before", "std after", "ok"))
 
     def __str__(self) -> str:
         return self.table()

@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from berry._format import format_table
 from berry.torch._model import InitReport, RulesLike, init_model
 
 __all__ = ["SchemeReport", "SchemeRules", "apply_rules"]
@@ -33,10 +34,8 @@ class SchemeReport:
         """The constants, then one line per parameter: name, role, initializer and std."""
         lines = [f"{self.scheme} (preset {self.preset})" if self.preset else self.scheme]
         lines += [f"  {key} = {value:.6g}" for key, value in self.constants.items()]
-        width = max((len(p.name) for p in self.init), default=9)
-        for p in self.init:
-            std = "" if p.std is None else f"{p.std:.4g}"
-            lines.append(f"  {p.name.ljust(width)}  {self.roles.get(p.name, '-'):<12} {p.init:<18} {std}")
+        rows = [(p.name, self.roles.get(p.name, "-"), p.init, "" if p.std is None else f"{p.std:.4g}") for p in self.init]
+        lines += ["  " + line for line in format_table(rows, ("parameter", "role", "init", "std")).splitlines()]
         return "\n".join(lines)
 
     def __str__(self) -> str:
