@@ -242,6 +242,9 @@ def fan_blocks(module: nn.Module, local_name: str, shape: tuple[int, ...]) -> li
     return [Block(0, rows, fans=(int(fans.fan_in), int(fans.fan_out)))]
 
 
+_fan_blocks = fan_blocks  # its name before the schemes shared it
+
+
 # ----------------------------------------------------------------------------- report
 @dataclasses.dataclass(frozen=True)
 class ParameterInit:

@@ -98,13 +98,19 @@ class Reparametrization:
         saved = [(owner, key, owner._buffers[key]) for owner, key in self._state()]
         try:
             with _forked_rng(target.device, seed, name), torch.no_grad():
-                values = self._inverse(target)
-                back = self._forward(values)
-            error = _relative_error(back, target)
-            if not error <= _tolerance(target.dtype):
+                try:
+                    values = self._inverse(target)
+                    back = self._forward(values)
+                except (RuntimeError, NotImplementedError, TypeError, ValueError) as failure:
+                    raise ValueError(
+                        f"{name} is computed by {self.kind} ({self.describe()}), whose inverse cannot set it to "
+                        f"{what}: {type(failure).__name__}: {failure}"
+                    ) from failure
+            distance = _relative_error(back, target)
+            if not distance <= _tolerance(target.dtype):
                 raise ValueError(
                     f"{name} is computed by {self.kind} ({self.describe()}), which cannot give it {what}: "
-                    f"the parametrization maps the rule's values to a tensor {error:.3g} away (relative). "
+                    f"the parametrization maps the rule's values to a tensor {distance:.3g} away (relative). "
                     f"Give {name} a rule its parametrization can hold"
                     + (" (e.g. 'orthogonal')" if self.kind == "orthogonal" else "")
                     + ", or 'keep' and initialize its originals yourself"

@@ -55,7 +55,9 @@ A new family is one new module, ``_<family>.py``, holding
    roles=None, rules=None, **patterns)``: ``ModelParameters(model)``, then
    ``TABLE.resolve(parameters, preset, TABLE.overrides(roles, patterns))``,
    then a list of ``(exact(name), init)`` rules in any form ``init_model``
-   accepts, then
+   accepts (take fans from ``berry.torch._model.fan_blocks`` or, better, give
+   a rule such as ``{"init": "he", "gain": g}`` and let ``init_model`` apply
+   the layer's fans; write tensors only through ``berry.torch._tensors``), then
    ``apply_rules(model, rules_list, rules, seed)`` and a ``SchemeReport``;
 
 then two lines here (import its public names, add them to ``__all__``), a row
