@@ -360,6 +360,7 @@ def init_model(
     strict: bool = False,
     prefix: str = "",
     verbose: bool = False,
+    respect_no_reinit: bool = True,
 ) -> InitReport:
     """Initialize every parameter of ``model`` in place from declarative rules, reproducibly.
 
@@ -401,6 +402,11 @@ def init_model(
         Prepended to every name, to initialize a submodule as part of a larger model.
     verbose:
         Print the report's table.
+    respect_no_reinit:
+        Keep parameters marked ``_no_reinit = True`` (the convention of
+        ``mamba_ssm``, which :func:`berry.torch.schemes.mamba` follows: a
+        Mamba layer's ``dt`` bias, ``A_log`` and ``D``), reporting them as
+        ``kept``. A scheme that sets them passes ``False``.
 
     Returns
     -------
@@ -444,6 +450,8 @@ def init_model(
                     vector_fallbacks.append(name)
             source = f"default {rule.describe()}"
         action = _action(rule.init, rule.describe())
+        if respect_no_reinit and getattr(parameter, "_no_reinit", False):
+            action, source = None, "_no_reinit"  # initialized by its own layer's scheme (mamba_ssm's convention)
         blocks = _fan_blocks(module, local_name, shape)
         if action is None:
             pass
