@@ -438,6 +438,7 @@ def init_model(
 
     for name, local_name, module, parameter in _parameters(model, prefix):
         shape = tuple(parameter.shape)
+        no_reinit = respect_no_reinit and bool(getattr(parameter, "_no_reinit", False))
         rule, source = _first_match(user_rules, name, local_name, module), ""
         if rule is not None:
             used.add(id(rule))
@@ -446,11 +447,11 @@ def init_model(
             rule = _first_match(defaults, name, local_name, module)
             if rule is None:
                 rule = _FALLBACK_MATRIX if len(shape) >= 2 else _FALLBACK_VECTOR
-                if len(shape) < 2:
+                if len(shape) < 2 and not no_reinit:
                     vector_fallbacks.append(name)
             source = f"default {rule.describe()}"
         action = _action(rule.init, rule.describe())
-        if respect_no_reinit and getattr(parameter, "_no_reinit", False):
+        if no_reinit:
             action, source = None, "_no_reinit"  # initialized by its own layer's scheme (mamba_ssm's convention)
         blocks = _fan_blocks(module, local_name, shape)
         if action is None:

@@ -63,7 +63,8 @@ _MIXER = {
     "conv_bias": ("*.mixer.conv1d.bias",),
     "x_proj": ("*.mixer.x_proj.weight",),
     "dt_weight": ("*.mixer.dt_proj.weight",),
-    "dt_bias": ("*.mixer.dt_proj.bias", "*.mixer.dt_bias"),
+    "dt_proj_bias": ("*.mixer.dt_proj.bias",),  # Mamba-1: the dt projection's bias
+    "dt_bias": ("*.mixer.dt_bias",),  # Mamba-2: a parameter of its own, per head
     "a_log": ("*.mixer.A_log",),
     "d": ("*.mixer.D",),
     "out_proj": ("*.mixer.out_proj.weight",),
@@ -76,11 +77,11 @@ MAMBA_ROLES = RoleTable(
     roles=(*_MIXER, "embedding"),
     presets=(
         # mamba_ssm's MambaLMHeadModel / MixerModel and Hugging Face's MambaForCausalLM / Mamba2ForCausalLM
-        # share the mixer's names; only the embedding differs (``embedding`` vs ``embeddings``).
-        Preset("mamba_ssm", {**_MIXER, "embedding": ("*backbone.embedding.weight",)}),
-        Preset("transformers", {**_MIXER, "embedding": ("*backbone.embeddings.weight",)}),
+        # share the mixer's names; only the embedding differs (``embedding`` vs ``embeddings``), so one
+        # preset names both. Which library's *laws* to follow is ``convention=``, not the names.
+        Preset("mamba", {**_MIXER, "embedding": ("*backbone.embedding.weight", "*backbone.embeddings.weight")}),
     ),
-    required=(("a_log",), ("dt_bias",)),
+    required=(("a_log",), ("dt_proj_bias", "dt_bias")),
 )
 MAMBA_PRESETS: dict[str, dict[str, Patterns]] = MAMBA_ROLES.as_dict()
 
@@ -291,9 +292,12 @@ def mamba(
     n_layers:
         The depth for the residual rescaling; by default the number of ``out_proj`` weights.
     preset, roles, <role>=:
-        ``"auto"``, ``"mamba_ssm"`` or ``"transformers"``, or patterns for the
+        ``"auto"`` or ``"mamba"`` (the names of mamba_ssm's ``MambaLMHeadModel``
+        and of Hugging Face's ``MambaForCausalLM`` / ``Mamba2ForCausalLM``:
+        ``backbone.layers.<i>.mixer.in_proj`` ..., ``backbone.embedding(s)``), or patterns for the
         roles ``in_proj``, ``conv_weight``, ``conv_bias``, ``x_proj``,
-        ``dt_weight``, ``dt_bias``, ``a_log``, ``d``, ``out_proj``, ``mlp_in``,
+        ``dt_weight``, ``dt_proj_bias`` (Mamba-1), ``dt_bias`` (Mamba-2),
+        ``a_log``, ``d``, ``out_proj``, ``mlp_in``,
         ``mlp_out``, ``lm_head``, ``embedding``.
     rules:
         :func:`berry.torch.init_model` rules for other parameters.
@@ -303,7 +307,7 @@ def mamba(
     >>> mixer = nn.Module()
     >>> mixer.dt_proj, mixer.A_log, mixer.D = nn.Linear(2, 8), nn.Parameter(torch.empty(8, 4)), nn.Parameter(torch.empty(8))
     >>> model = nn.Module(); model.mixer = mixer
-    >>> report = mamba(model, seed=0, roles={"dt_bias": "mixer.dt_proj.bias", "a_log": "mixer.A_log", "d": "mixer.D",
+    >>> report = mamba(model, seed=0, roles={"dt_proj_bias": "mixer.dt_proj.bias", "a_log": "mixer.A_log", "d": "mixer.D",
     ...                                      "dt_weight": "mixer.dt_proj.weight"})
     >>> dt = torch.nn.functional.softplus(mixer.dt_proj.bias)
     >>> bool(dt.min() >= 0.001 and dt.max() <= 0.1), mixer.A_log[0].exp().round().tolist()
@@ -351,7 +355,7 @@ def mamba(
         entry = parameters[name]
         shape, module = entry.shape, entry.module
         init: Any
-        if role == "dt_bias":
+        if role in ("dt_bias", "dt_proj_bias"):
             init = functools.partial(_dt_bias_fill, dt_min=dt_min, dt_max=dt_max, floor=floor)
         elif role == "a_log":
             mamba2_hf = hf and len(shape) == 1
@@ -383,7 +387,7 @@ def mamba(
     scheme_rules += norm_rules(parameters, skip=set(role_of))
     report = apply_rules(model, scheme_rules, rules, seed, respect_no_reinit=False)
     for name, role in role_of.items():
-        if role in ("dt_bias", "a_log", "d"):
+        if role in ("dt_bias", "dt_proj_bias", "a_log", "d"):
             parameter = parameters[name].parameter
             parameter._no_reinit = True  # type: ignore[attr-defined]
             parameter._no_weight_decay = True  # type: ignore[attr-defined]

@@ -302,7 +302,10 @@ def _fans_of(entry: Any) -> tuple[int, int] | None:
         return 1, shape[1]  # one-hot inputs: each column is an output vector
     if len(shape) < 2:
         return (1, shape[0]) if shape else None
-    if isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)) or type(module).__name__ == "Conv1D":
+    if isinstance(module, nn.modules.conv._ConvNd):  # the flattened kernel matrix: (out, in * kernel)
+        receptive = math.prod(shape[2:])
+        return (shape[0], shape[1] * receptive) if module.transposed else (shape[1] * receptive, shape[0])
+    if isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D":
         return linear_fans(module, shape)
     return None
 
@@ -343,7 +346,10 @@ def spectral(
     ----------
     model:
         The model; every ``Linear``, convolution and Hugging Face ``Conv1D``
-        weight is treated from its fans (convolutions: ``in x kernel``).
+        weight is treated from its fans. A convolution is its flattened kernel
+        matrix, ``fan_in = in x kernel`` and ``fan_out = out`` channels (a
+        transposed one: ``in`` and ``out x kernel``), so the target is that
+        matrix's spectral norm.
     seed:
         berry's seed.
     distribution:
