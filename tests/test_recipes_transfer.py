@@ -36,7 +36,7 @@ def test_completep_table(depth, width, alpha):
     norm = p["transformer.h.0.ln_1.weight"]
     assert (norm.role, norm.lr_mult, norm.weight_decay_mult) == ("hidden vector", pytest.approx(m_l ** (alpha - 1)), 0.0)
     assert p["transformer.wte.weight"].lr_mult == 1 and p["transformer.wte.weight"].eps_mult == pytest.approx(1 / m_n)
-    assert p["transformer.ln_f.weight"].role == "final vector" and p["lm_head.weight"].role == "readout"
+    assert p["transformer.ln_f.weight"].role == "outer vector" and p["lm_head.weight"].role == "readout"
     for i in range(depth):
         ks(model.get_parameter(f"transformer.h.{i}.mlp.c_proj.weight"), 0.02 / math.sqrt(m_n), f"block {i}")
     ks(model.transformer.wte.weight, 0.02, "wte")

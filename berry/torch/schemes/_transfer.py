@@ -96,7 +96,7 @@ class CompletePParameter:
     """CompleteP's treatment of one parameter (Dey et al. 2025, Table 1), as multipliers of the base values."""
 
     name: str
-    role: str  #: "embedding", "hidden weight", "hidden vector", "readout", "final vector"
+    role: str  #: "embedding", "hidden weight", "hidden vector", "readout", "outer vector"
     std: float | None  #: initial std (None: ones or zeros)
     lr_mult: float  #: multiply the base Adam(W) learning rate by this
     eps_mult: float  #: multiply the base AdamW epsilon by this
@@ -234,7 +234,7 @@ def completep(
                 p = CompletePParameter(name, "hidden weight", std, depth_lr / width_mult, hidden_eps, width_mult)
         elif vector:
             init = "ones" if is_norm(entry.module) and entry.local_name == "weight" else "zeros"
-            p = CompletePParameter(name, "final vector", None, 1.0, 1.0 / width_mult, 0.0)
+            p = CompletePParameter(name, "outer vector", None, 1.0, 1.0 / width_mult, 0.0)
         elif name in embeddings or name in readouts:
             init = {"std": init_std}
             p = CompletePParameter(name, "embedding" if name in embeddings else "readout", init_std, 1.0,
