@@ -193,3 +193,12 @@ def test_bad_arguments(kwargs, error, match):
 def test_no_adapter_is_a_preset_error():
     with pytest.raises(schemes.PresetError, match="lora_A"):
         schemes.lora(nn.Linear(3, 3))
+
+
+def test_meta_models_are_left_alone():
+    with torch.device("meta"):
+        layer = nn.Module()
+        layer.base = nn.Linear(8, 8)
+        layer.lora_A, layer.lora_B = nn.Parameter(torch.empty(2, 8)), nn.Parameter(torch.empty(8, 2))
+    report = schemes.lora(layer, init="pissa", scaling=1.0)
+    assert report.roles["base.weight"] == "base (residual)" and layer.lora_A.is_meta

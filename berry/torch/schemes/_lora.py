@@ -166,6 +166,8 @@ def _site_values(site: _Site, parameters: ModelParameters, init: str, seed: int)
 
 def _site_fill(tensor: torch.Tensor, *, seed: int, name: str, site: _Site, part: int, parameters: ModelParameters,
                init: str) -> None:
+    if tensor.is_meta:
+        return  # nothing to fill (and a meta base weight has no values to decompose)
     values = _site_values(site, parameters, init, seed)[part]
     if part == 2 and site.transposed:
         values = values.T

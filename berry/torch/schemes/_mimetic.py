@@ -101,6 +101,8 @@ def _layer_values(layer: _Attention, *, seed: int, alpha1: float, beta1: float, 
 
 def _fill(tensor: torch.Tensor, *, seed: int, name: str, layer: _Attention, part: str, constants: Mapping[str, float]) -> None:
     del name
+    if tensor.is_meta:
+        return
     values = _layer_values(layer, seed=seed, **constants)
     if part == "packed":
         matrix = np.concatenate([values["query"], values["key"], values["value"]], axis=0)
