@@ -123,3 +123,10 @@ def test_spectral_std_formula():
     assert schemes.spectral_std(400, 100, scale=2.0) == pytest.approx(2.0 / 20 * 0.5)
     with pytest.raises(ValueError, match="fan_in"):
         schemes.spectral_std(0, 4)
+
+
+def test_other_vectors_are_left_to_the_rules():
+    model = mlp(16)
+    model.register_parameter("gate", nn.Parameter(torch.full((16,), 0.5)))
+    report = schemes.spectral(model, seed=0, rules={"gate": "keep"})
+    assert "gate" not in report.parameters and (model.gate == 0.5).all()

@@ -90,6 +90,15 @@ def _param_groups(model: nn.Module, options: Mapping[str, dict[str, float]], bas
     return [{"params": params, **dict(key)} for key, params in groups.items()]
 
 
+def _vector_init(entry: Any) -> str | None:
+    """A norm's gain 1, a norm's or a layer's bias 0; None for other vectors (scalars, gates: the user's rules)."""
+    module = entry.module
+    if is_norm(module):
+        return "ones" if entry.local_name == "weight" else "zeros"
+    layer = isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)) or type(module).__name__ == "Conv1D"
+    return "zeros" if layer and entry.local_name == "bias" else None
+
+
 # ----------------------------------------------------------------------------- CompleteP
 @dataclasses.dataclass(frozen=True)
 class CompletePParameter:
@@ -226,14 +235,14 @@ def completep(
         init: Any
         if name in blocks:
             if vector:
-                init = "ones" if is_norm(entry.module) and entry.local_name == "weight" else "zeros"
+                init = _vector_init(entry)  # None: a scalar or gate of another kind, left to the rules
                 p = CompletePParameter(name, "hidden vector", None, depth_lr, hidden_eps, 0.0)
             else:
                 std = init_std / math.sqrt(width_mult)
                 init = {"std": std}
                 p = CompletePParameter(name, "hidden weight", std, depth_lr / width_mult, hidden_eps, width_mult)
         elif vector:
-            init = "ones" if is_norm(entry.module) and entry.local_name == "weight" else "zeros"
+            init = _vector_init(entry)
             p = CompletePParameter(name, "outer vector", None, 1.0, 1.0 / width_mult, 0.0)
         elif name in embeddings or name in readouts:
             init = {"std": init_std}
@@ -242,7 +251,8 @@ def completep(
         else:
             continue  # a weight outside the roles: the user's rules, then berry's defaults
         info[name] = p
-        scheme_rules.append((exact(name), init))
+        if init is not None:
+            scheme_rules.append((exact(name), init))
     report = apply_rules(model, scheme_rules, rules, seed)
     constants = {
         "depth_multiplier": depth_mult, "width_multiplier": width_mult, "alpha": alpha,
@@ -300,8 +310,8 @@ def _fans_of(entry: Any) -> tuple[int, int] | None:
     module, shape = entry.module, entry.shape
     if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and entry.local_name == "weight":
         return 1, shape[1]  # one-hot inputs: each column is an output vector
-    if len(shape) < 2:
-        return (1, shape[0]) if shape else None
+    if len(shape) < 2:  # a norm's gain or bias, a layer's bias: a vector with fan_in 1
+        return (1, shape[0]) if shape and _vector_init(entry) is not None else None
     if isinstance(module, nn.modules.conv._ConvNd):  # the flattened kernel matrix: (out, in * kernel)
         receptive = math.prod(shape[2:])
         return (shape[0], shape[1] * receptive) if module.transposed else (shape[1] * receptive, shape[0])
@@ -394,7 +404,7 @@ def spectral(
         sgd, adam = (fan_out / fan_in) / (b_out / b_in), b_in / fan_in
         target, std = None, None
         if len(entry.shape) < 2:
-            init: Any = "ones" if is_norm(entry.module) and entry.local_name == "weight" else "zeros"
+            init: Any = _vector_init(entry)
             role_of[entry.name] = "vector"
         elif isinstance(entry.module, (nn.Embedding, nn.EmbeddingBag)):
             std = scale
