@@ -66,17 +66,23 @@ def test_gpt2_scaling_keeps_the_residual_stream_flat(evidence):
 
 
 def test_the_generated_section_is_replaced_between_its_markers_only(evidence):
-    document = f"intro\n{evidence.BEGIN}\nold\n{evidence.END}\noutro\n"
-    assert evidence.replace_block(document, "new") == f"intro\n{evidence.BEGIN}\nnew\n{evidence.END}\noutro\n"
+    begin, end = evidence.markers("classic")
+    other_begin, other_end = evidence.markers("recipes")
+    document = f"intro\n{begin}\nold\n{end}\nmiddle\n{other_begin}\nkept\n{other_end}\noutro\n"
+    assert evidence.replace_block(document, "new", "classic") == (
+        f"intro\n{begin}\nnew\n{end}\nmiddle\n{other_begin}\nkept\n{other_end}\noutro\n"
+    )
     with pytest.raises(ValueError, match="markers"):
-        evidence.replace_block("no markers", "new")
+        evidence.replace_block("no markers", "new", "classic")
     with pytest.raises(AssertionError, match="no longer support"):
         evidence._claim(False, "a sentence the numbers contradict")
 
 
-def test_docs_hold_one_generated_section(evidence):
+def test_docs_hold_each_generated_section_once(evidence):
     document = (_SCRIPT.parent.parent / "docs" / "schemes.md").read_text(encoding="utf-8")
-    assert document.count(evidence.BEGIN) == 1 and document.count(evidence.END) == 1
+    for part in evidence.PARTS:
+        begin, end = evidence.markers(part)
+        assert document.count(begin) == 1 and document.count(end) == 1, part
 
 
 @pytest.mark.slow

@@ -205,6 +205,7 @@ def default_rules() -> list[Rule]:
 
 _FALLBACK_MATRIX = Rule("*:*", "xavier")
 _FALLBACK_VECTOR = Rule("*:*", "ones")
+_NO_REINIT = Rule("*:*", _KEEP)
 
 
 # ----------------------------------------------------------------------------- fans
@@ -351,6 +352,7 @@ def init_model(
     strict: bool = False,
     prefix: str = "",
     verbose: bool = False,
+    respect_no_reinit: bool = True,
 ) -> InitReport:
     """Initialize every parameter of ``model`` in place from declarative rules, reproducibly.
 
@@ -402,6 +404,11 @@ def init_model(
         Prepended to every name, to initialize a submodule as part of a larger model.
     verbose:
         Print the report's table.
+    respect_no_reinit:
+        Keep parameters marked ``_no_reinit = True`` (the convention of
+        ``mamba_ssm``, which :func:`berry.torch.schemes.mamba` follows: a
+        Mamba layer's ``dt`` bias, ``A_log`` and ``D``), reporting them as
+        ``kept``. A scheme that sets them passes ``False``.
 
     Returns
     -------
@@ -429,7 +436,9 @@ def init_model(
     walk = parameter_entries(model, prefix)
     check_ties(model, stacklevel=2)
     defaults = default_rules()
-    plan = [(entry, *_choose(entry, user_rules, defaults)) for entry in walk if entry.skipped is None]
+    plan = [
+        (entry, *_choose(entry, user_rules, defaults, respect_no_reinit)) for entry in walk if entry.skipped is None
+    ]
     used = {id(rule) for _, rule, _, _ in plan}
     entries: list[ParameterInit] = []
     vector_fallbacks = [entry.name for entry, rule, _, _ in plan if rule is _FALLBACK_VECTOR]
@@ -491,9 +500,11 @@ def init_model(
 
 
 def _choose(
-    entry: ParameterEntry, user_rules: Sequence[Rule], defaults: Sequence[Rule]
+    entry: ParameterEntry, user_rules: Sequence[Rule], defaults: Sequence[Rule], respect_no_reinit: bool
 ) -> tuple[Rule, str, InitSpec | Callable[..., Any] | None]:
     """The rule for one parameter, its description for the report, and what it does."""
+    if respect_no_reinit and any(getattr(tensor, "_no_reinit", False) for tensor in entry.tensors):
+        return _NO_REINIT, "_no_reinit", None  # initialized by its own layer's scheme (mamba_ssm's convention)
     rule = _first_match(user_rules, entry.name, entry.local_name, entry.module)
     if rule is not None:
         source = rule.describe()

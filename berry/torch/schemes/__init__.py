@@ -1,4 +1,6 @@
-"""Whole-network initialization schemes: GPT-2, DeepNorm, Fixup, T-Fixup, muP, LSUV and ZerO.
+"""Whole-network initialization schemes: GPT-2, DeepNorm, Fixup, T-Fixup, muP, LSUV and ZerO, and the
+recipes LLM trainers use (Megatron-LM, GPT-NeoX, OLMo, OLMo-core, torchtitan's Llama), Mamba and S4D,
+LoRA adapters, CompleteP, the spectral condition and mimetic attention.
 
 Each scheme scales a network's initialization with its depth, its width or its
 data, the way one paper prescribes, and applies it to a whole
@@ -43,7 +45,13 @@ How the package is laid out, and how to add a scheme family
 * ``_transformer``: what DeepNorm and T-Fixup share (presets, stacks,
   depths, packed q/k/v weights).
 * one module per family: ``_gpt2``, ``_deepnorm``, ``_fixup`` (Fixup and
-  T-Fixup), ``_mup``, ``_lsuv``, ``_zero``.
+  T-Fixup), ``_mup``, ``_lsuv``, ``_zero``; the training recipes ``_llm``
+  (Megatron, GPT-NeoX, OLMo, OLMo-core, torchtitan), ``_ssm`` (Mamba, S4D),
+  ``_lora``, ``_transfer`` (CompleteP, spectral), ``_mimetic``.
+* ``_sites``: what those recipes share: values computed from a formula of
+  the global tensor written shard by shard (``fill_computed``), the keyed
+  stream in float64 for them, pairing parameters of one layer by name
+  (a LoRA ``A`` with its ``B``, a query with its key), layer indices, norms.
 
 A new family is one new module, ``_<family>.py``, holding
 
@@ -85,23 +93,68 @@ from berry.torch.schemes._fixup import (
     t_fixup_scales,
 )
 from berry.torch.schemes._gpt2 import GPT2_PRESETS, gpt2, gpt2_residual_std
+from berry.torch.schemes._llm import (
+    LLM_PRESETS,
+    LLM_RECIPES,
+    SMALL_EMBEDDING_BOUND,
+    Law,
+    gpt_neox,
+    llama,
+    llm_law,
+    megatron,
+    olmo,
+    olmo_core,
+)
+from berry.torch.schemes._lora import LORA_INITS, LORA_PRESETS, lora, lora_factors
 from berry.torch.schemes._lsuv import LSUVLayer, LSUVReport, lsuv
+from berry.torch.schemes._mimetic import MIMETIC_PRESETS, mimetic, mimetic_factors
 from berry.torch.schemes._mup import MUP_PRESETS, MupParameter, MupReport, mup, mup_rules
 from berry.torch.schemes._report import SchemeReport
 from berry.torch.schemes._roles import ModelParameters, Preset, PresetError, Roles, RoleTable
+from berry.torch.schemes._ssm import (
+    MAMBA_PRESETS,
+    S4D_PRESETS,
+    inverse_softplus,
+    mamba,
+    mamba_dt,
+    s4d,
+    s4d_diagonal,
+)
+from berry.torch.schemes._transfer import (
+    COMPLETEP_PRESETS,
+    CompletePParameter,
+    CompletePReport,
+    SpectralParameter,
+    SpectralReport,
+    completep,
+    spectral,
+    spectral_std,
+)
 from berry.torch.schemes._transformer import ARCHITECTURES, TRANSFORMER_PRESETS
 from berry.torch.schemes._zero import ZERO_PRESETS, hadamard, zero, zero_matrix
 
 __all__ = [
     "ARCHITECTURES",
+    "COMPLETEP_PRESETS",
     "FIXUP_PRESETS",
     "GPT2_PRESETS",
+    "LLM_PRESETS",
+    "LLM_RECIPES",
+    "LORA_INITS",
+    "LORA_PRESETS",
+    "MAMBA_PRESETS",
+    "MIMETIC_PRESETS",
     "MUP_PRESETS",
+    "S4D_PRESETS",
+    "SMALL_EMBEDDING_BOUND",
     "TRANSFORMER_PRESETS",
     "ZERO_PRESETS",
+    "CompletePParameter",
+    "CompletePReport",
     "DeepNormConstants",
     "LSUVLayer",
     "LSUVReport",
+    "Law",
     "ModelParameters",
     "MupParameter",
     "MupReport",
@@ -110,7 +163,10 @@ __all__ = [
     "RoleTable",
     "Roles",
     "SchemeReport",
+    "SpectralParameter",
+    "SpectralReport",
     "TFixupScales",
+    "completep",
     "deepnet",
     "deepnorm",
     "deepnorm_constants",
@@ -118,10 +174,27 @@ __all__ = [
     "fixup_scale",
     "gpt2",
     "gpt2_residual_std",
+    "gpt_neox",
     "hadamard",
+    "inverse_softplus",
+    "llama",
+    "llm_law",
+    "lora",
+    "lora_factors",
     "lsuv",
+    "mamba",
+    "mamba_dt",
+    "megatron",
+    "mimetic",
+    "mimetic_factors",
     "mup",
     "mup_rules",
+    "olmo",
+    "olmo_core",
+    "s4d",
+    "s4d_diagonal",
+    "spectral",
+    "spectral_std",
     "t_fixup",
     "t_fixup_scales",
     "zero",

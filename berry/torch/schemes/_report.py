@@ -42,12 +42,19 @@ class SchemeReport:
         return self.table()
 
 
-def apply_rules(model: nn.Module, scheme_rules: SchemeRules, rules: RulesLike, seed: int) -> InitReport:
-    """Apply ``scheme_rules`` (exact names first), then the user's ``rules``, then berry's defaults."""
+def apply_rules(
+    model: nn.Module, scheme_rules: SchemeRules, rules: RulesLike, seed: int, *, respect_no_reinit: bool = True
+) -> InitReport:
+    """Apply ``scheme_rules`` (exact names first), then the user's ``rules``, then berry's defaults.
+
+    ``respect_no_reinit=False`` lets a scheme overwrite parameters marked ``_no_reinit`` (its own).
+    """
     extra: list[Any] = []
     if isinstance(rules, Mapping):
         extra = list(rules.items())
     elif rules is not None:
         extra = list(rules)
     # Fixup-style multipliers named "scale" start at 1 (berry's defaults would warn about them).
-    return init_model(model, [*scheme_rules, *extra, ("*:scale", "ones")], seed=seed)
+    return init_model(
+        model, [*scheme_rules, *extra, ("*:scale", "ones")], seed=seed, respect_no_reinit=respect_no_reinit
+    )
