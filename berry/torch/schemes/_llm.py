@@ -339,7 +339,7 @@ def _apply_recipe(
     n_layers = check_int("n_layers", n_layers, minimum=1)
     if d_model is None:
         first = parameters[outputs[0]]
-        d_model = linear_fans(first.module, first.shape)[1]
+        d_model = linear_fans(first.module, parameters.shape(first.name))[1]
     d_model = check_int("d_model", d_model, minimum=1)
     bound = _small_embedding_bound(small_embedding)
 
@@ -359,7 +359,7 @@ def _apply_recipe(
             role_of[entry.name] = "other"
         position = seen[role] = seen.get(role, -1) + 1
         layer = layer_index(entry.name)
-        fan_in = linear_fans(entry.module, entry.shape)[0]
+        fan_in = linear_fans(entry.module, parameters.shape(entry.name))[0]
         at = _Shape(n_layers, d_model, position if layer is None else layer, fan_in)
         if bound is not None and role_of[entry.name] == "embedding":
             law = Law.uniform(bound)

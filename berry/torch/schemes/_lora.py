@@ -158,7 +158,7 @@ def _site_values(site: _Site, parameters: ModelParameters, init: str, seed: int)
             site.factors = (a, b, np.empty(0))
         else:
             assert site.base is not None
-            weight = full_values(parameters[site.base].parameter)
+            weight = full_values(parameters.tensor(site.base))
             weight = weight.T if site.transposed else weight.reshape(weight.shape[0], -1)
             site.factors = lora_factors(weight, site.rank, init, site.scaling)
     return site.factors
@@ -263,7 +263,7 @@ def lora(
     scheme_rules: SchemeRules = []
     for a_name in a_names:
         a, b_name = parameters[a_name], b_of[a_name]
-        rank, fan_in = _matrix(a.shape)
+        rank, fan_in = _matrix(parameters.shape(a_name))
         if isinstance(a.module, (nn.Embedding, nn.EmbeddingBag)):  # loralib's Embedding: A (r, vocab), B (dim, r)
             scheme_rules += [(exact(a_name), "zeros"), (exact(b_name), {"std": 1.0})]
             role_of.update({a_name: "embedding_A", b_name: "embedding_B"})

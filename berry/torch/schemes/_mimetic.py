@@ -217,7 +217,7 @@ def mimetic(
             names["key"] = paired("mimetic", [anchor], found.of("key"), "key projection")[anchor]
             names["value"] = paired("mimetic", [anchor], found.of("value"), "value projection")[anchor]
         entry = parameters[anchor]
-        d = linear_fans(entry.module, entry.shape)[0]
+        d = linear_fans(entry.module, parameters.shape(anchor))[0]
         heads = n_heads or _heads_of(model, anchor)
         if heads is None:
             raise PresetError(f"mimetic: cannot read the number of heads of {anchor!r}; pass n_heads=")

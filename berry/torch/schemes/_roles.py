@@ -105,6 +105,16 @@ class ModelParameters:
         assert shape is not None  # skipped entries (no shape) are not listed
         return shape
 
+    def tensor(self, name: str) -> nn.Parameter:
+        """The parameter itself, for a scheme that reads or marks it (a parametrized weight has none)."""
+        parameter = self._by_name[name].parameter
+        if parameter is None:
+            raise ValueError(
+                f"{name} is computed by a parametrization, so this scheme cannot read or mark it directly; "
+                "apply the scheme before registering the parametrization"
+            )
+        return parameter
+
 
 # ----------------------------------------------------------------------------- presets and roles
 @dataclasses.dataclass(frozen=True)

@@ -353,7 +353,7 @@ def mamba(
     scheme_rules: SchemeRules = []
     for name, role in role_of.items():
         entry = parameters[name]
-        shape, module = entry.shape, entry.module
+        shape, module = parameters.shape(name), entry.module
         init: Any
         if role in ("dt_bias", "dt_proj_bias"):
             init = functools.partial(_dt_bias_fill, dt_min=dt_min, dt_max=dt_max, floor=floor)
@@ -370,7 +370,7 @@ def mamba(
             init = {"distribution": "uniform", "low": -conv_init, "high": conv_init} if conv_init is not None \
                 else _kaiming_uniform(shape, module)
         elif role == "conv_bias":
-            init = "zeros" if hf else _kaiming_uniform(parameters[name.removesuffix("bias") + "weight"].shape, module)
+            init = "zeros" if hf else _kaiming_uniform(parameters.shape(name.removesuffix("bias") + "weight"), module)
         elif role in ("out_proj", "mlp_out"):
             init = _kaiming_uniform(shape, module, residual)
         elif role in ("in_proj", "x_proj", "lm_head"):
@@ -388,8 +388,8 @@ def mamba(
     report = apply_rules(model, scheme_rules, rules, seed, respect_no_reinit=False)
     for name, role in role_of.items():
         if role in ("dt_bias", "dt_proj_bias", "a_log", "d"):
-            parameter = parameters[name].parameter
-            parameter._no_reinit = True  # type: ignore[attr-defined]
+            parameter = parameters.tensor(name)
+            parameter._no_reinit = True  # type: ignore[attr-defined]  # mamba_ssm's marker: init_model keeps it
             parameter._no_weight_decay = True  # type: ignore[attr-defined]
     constants = {"dt_min": dt_min, "dt_max": dt_max, "dt_init_floor": floor, "n_layers": float(n_layers),
                  "residual_divisor": residual, "initializer_range": std, "mamba_version": float(3 - max(versions))}
@@ -489,5 +489,5 @@ def s4d(
     report = apply_rules(model, scheme_rules, rules, seed, respect_no_reinit=False)
     for name, role in role_of.items():
         if role in ("log_dt", "log_a_real", "a_imag"):
-            parameters[name].parameter._no_reinit = True  # type: ignore[attr-defined]
+            parameters.tensor(name)._no_reinit = True  # type: ignore[attr-defined]
     return SchemeReport("s4d", found.preset, {"dt_min": dt_min, "dt_max": dt_max}, role_of, report)

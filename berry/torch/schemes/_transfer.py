@@ -86,7 +86,7 @@ def _param_groups(model: nn.Module, options: Mapping[str, dict[str, float]], bas
     groups: dict[tuple[tuple[str, float], ...], list[nn.Parameter]] = {}
     for entry in ModelParameters(model):
         key = tuple(sorted(options.get(entry.name, base).items()))
-        groups.setdefault(key, []).append(entry.parameter)
+        groups.setdefault(key, []).extend(entry.tensors)  # a parametrized weight trains through its originals
     return [{"params": params, **dict(key)} for key, params in groups.items()]
 
 
@@ -222,7 +222,8 @@ def completep(
             first = next((parameters[n] for n in parameters.names if n in embeddings and len(parameters.shape(n)) >= 2), None)
             if first is None:
                 raise ValueError("completep: give width= (no embedding weight found to read it from)")
-            width = first.shape[1] if isinstance(first.module, nn.Embedding) else linear_fans(first.module, first.shape)[1]
+            first_shape = parameters.shape(first.name)
+            width = first_shape[1] if isinstance(first.module, nn.Embedding) else linear_fans(first.module, first_shape)[1]
         width_mult = check_int("width", width, minimum=1) / check_int("base_width", base_width, minimum=1)
     depth_mult = depth / base_depth
     depth_lr = depth_mult ** (alpha - 1.0)
@@ -231,7 +232,7 @@ def completep(
     info: dict[str, CompletePParameter] = {}
     scheme_rules: SchemeRules = []
     for entry in parameters:
-        name, vector = entry.name, len(entry.shape) < 2
+        name, vector = entry.name, len(parameters.shape(entry.name)) < 2
         init: Any
         if name in blocks:
             if vector:
@@ -382,7 +383,8 @@ def spectral(
     parameters = ModelParameters(model)
     base_shapes: dict[str, tuple[int, ...]] = {}
     if isinstance(base, nn.Module):
-        base_shapes = {entry.name: entry.shape for entry in ModelParameters(base)}
+        base_parameters = ModelParameters(base)
+        base_shapes = {name: base_parameters.shape(name) for name in base_parameters.names}
     elif isinstance(base, Mapping):
         base_shapes = {str(k): tuple(int(d) for d in v) for k, v in base.items()}
     elif base is not None:
@@ -403,7 +405,7 @@ def spectral(
             b_in, b_out = _fans_of(_Shaped(entry, base_shapes[entry.name])) or (1, 1)
         sgd, adam = (fan_out / fan_in) / (b_out / b_in), b_in / fan_in
         target, std = None, None
-        if len(entry.shape) < 2:
+        if len(parameters.shape(entry.name)) < 2:
             init: Any = _vector_init(entry)
             role_of[entry.name] = "vector"
         elif isinstance(entry.module, (nn.Embedding, nn.EmbeddingBag)):
