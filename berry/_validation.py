@@ -144,9 +144,12 @@ def check_seed(value: Any, argument: str = "seed") -> int:
     allowed = f"{argument} must be an integer in [0, 2**64)"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{allowed}, got {value!r} of type {type(value).__name__}")
-    if not isinstance(value, numbers.Integral) and not float(value).is_integer():
-        raise ValueError(f"{allowed}, got {value!r}")  # 3.0 is a seed, 1.5 is not
-    result = int(value)
+    if isinstance(value, numbers.Integral):
+        result = int(value)
+    elif float(value).is_integer():  # 3.0 is a seed, 1.5 is not
+        result = int(float(value))
+    else:
+        raise ValueError(f"{allowed}, got {value!r}")
     if not 0 <= result < SEED_BOUND:
         raise ValueError(f"{allowed}, got {value!r}")
     return result

@@ -68,15 +68,26 @@ from berry._validation import (
 )
 from berry.fans import LAYOUTS, fans_for
 from berry.initializations import STRUCTURAL_INITIALIZERS, get_initialization, list_initializations
-from berry.kinds import ELEMENTWISE_OPTIONS, RULE_OPTIONS, InitKind
+from berry.kinds import RULE_OPTIONS, InitKind
 
-__all__ = ["STRUCTURAL_INITIALIZERS", "InitSpec", "register_kind", "resolve_region", "sample", "unregister_kind"]
+__all__ = [
+    "STRUCTURAL_INITIALIZERS",
+    "InitSpec",
+    "register_kind",
+    "resolve_init",
+    "resolve_region",
+    "sample",
+    "unregister_kind",
+]
 
 _DISTRIBUTION_ALIASES = {"trunc_normal": "truncated_normal", "truncnorm": "truncated_normal"}
 
 
-def _resolve_init(init: Any) -> str | Callable[..., float]:
-    """A canonical structural name, a lower-case registered rule name, or a rule callable."""
+def resolve_init(init: Any) -> str | Callable[..., float]:
+    """``init`` as a canonical structural name, a lower-case registered rule name, or a rule callable.
+
+    Unknown names raise an error listing every rule and structural initializer.
+    """
     if isinstance(init, str):
         kind = kinds.find_kind(init)
         if kind is not None:
@@ -167,7 +178,7 @@ class InitSpec:
         def normalize(field: str, value: Any) -> None:
             object.__setattr__(self, field, value)
 
-        normalize("init", _resolve_init(self.init))
+        normalize("init", resolve_init(self.init))
         distribution = self.distribution
         if isinstance(distribution, str):
             distribution = _DISTRIBUTION_ALIASES.get(distribution.lower(), distribution)

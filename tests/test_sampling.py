@@ -14,13 +14,13 @@ import textwrap
 
 import numpy as np
 import pytest
+from _helpers import needs_ml_dtypes
 
 import berry
 from berry import stream
 from berry._validation import MissingNameError, UnknownNameError
 from berry.initializations import he, register_initialization, unregister_initialization, xavier
 from berry.sampling import STRUCTURAL_INITIALIZERS, InitSpec, sample
-from _helpers import needs_ml_dtypes
 
 # -- composition: the value is the rule's scale applied to the keyed stream --------------------------
 
