@@ -27,8 +27,8 @@ Which options go with which ``init``
 ============================  ==================================================================
 a rule (name or callable)     distribution, gain, fan_in, fan_out, layout, groups, mean, std,
                               bounds + correct_variance (truncated_normal), low + high (uniform)
-``"orthogonal"``              gain, layout (distribution must stay ``"normal"``)
-``"delta_orthogonal"``        gain, layout (distribution must stay ``"normal"``)
+``"orthogonal"``              gain, layout
+``"delta_orthogonal"``        gain, layout
 ``"eye"``/``"identity"``      gain
 ``"dirac"``                   gain, layout, groups
 ``"sparse"``                  sparsity, distribution, mean, std (default 0.01), bounds,
@@ -37,7 +37,9 @@ a rule (name or callable)     distribution, gain, fan_in, fan_out, layout, group
 ``"constant"``                value (required)
 ============================  ==================================================================
 
-A non-default value for an option the initializer does not use is an error,
+Each row is the kind's ``options`` in :mod:`berry.kinds`, which decides (``layout`` is
+accepted by every kind; tests/test_kinds.py checks that this table agrees). A
+non-default value for an option the initializer does not use is an error,
 never silently ignored. With a rule, ``std=`` (or ``low``/``high`` for the
 uniform) replaces the rule's scale, so the rule's own options (gain, fans,
 groups) must then stay at their defaults.

@@ -117,17 +117,31 @@ def shape_and_region(draw: Any, min_rank: int = 1, max_rank: int = 4, min_dim: i
 #: machine where they are not installed (pass the names in ``BERRY_TEST_HIDE``, comma-separated).
 _HIDE_SOURCE = textwrap.dedent(
     """
-    import os, sys
+    import importlib.util, os, sys
 
-    class _Hide:
-        names = tuple(n for n in os.environ.get("BERRY_TEST_HIDE", "").split(",") if n)
+    _HIDDEN = tuple(n for n in os.environ.get("BERRY_TEST_HIDE", "").split(",") if n)
 
+
+    def _hidden(name):
+        return any(name == hidden or name.startswith(hidden + ".") for hidden in _HIDDEN)
+
+
+    class _Hide:  # `import NAME` fails as for a module that is not installed
         def find_spec(self, name, path=None, target=None):
-            if any(name == hidden or name.startswith(hidden + ".") for hidden in self.names):
-                raise ModuleNotFoundError(f"No module named {name!r} (hidden by the test)", name=name)
+            if _hidden(name):
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
             return None
 
+
+    _find_spec = importlib.util.find_spec
+
+
+    def _find_spec_unless_hidden(name, package=None):  # importlib.util.find_spec says "not installed" too
+        return None if _hidden(name) else _find_spec(name, package)
+
+
     sys.meta_path.insert(0, _Hide())
+    importlib.util.find_spec = _find_spec_unless_hidden
     """
 )
 

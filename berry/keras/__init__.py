@@ -22,7 +22,7 @@ True
 
 from __future__ import annotations
 
-from berry._optional import missing_extra, require
+from berry._optional import require
 from berry.keras._backend import FALLBACK_BACKENDS, ensure_backend
 
 require("keras", extra="keras", adapter="berry.keras")
@@ -33,8 +33,10 @@ try:
 except ModuleNotFoundError as error:  # Keras is installed but its backend is not
     if error.name not in ("tensorflow", *FALLBACK_BACKENDS):
         raise
-    raise missing_extra(
-        error.name, extra="keras", adapter=f"berry.keras (Keras' backend {error.name!r})"
+    raise ModuleNotFoundError(
+        f"berry.keras needs a Keras backend and none is installed (Keras tried {error.name!r}); install one, "
+        "e.g. pip install 'berry[keras,jax]' or pip install 'berry[keras,torch]'",
+        name=error.name,
     ) from error
 
 from berry.keras import initializers as _initializers  # noqa: E402  (the backend must be chosen before Keras loads)
