@@ -163,12 +163,12 @@ def run_python(
     cwd: Path = ROOT,
     timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter with berry on the path; ``hide`` makes modules uninstalled.
+    """Run ``code`` in a fresh interpreter with berry and tests/ on the path; ``hide`` makes modules uninstalled.
 
     ``env`` entries set (or, with ``None``, remove) environment variables.
     """
     environment = dict(os.environ)
-    paths = [str(ROOT)]
+    paths = [str(ROOT), str(ROOT / "tests")]  # berry, and the test modules (``import _helpers``)
     if hide:
         if tmp_path is None:
             raise ValueError("hiding modules needs tmp_path for the sitecustomize directory")
