@@ -364,13 +364,14 @@ def test_keyed_values_are_berry_sample():
                       seed=9, name="w")),
         (berry_init.xavier_normal_(torch.empty(shape), seed=9, name="w"),
          berry.sample(shape, "xavier", seed=9, name="w", layout="torch")),
+        # torch's kaiming std is gain / sqrt(fan) with gain = calculate_gain("relu") = sqrt(2): fan_in 17.
         (berry_init.kaiming_uniform_(torch.empty(shape), nonlinearity="relu", seed=9, name="w"),
-         berry.sample(shape, "he", distribution="uniform", seed=9, name="w", layout="torch")),
+         berry.sample(shape, distribution="uniform", std=math.sqrt(2.0) * math.sqrt(1.0 / 17), seed=9, name="w")),
         (berry_init.orthogonal_(torch.empty(shape), seed=9, name="w"),
          berry.sample(shape, "orthogonal", seed=9, name="w", layout="torch")),
     ]
     for got, expected in cases:
-        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6, atol=0)
+        np.testing.assert_array_equal(got.numpy(), expected)  # the same bits, not only the same law
 
 
 # ----------------------------------------------------------------------- kinds of tensors
