@@ -33,7 +33,12 @@ Then ``berry.sample(shape, "checkerboard")``, ``InitSpec("checkerboard")``,
 ``berry.torch.init_model(model, {"Linear:weight": "checkerboard"})``,
 ``berry.jax.initializer("checkerboard")`` and
 ``berry.keras.BerryInitializer("checkerboard")`` all work
-(``tests/test_kinds.py`` does exactly this). Registration is process-wide, like
+(``tests/test_kinds.py`` registers such a kind and uses it through each of
+them). Before the descriptors, adding a structural initializer meant editing
+nine places in five files (the reserved names, the option table, the shape
+checks, the dispatch and the docs of ``berry.sampling``, torch's blockwise and
+exact sets and its report's description and scale, and a tuple in the JAX
+adapter). Registration is process-wide, like
 :func:`berry.register_initialization`: a spec naming the kind can only be
 loaded where the kind is registered.
 

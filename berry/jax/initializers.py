@@ -37,6 +37,7 @@ import numpy as np
 from berry._adapter import TRUNCATED_2_STD, FanReader, Plan, Recipe, as_float, check_init_name, variance_rule
 from berry._validation import check_choice, check_int, check_key, check_positive, check_shape, resolve_dtype
 from berry.jax._keys import key_words, seed_from_words
+from berry.jax._sharding import sharded_values
 
 __all__ = [
     "Initializer",
@@ -69,7 +70,6 @@ Axes = int | Sequence[int]
 DTypeLike = Any
 Region = tuple[slice, ...]
 
-VARIANCE_MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 VARIANCE_DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
 
 
@@ -156,7 +156,7 @@ class Initializer:
         plan = self.plan(shape)
         name = self.name or ""  # the JAX key is the random state; the name is optional, as in JAX
         if out_sharding is not None:
-            return _sharded(plan, name, shape, out_sharding, key, np_dtype)
+            return sharded_values(plan, name, shape, out_sharding, key, np_dtype)
         if plan.constant is not None:  # constants (and empty shapes) need no key and no host work
             return jnp.full(shape, plan.constant, dtype=np_dtype)
         words = key_words(key)
@@ -680,77 +680,6 @@ def deepnet(
 # ---------------------------------------------------------------- sharding
 
 
-def _region_of_index(index: tuple[slice, ...], shape: tuple[int, ...]) -> Region:
-    return tuple(slice(*s.indices(dim)[:2]) for s, dim in zip(index, shape, strict=True))
-
-
-def _sharded(plan: Plan, name: str, shape: tuple[int, ...], sharding: Any, key: Any, dtype: np.dtype) -> Any:
-    import jax
-
-    if not isinstance(sharding, jax.sharding.Sharding):
-        raise TypeError(f"sharding must be a jax.sharding.Sharding, got {sharding!r}")
-    words = None if not plan.random else key_words(key)
-    if isinstance(words, jax.core.Tracer):
-        return _traced_sharded(plan, name, shape, sharding, words, dtype)
-    seed = 0 if words is None else seed_from_words(np.asarray(words))
-    made: dict[tuple[tuple[int, int], ...], np.ndarray] = {}  # replicated shards are generated once
-
-    def shard(index: tuple[slice, ...] | None) -> np.ndarray:
-        region = _region_of_index(index or tuple(slice(None) for _ in shape), shape)
-        bounds = tuple((s.start, s.stop) for s in region)
-        if bounds not in made:
-            whole = all(s.start == 0 and s.stop == dim for s, dim in zip(region, shape, strict=True))
-            made[bounds] = plan.values(seed, name, dtype, None if whole else region)
-        return made[bounds]
-
-    return jax.make_array_from_callback(shape, sharding, shard)
-
-
-def _traced_sharded(
-    plan: Plan, name: str, shape: tuple[int, ...], sharding: Any, words: Any, dtype: np.dtype
-) -> Any:
-    """Under ``jit``: each device's callback makes its own block (``shard_map``), for a ``NamedSharding``."""
-    import jax
-    import jax.numpy as jnp
-
-    if not isinstance(sharding, jax.sharding.NamedSharding):
-        raise TypeError(
-            f"inside jax.jit, out_sharding must be a jax.sharding.NamedSharding, got {type(sharding).__name__}; "
-            "call outside jit (berry.jax.sharded) for other shardings"
-        )
-    mesh, spec = sharding.mesh, tuple(sharding.spec) + (None,) * (len(shape) - len(sharding.spec))
-    block, axes_of_dim = [], []
-    for dim, (size, entry) in enumerate(zip(shape, spec, strict=True)):
-        axes = () if entry is None else (entry,) if isinstance(entry, str) else tuple(entry)
-        parts = math.prod(mesh.shape[axis] for axis in axes)
-        if size % parts:
-            raise ValueError(
-                f"dimension {dim} of shape={shape} ({size}) does not split evenly over {parts} devices"
-            )
-        block.append(size // parts)
-        axes_of_dim.append(axes)
-
-    def host(data: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        region = tuple(
-            slice(int(start), int(start) + size) for start, size in zip(starts, block, strict=True)
-        )
-        whole = tuple(block) == shape
-        return plan.values(seed_from_words(data), name, dtype, None if whole else region)
-
-    def local(data: Any) -> Any:
-        starts = [
-            jnp.asarray(0, jnp.int32) if not axes else jax.lax.axis_index(axes).astype(jnp.int32) * size
-            for axes, size in zip(axes_of_dim, block, strict=True)
-        ]
-        result = jax.ShapeDtypeStruct(tuple(block), dtype)
-        return jax.pure_callback(host, result, data, jnp.stack(starts), vmap_method="sequential")
-
-    run = jax.shard_map(
-        local, mesh=mesh, in_specs=jax.sharding.PartitionSpec(), out_specs=sharding.spec, check_vma=False
-    )
-    return run(words)
-
-
 def sharded(
     init: Initializer,
     shape: Sequence[int],
@@ -796,4 +725,4 @@ def sharded(
     if not isinstance(init, Initializer):
         raise TypeError(f"init must be a berry.jax initializer, got {init!r}")
     shape = check_shape("shape", shape)
-    return _sharded(init.plan(shape), init.name or "", shape, sharding, key, init._dtype(dtype))
+    return sharded_values(init.plan(shape), init.name or "", shape, sharding, key, init._dtype(dtype))
