@@ -227,7 +227,7 @@ class Recipe:
         For orthogonal matrices: the axis that holds the columns (JAX's ``column_axis``);
         ``None`` is the spec's layout.
     label:
-        How messages name the initializer (``"he_normal()"``).
+        How error messages name the initializer (``"he_normal()"``); default: the spec's init.
     """
 
     spec: InitSpec
@@ -255,7 +255,16 @@ class Recipe:
         return self.spec.init_kind.keyed
 
     def plan(self, shape: Sequence[int]) -> Plan:
-        """Check ``shape`` and fix the spec for it: every error is raised here, before any value is drawn."""
+        """Check ``shape`` and fix the spec for it: every error is raised here, before any value is drawn.
+
+        A ``ValueError`` names the initializer (:attr:`label`) first.
+        """
+        try:
+            return self._plan(shape)
+        except ValueError as error:
+            raise type(error)(f"{self.label}: {error}") from None
+
+    def _plan(self, shape: Sequence[int]) -> Plan:
         dims = check_shape("shape", shape)
         spec = self.spec
         if self.fans is not None:

@@ -116,10 +116,7 @@ class Initializer:
 
     def plan(self, shape: Sequence[int]) -> Plan:
         """Check ``shape`` against the arguments and return what the host computes (:class:`berry._adapter.Plan`)."""
-        try:
-            return self.recipe.plan(shape)
-        except ValueError as error:
-            raise type(error)(f"{self.description}: {error}") from None
+        return self.recipe.plan(shape)  # a ValueError names the factory (the recipe's label)
 
     def values(
         self,

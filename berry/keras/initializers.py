@@ -31,6 +31,7 @@ its shape when it is called, and its values are ``berry.sample``'s.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from collections.abc import Sequence
@@ -172,7 +173,7 @@ class BerryInitializer(keras.initializers.Initializer):
             raise TypeError(
                 f"seed must be an int in [0, 2**64), None or a keras.random.SeedGenerator, got {seed!r}"
             )
-        self.recipe = self.make_recipe()
+        self.recipe = dataclasses.replace(self.make_recipe(), label=type(self).__name__)  # errors name the class
 
     # -- what to sample (subclasses override) --
 
@@ -533,7 +534,7 @@ class _ConstantValues(BerryInitializer):
         self.name = ""
         self._init_seed = None
         self.seed = 0
-        self.recipe = self.make_recipe()
+        self.recipe = dataclasses.replace(self.make_recipe(), label=type(self).__name__)
 
     def get_config(self) -> dict[str, Any]:
         return {}
