@@ -1,9 +1,38 @@
-"""Root test configuration: skip the doctests of adapters whose framework is not installed."""
+"""Doctest collection: an adapter's examples run only where its framework can be imported.
 
-import importlib.util
+``pytest`` collects the doctests of every module under ``berry/``; those of
+``berry/torch``, ``berry/jax`` and ``berry/keras`` need PyTorch, JAX and Keras
+(with a backend). Where one cannot be imported (not installed, or a dependency
+such as ml_dtypes missing) its doctests are not collected, as its test files
+skip, instead of failing on the first ``import``.
+"""
 
-collect_ignore_glob = [
-    f"berry/{adapter}/*"
-    for adapter, module in (("torch", "torch"), ("jax", "jax"), ("keras", "keras"))
-    if importlib.util.find_spec(module) is None
-]
+from __future__ import annotations
+
+import functools
+import importlib
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parent
+#: What must import for an adapter's doctests to run (berry.keras picks Keras' backend before importing it).
+_FRAMEWORKS = {"torch": ("berry.torch",), "jax": ("jax", "berry.jax"), "keras": ("berry.keras",)}
+
+
+@functools.cache
+def _adapter_runs(adapter: str) -> bool:
+    for module in _FRAMEWORKS[adapter]:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return False
+    return True
+
+
+def pytest_ignore_collect(collection_path: Path, config: object) -> bool | None:
+    try:
+        parts = collection_path.resolve().relative_to(_ROOT / "berry").parts
+    except ValueError:
+        return None
+    if parts and parts[0] in _FRAMEWORKS and not _adapter_runs(parts[0]):
+        return True
+    return None

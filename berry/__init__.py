@@ -18,12 +18,22 @@ from typing import TYPE_CHECKING, Any
 from berry._version import __version__
 from berry.initializations import (
     deepnet,
+    fan_geo_avg,
+    geometric,
     get_initialization,
     get_initialzation,
+    glorot,
     he,
+    he_fan_out,
+    kaiming,
+    kaiming_fan_out,
     lecun,
     list_initializations,
+    msra,
     register_initialization,
+    selu,
+    small_init,
+    unregister_initialization,
     variance_scaling,
     xavier,
 )
@@ -38,22 +48,35 @@ _LAZY: dict[str, str] = {
     "list_activations": "berry.activations",
     "sample": "berry.sampling",
     "InitSpec": "berry.sampling",
+    "register_kind": "berry.sampling",
+    "unregister_kind": "berry.sampling",
 }
 
 # Subpackages that are imported on attribute access (``berry.torch`` ...).
 _LAZY_SUBMODULES = {
-    "activations", "cli", "distributions", "fans", "gains", "jax", "keras", "probe", "sampling", "stream", "torch",
+    "activations", "cli", "distributions", "fans", "gains", "jax", "keras", "kinds", "probe", "sampling", "stream",
+    "torch",
 }
 
 __all__ = [
     "__version__",
     "deepnet",
+    "fan_geo_avg",
+    "geometric",
     "get_initialization",
     "get_initialzation",
+    "glorot",
     "he",
+    "he_fan_out",
+    "kaiming",
+    "kaiming_fan_out",
     "lecun",
     "list_initializations",
+    "msra",
     "register_initialization",
+    "selu",
+    "small_init",
+    "unregister_initialization",
     "variance_scaling",
     "xavier",
     *_LAZY,
@@ -82,4 +105,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from berry.gains import calculate_gain as calculate_gain
     from berry.gains import gain as gain
     from berry.sampling import InitSpec as InitSpec
+    from berry.sampling import register_kind as register_kind
     from berry.sampling import sample as sample
+    from berry.sampling import unregister_kind as unregister_kind

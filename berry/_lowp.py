@@ -15,38 +15,23 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from berry._validation import unknown_name
+from berry._validation import FLOAT_DTYPES
+from berry._validation import resolve_dtype as _resolve_dtype
 
 __all__ = ["SUPPORTED_DTYPES", "inward_bounds", "resolve_dtype", "round_float64"]
 
-SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64")
+SUPPORTED_DTYPES = FLOAT_DTYPES
 
 # (exponent bits, mantissa bits) of the small formats, for the integer rounding below.
 _SMALL_FORMATS = {"float16": (5, 10), "bfloat16": (8, 7)}
 
 
-def _bfloat16() -> Any:
-    try:
-        import ml_dtypes
-    except ImportError:  # pragma: no cover - ml_dtypes is in the test extras
-        return None
-    return np.dtype(ml_dtypes.bfloat16)
-
-
 def resolve_dtype(dtype: Any) -> np.dtype:
-    """The NumPy dtype for ``dtype`` (a name, NumPy dtype or type), if the stream supports it."""
-    if isinstance(dtype, str) and dtype.lower() == "bfloat16":
-        resolved = _bfloat16()
-        if resolved is None:
-            raise ImportError("dtype='bfloat16' needs the ml_dtypes package: pip install ml_dtypes")
-        return resolved
-    try:
-        resolved = np.dtype(dtype)
-    except TypeError:
-        raise unknown_name("dtype", dtype, SUPPORTED_DTYPES) from None
-    if resolved.name not in SUPPORTED_DTYPES:
-        raise unknown_name("dtype", dtype, SUPPORTED_DTYPES)
-    return resolved
+    """The NumPy dtype for ``dtype`` (a name, NumPy dtype or type), if the stream supports it.
+
+    berry's one dtype table, :func:`berry._validation.resolve_dtype`.
+    """
+    return _resolve_dtype(dtype)
 
 
 def small_format(dtype: np.dtype) -> tuple[int, int] | None:

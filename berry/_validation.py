@@ -11,17 +11,32 @@ import difflib
 import math
 import numbers
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
+    "FLOAT_DTYPES",
+    "SEED_BOUND",
+    "MissingNameError",
     "UnknownNameError",
     "check_choice",
     "check_finite",
     "check_int",
+    "check_key",
     "check_positive",
+    "check_seed",
     "check_shape",
     "closest",
+    "resolve_dtype",
 ]
+
+#: Seeds are integers in ``[0, SEED_BOUND)``: the stream hashes them as 64-bit words.
+SEED_BOUND = 2**64
+
+#: The floating dtypes berry's stream writes (bfloat16 through the optional ml_dtypes package).
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 class UnknownNameError(NotImplementedError, ValueError):
@@ -114,3 +129,109 @@ def check_shape(argument: str, shape: Any) -> tuple[int, ...]:
         except (TypeError, ValueError) as error:
             raise type(error)(f"{error} (in {argument}={shape!r}; dimensions must be non-negative integers)") from None
     return tuple(result)
+
+
+def check_seed(value: Any, argument: str = "seed") -> int:
+    """``value`` as an int if it is an integer in ``[0, 2**64)``: the one check of a seed's range.
+
+    >>> check_seed(7)
+    7
+    >>> check_seed(-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: seed must be an integer in [0, 2**64), got -1
+    """
+    allowed = f"{argument} must be an integer in [0, 2**64)"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{allowed}, got {value!r} of type {type(value).__name__}")
+    if isinstance(value, numbers.Integral):
+        result = int(value)
+    elif float(value).is_integer():  # 3.0 is a seed, 1.5 is not
+        result = int(float(value))
+    else:
+        raise ValueError(f"{allowed}, got {value!r}")
+    if not 0 <= result < SEED_BOUND:
+        raise ValueError(f"{allowed}, got {value!r}")
+    return result
+
+
+class MissingNameError(ValueError):
+    """A keyed draw without a parameter name (see :func:`check_key`)."""
+
+
+def check_key(seed: Any, name: Any, *, keyed: bool, what: str) -> tuple[int, str]:
+    """``(seed, name)`` of a draw from berry's keyed stream, checked once for every entry point.
+
+    The values of a keyed draw depend on ``(seed, name, flat index)`` only, so a
+    name must identify one tensor. ``name=None`` (nothing said) is therefore an
+    error where the draw uses the key (``keyed``): two unnamed tensors with the
+    same seed would be identical, and a smaller one would be a prefix of a
+    larger one. ``name=""`` is accepted as a deliberate choice of the anonymous
+    stream. Draws that use no key (zeros, eye, ...) need no name.
+
+    Parameters
+    ----------
+    seed, name:
+        What the caller passed (``name`` may be ``None``).
+    keyed:
+        Whether the values come from the stream (else the key is unused).
+    what:
+        The call, for the message (e.g. ``"berry.sample(init='he')"``).
+    """
+    seed = check_seed(seed)
+    if name is None:
+        if keyed:
+            raise MissingNameError(
+                f"{what} draws from berry's keyed stream, so it needs name= (the parameter's name, "
+                "e.g. name='encoder.0.weight'): the values depend only on (seed, name, flat index), so two "
+                "tensors drawn without a name would be identical, and a smaller one would be a prefix of a "
+                "larger one. Give every tensor its own name (name='' chooses the shared anonymous stream "
+                "on purpose)."
+            )
+        name = ""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str (the parameter's name), got {name!r} of type {type(name).__name__}")
+    return seed, name
+
+
+def _bfloat16() -> np.dtype:
+    import numpy as np
+
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise ImportError(
+            "dtype='bfloat16' needs the ml_dtypes package; install it with: pip install 'berry[bfloat16]'"
+        ) from None
+    return np.dtype(ml_dtypes.bfloat16)
+
+
+def resolve_dtype(dtype: Any, *, floating_only: bool = True) -> np.dtype:
+    """The NumPy dtype of ``dtype`` (a name, NumPy dtype or scalar type): berry's one dtype table.
+
+    With ``floating_only`` (random values) only :data:`FLOAT_DTYPES` are
+    allowed; without it (exact values such as zeros or the identity) any real
+    NumPy dtype is, integers and bool included.
+
+    >>> import numpy as np
+    >>> resolve_dtype("float32"), resolve_dtype(np.float16)
+    (dtype('float32'), dtype('float16'))
+    >>> resolve_dtype("int8", floating_only=False)
+    dtype('int8')
+    """
+    import numpy as np  # imported here: ``import berry`` stays free of NumPy until something is sampled
+
+    is_bfloat16 = (isinstance(dtype, str) and dtype.lower() == "bfloat16") or getattr(dtype, "__name__", "") == "bfloat16"
+    if is_bfloat16:
+        return _bfloat16()
+    if dtype is None or isinstance(dtype, bool):  # np.dtype(None) would silently be float64
+        raise TypeError(f"dtype must be one of {', '.join(FLOAT_DTYPES)}, got {dtype!r}")
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        raise unknown_name("dtype", dtype, FLOAT_DTYPES) from None
+    if resolved.name in FLOAT_DTYPES:
+        return resolved
+    if not floating_only and resolved.kind in "biuf" and resolved.name != "float128":
+        return resolved
+    raise unknown_name("dtype", dtype, FLOAT_DTYPES)

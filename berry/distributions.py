@@ -413,7 +413,7 @@ def delta_orthogonal(
     Examples
     --------
     >>> import berry
-    >>> w = berry.sample((3, 3, 4, 8), "delta_orthogonal", seed=0, dtype="float64")
+    >>> w = berry.sample((3, 3, 4, 8), "delta_orthogonal", seed=0, name="w", dtype="float64")
     >>> bool(np.allclose(w[1, 1] @ w[1, 1].T, np.eye(4))), bool(w[0].any())
     (True, False)
     """
@@ -581,7 +581,7 @@ def sparse(
     Examples
     --------
     >>> import berry
-    >>> w = berry.sample((10, 6), "sparse", sparsity=0.3, seed=0)
+    >>> w = berry.sample((10, 6), "sparse", sparsity=0.3, seed=0, name="w")
     >>> (w == 0).sum(axis=0)                   # ceil(0.3 * 10) zeros in every column
     array([3, 3, 3, 3, 3, 3])
     """

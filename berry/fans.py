@@ -46,7 +46,10 @@ from typing import Any, NamedTuple
 
 from berry._validation import check_choice, check_int, check_shape
 
-__all__ = ["LAYOUTS", "Fans", "compute_fans", "fans_for", "normalize_axes"]
+__all__ = ["CONVENTIONS", "LAYOUTS", "Fans", "compute_fans", "fans_for", "normalize_axes"]
+
+#: Whose rules read fans from axes: berry's, ``jax.nn.initializers``' or Keras' (see :func:`compute_fans`).
+CONVENTIONS = ("berry", "jax", "keras")
 
 #: Accepted layout names; aliases name the frameworks that use each layout.
 LAYOUTS: dict[str, str] = {
@@ -93,8 +96,13 @@ def compute_fans(
     batch_axis: int | Sequence[int] = (),
     groups: int = 1,
     transposed: bool = False,
+    convention: str = "berry",
 ) -> Fans:
     """Fan-in and fan-out of a weight tensor of the given shape.
+
+    The one fan engine of berry: the scale rules, :func:`berry.sample`, the
+    schemes and every adapter read their fans here, each framework through
+    its own ``convention``.
 
     Parameters
     ----------
@@ -119,6 +127,25 @@ def compute_fans(
         The tensor is a transposed convolution's weight, whose input and
         output axes are swapped relative to the layout: torch stores
         ``(in, out // groups, *kernel)`` and Keras ``(*kernel, out, in)``.
+    convention:
+        Whose rules read the axes (:data:`CONVENTIONS`):
+
+        * ``"berry"`` (default): everything above; in, out and batch axes
+          must be different axes (naming one twice is usually a typo).
+        * ``"jax"``: ``jax.nn.initializers``' ``_compute_fans``: ``in_axis``
+          defaults to ``-2`` and ``out_axis`` to ``-1``, a shape of rank < 2
+          needs explicit axes, and ``in_axis`` and ``out_axis`` may share an
+          axis (Flax ``Embed``'s ``out_axis=0`` on a ``(vocab, features)``
+          table gives both fans ``features``). In general ``fan_in`` is the
+          product of the sizes of every axis outside ``out_axis`` and
+          ``batch_axis`` (and ``fan_out`` likewise), which is JAX's
+          ``in * receptive field`` where the axes are disjoint.
+        * ``"keras"``: Keras 3's ``compute_fans``: with both ``in_axis`` and
+          ``out_axis`` (Keras' ``input_axes``/``output_axes``) the fans are
+          the plain products of those axes (no receptive field); otherwise
+          the channels-last default, as if neither were given.
+
+        ``layout``, ``groups`` and ``transposed`` belong to ``"berry"``.
 
     Returns
     -------
@@ -139,12 +166,33 @@ def compute_fans(
     Fans(fan_in=512, fan_out=512)
     >>> compute_fans((4, 256, 1024), batch_axis=0)              # 4 stacked experts
     Fans(fan_in=256, fan_out=1024)
+    >>> compute_fans((50257, 768), out_axis=0, convention="jax")  # Flax Embed
+    Fans(fan_in=768, fan_out=768)
+    >>> compute_fans((4, 64, 96), in_axis=[1], out_axis=[2], convention="keras")
+    Fans(fan_in=64, fan_out=96)
     """
     dims = check_shape("shape", shape)
+    convention = check_choice("convention", convention, CONVENTIONS)
     layout = LAYOUTS[check_choice("layout", layout, tuple(LAYOUTS))]
     groups = check_int("groups", groups, minimum=1)
     if not isinstance(transposed, bool):
         raise TypeError(f"transposed must be a bool, got {transposed!r}")
+    if convention != "berry" and (layout != "channels_last" or groups != 1 or transposed):
+        raise ValueError(
+            f"convention={convention!r} reads fans from the axes only; layout={layout!r}, groups={groups} and "
+            f"transposed={transposed} belong to convention='berry'"
+        )
+    if convention == "jax":
+        return _jax_fans(dims, -2 if in_axis is None else in_axis, -1 if out_axis is None else out_axis, batch_axis)
+    if convention == "keras":
+        if batch_axis not in ((), []):
+            raise ValueError(f"convention='keras' has no batch axes, got batch_axis={batch_axis!r}")
+        if in_axis is not None and out_axis is not None:
+            rank = len(dims)
+            ins = normalize_axes("in_axis", in_axis, rank)
+            outs = normalize_axes("out_axis", out_axis, rank)
+            return Fans(math.prod(dims[a] for a in ins), math.prod(dims[a] for a in outs))
+        in_axis = out_axis = None  # Keras uses its axes only when both are given
     rank = len(dims)
 
     if rank < 2 and in_axis is None and out_axis is None:
@@ -168,24 +216,56 @@ def compute_fans(
     if set(ins) & set(outs) or set(batch) & (set(ins) | set(outs)):
         raise ValueError(
             f"in_axis={ins}, out_axis={outs} and batch_axis={batch} must name different axes of shape={tuple(dims)!r}"
+            + ("; convention='jax' lets in_axis and out_axis share an axis, as Flax's Embed does"
+               if set(ins) & set(outs) else "")
         )
-
-    in_size = math.prod(dims[a] for a in ins)
-    out_size = math.prod(dims[a] for a in outs)
-    receptive = math.prod(d for a, d in enumerate(dims) if a not in ins and a not in outs and a not in batch)
+    fan_in, fan_out = _products_outside(dims, ins, outs, batch)
 
     if groups > 1:
         # The grouped axis holds every channel; each unit connects to one group of it.
-        full_name, full_size = ("in", in_size) if transposed else ("out", out_size)
+        full_name, full_size = ("in", math.prod(dims[a] for a in ins)) if transposed else (
+            "out", math.prod(dims[a] for a in outs))
         if full_size % groups:
             raise ValueError(
                 f"groups={groups} must divide the {full_name} channels ({full_size}) of shape={tuple(dims)!r}"
             )
         if transposed:
-            in_size //= groups
+            fan_in //= groups
         else:
-            out_size //= groups
-    return Fans(in_size * receptive, out_size * receptive)
+            fan_out //= groups
+    return Fans(fan_in, fan_out)
+
+
+def _products_outside(
+    dims: tuple[int, ...], ins: tuple[int, ...], outs: tuple[int, ...], batch: tuple[int, ...]
+) -> tuple[int, int]:
+    """``fan_in`` = product of the axes outside out and batch, ``fan_out`` of those outside in and batch.
+
+    Where the axes are disjoint that is ``in * receptive`` and ``out * receptive``; where in and
+    out share an axis it is JAX's ``in * (total / (in * out * batch))``, in exact integers.
+    """
+    fan_in = math.prod(d for a, d in enumerate(dims) if a not in outs and a not in batch)
+    fan_out = math.prod(d for a, d in enumerate(dims) if a not in ins and a not in batch)
+    return fan_in, fan_out
+
+
+def _jax_fans(dims: tuple[int, ...], in_axis: Any, out_axis: Any, batch_axis: Any) -> Fans:
+    rank = len(dims)
+    if rank < 2 and isinstance(in_axis, int) and in_axis == -2:
+        raise ValueError(
+            f"Can't compute input and output sizes of a {rank}-dimensional weights tensor with default "
+            f"in_axis. Must be at least 2D or specify in_axis explicitly (shape={dims}; "
+            "berry follows jax.nn.initializers here)"
+        )
+    ins = normalize_axes("in_axis", in_axis, rank)
+    outs = normalize_axes("out_axis", out_axis, rank)
+    batch = normalize_axes("batch_axis", batch_axis, rank)
+    if set(batch) & (set(ins) | set(outs)):
+        raise ValueError(
+            f"batch_axis={batch_axis!r} shares axes with in_axis={in_axis!r} or out_axis={out_axis!r} "
+            f"of shape={dims}"
+        )
+    return Fans(*_products_outside(dims, ins, outs, batch))
 
 
 def fans_for(shape: Any, fan_in: Any, fan_out: Any, **fan_options: Any) -> Fans:

@@ -133,7 +133,7 @@ def calculate_gain(nonlinearity: str, param: int | float | None = None) -> float
         if nonlinearity == "leaky_relu":
             slope = _torch_slope(param)
             try:
-                return math.sqrt(2.0 / (1 + slope**2))
+                return math.sqrt(leaky_relu_gain_squared(slope))
             except OverflowError:  # torch raises OverflowError here too
                 raise OverflowError(f"negative_slope {param!r} is too large: its square overflows float64 "
                                     "(torch raises OverflowError as well)") from None
@@ -141,6 +141,16 @@ def calculate_gain(nonlinearity: str, param: int | float | None = None) -> float
             return 3.0 / 4
     hint = unknown_name("nonlinearity", nonlinearity, _TORCH_NAMES)
     raise UnknownNameError(f"Unsupported nonlinearity {nonlinearity!r}: {hint}")
+
+
+def leaky_relu_gain_squared(negative_slope: float) -> float:
+    """``2 / (1 + a**2)``, the squared gain of a leaky ReLU of slope ``a`` (He et al. 2015, eq. 15).
+
+    The one place of this formula (calculate_gain, gain and the ``he`` rule use it), written as torch
+    writes it, so calculate_gain stays torch's bit for bit and a slope whose square overflows raises
+    ``OverflowError`` as in torch.
+    """
+    return 2.0 / (1 + negative_slope**2)
 
 
 def _torch_slope(param: Any) -> int | float:
@@ -390,7 +400,7 @@ def _named_gain(name: str, param: float | None, mode: str) -> float:
         assert param is not None
         if abs(param) > 1e150:  # param**2 would overflow; sqrt(2 / (1 + a²)) = sqrt(2) / |a| there
             return math.sqrt(2.0) / abs(param)
-        return math.sqrt(2.0 / (1 + param**2))
+        return math.sqrt(leaky_relu_gain_squared(param))
     return _gain_from_moment(_named_second_moment(name, param, mode), name)
 
 

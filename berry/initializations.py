@@ -41,21 +41,32 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from berry import kinds
 from berry._validation import check_choice, check_finite, check_positive, unknown_name
 from berry.fans import fans_for
 
 __all__ = [
     "MODES",
     "STRUCTURAL_INITIALIZERS",
-    "Rule",
+    "ScaleRule",
+    "aliases_of",
     "deepnet",
+    "fan_geo_avg",
+    "geometric",
     "get_initialization",
     "get_initialzation",
+    "glorot",
     "he",
+    "he_fan_out",
+    "kaiming",
+    "kaiming_fan_out",
     "lecun",
     "list_initializations",
+    "msra",
     "register_initialization",
+    "selu",
     "small_init",
+    "unregister_initialization",
     "variance_scaling",
     "xavier",
 ]
@@ -67,8 +78,12 @@ MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 _FAN_OPTIONS = ("layout", "in_axis", "out_axis", "batch_axis", "groups", "transposed")
 
 
-class Rule(Protocol):
-    """A scale rule: the standard deviation for a weight tensor."""
+class ScaleRule(Protocol):
+    """A scale rule: the standard deviation for a weight tensor (``xavier``, ``he``, ...).
+
+    Not to be confused with :class:`berry.torch.Rule`, which says which
+    parameters of a model get which initializer.
+    """
 
     def __call__(
         self,
@@ -77,6 +92,10 @@ class Rule(Protocol):
         fan_out: int | None = None,
         **kwargs: Any,
     ) -> float: ...
+
+
+#: The former name of :class:`ScaleRule`, kept so that existing imports keep working.
+Rule = ScaleRule
 
 
 def variance_scaling(
@@ -212,7 +231,13 @@ def deepnet(
     networks. The seed uses the paper's backward-pass form, which preserves
     the gradients' variance: ``fan_out`` with scale 2. Also known as
     ``kaiming_normal_(mode="fan_out", nonlinearity="relu")`` in PyTorch, the
-    default of torchvision's ResNets. For the forward form see :func:`he`.
+    default of torchvision's ResNets, and registered as ``he_fan_out`` and
+    ``kaiming_fan_out``. For the forward form see :func:`he`.
+
+    Not the DeepNet/DeepNorm *scheme* of Wang et al. 2022 ("DeepNet: Scaling
+    Transformers to 1,000 Layers"), which is :func:`berry.torch.schemes.deepnet`:
+    that one rescales Xavier-initialized transformer sublayers and residuals;
+    this one is the seed's name for He's fan-out rule.
 
     .. math::
 
@@ -270,8 +295,10 @@ def he(
     >>> round(he(shape=(784, 256)), 6)
     0.050508
     """
+    from berry.gains import leaky_relu_gain_squared  # the formula's one home (imports NumPy, so on use)
+
     slope = check_finite("negative_slope", negative_slope)
-    return _named(2.0 / (1.0 + slope * slope), "fan_in", shape, fan_in, fan_out, gain, kwargs)
+    return _named(leaky_relu_gain_squared(slope), "fan_in", shape, fan_in, fan_out, gain, kwargs)
 
 
 def lecun(
@@ -347,27 +374,17 @@ def geometric(
 
     Examples
     --------
-    >>> geometric(fan_in=400, fan_out=100)
-    0.1
+    >>> round(geometric(fan_in=400, fan_out=100), 6)   # 1 / sqrt(sqrt(400 * 100)) = 1 / sqrt(200)
+    0.070711
     """
     return _named(1.0, "fan_geo_avg", shape, fan_in, fan_out, gain, kwargs)
 
 
 # --- the registry ------------------------------------------------------------------------------
 
-#: Initializers that are not scale rules (they fix the values' structure, not only their scale);
-#: :func:`berry.sample` implements them and the registry keeps their names free.
-STRUCTURAL_INITIALIZERS: dict[str, str] = {
-    "orthogonal": "orthogonal",
-    "delta_orthogonal": "delta_orthogonal",
-    "eye": "eye",
-    "identity": "eye",
-    "dirac": "dirac",
-    "sparse": "sparse",
-    "zeros": "zeros",
-    "ones": "ones",
-    "constant": "constant",
-}
+#: Names of the initializers that are not scale rules (orthogonal, eye, ...), each mapped to its
+#: canonical name: a live read-only view of :data:`berry.kinds.NAMES`, which describes them.
+STRUCTURAL_INITIALIZERS = kinds.NAMES
 
 
 _RULES: dict[str, Callable[..., float]] = {
@@ -384,7 +401,18 @@ _ALIASES: dict[str, str] = {
     "msra": "he",
     "selu": "lecun",
     "fan_geo_avg": "geometric",
+    "he_fan_out": "deepnet",
+    "kaiming_fan_out": "deepnet",
 }
+
+# Every alias is also an attribute (berry.glorot is berry.xavier), so the names in the docs all work.
+glorot = xavier
+kaiming = he
+msra = he
+selu = lecun
+fan_geo_avg = geometric
+he_fan_out = deepnet
+kaiming_fan_out = deepnet
 
 
 def _canonical(key: str) -> str | None:
@@ -483,7 +511,7 @@ def register_initialization(
     for key in (name, *aliases):
         if not isinstance(key, str) or not key:
             raise ValueError(f"aliases must be non-empty strings, got {key!r}")
-        if key.lower() in STRUCTURAL_INITIALIZERS:
+        if kinds.find_kind(key) is not None or key.lower() == kinds.RULE.name:
             raise ValueError(f"{key!r} names a structural initializer of berry.sample; choose another name")
         if _canonical(key) is not None and not overwrite:
             raise ValueError(f"{key!r} is already registered; pass overwrite=True to replace it")

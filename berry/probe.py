@@ -119,7 +119,7 @@ from typing import Any
 import numpy as np
 
 from berry._format import format_table
-from berry._validation import check_choice, check_int, check_positive, unknown_name
+from berry._validation import check_choice, check_int, check_positive, check_seed, unknown_name
 
 __all__ = [
     "BAND",
@@ -897,7 +897,7 @@ def run(
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd (a centred kernel), got {kernel_size}")
     image_size = check_int("image_size", image_size, minimum=1)
-    seed = check_int("seed", seed, minimum=0)
+    seed = check_seed(seed)
     if not isinstance(residual, (bool, np.bool_)):
         raise TypeError(f"residual must be True or False, got {residual!r}")
     if branch_scale is not None and not residual:

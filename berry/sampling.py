@@ -27,8 +27,8 @@ Which options go with which ``init``
 ============================  ==================================================================
 a rule (name or callable)     distribution, gain, fan_in, fan_out, layout, groups, mean, std,
                               bounds + correct_variance (truncated_normal), low + high (uniform)
-``"orthogonal"``              gain, layout (distribution must stay ``"normal"``)
-``"delta_orthogonal"``        gain, layout (distribution must stay ``"normal"``)
+``"orthogonal"``              gain, layout
+``"delta_orthogonal"``        gain, layout
 ``"eye"``/``"identity"``      gain
 ``"dirac"``                   gain, layout, groups
 ``"sparse"``                  sparsity, distribution, mean, std (default 0.01), bounds,
@@ -37,7 +37,9 @@ a rule (name or callable)     distribution, gain, fan_in, fan_out, layout, group
 ``"constant"``                value (required)
 ============================  ==================================================================
 
-A non-default value for an option the initializer does not use is an error,
+Each row is the kind's ``options`` in :mod:`berry.kinds`, which decides (``layout`` is
+accepted by every kind; tests/test_kinds.py checks that this table agrees). A
+non-default value for an option the initializer does not use is an error,
 never silently ignored. With a rule, ``std=`` (or ``low``/``high`` for the
 uniform) replaces the rule's scale, so the rule's own options (gain, fans,
 groups) must then stay at their defaults.
@@ -55,59 +57,44 @@ from typing import Any
 
 import numpy as np
 
-from berry import _lowp, distributions, stream
-from berry._validation import check_choice, check_finite, check_int, check_positive, check_shape, unknown_name
+from berry import distributions, kinds, stream
+from berry._validation import (
+    check_choice,
+    check_finite,
+    check_int,
+    check_key,
+    check_positive,
+    check_shape,
+    resolve_dtype,
+    unknown_name,
+)
 from berry.fans import LAYOUTS, fans_for
 from berry.initializations import STRUCTURAL_INITIALIZERS, get_initialization, list_initializations
+from berry.kinds import RULE_OPTIONS, InitKind
 
-__all__ = ["STRUCTURAL_INITIALIZERS", "InitSpec", "resolve_region", "sample"]
+__all__ = [
+    "STRUCTURAL_INITIALIZERS",
+    "InitSpec",
+    "register_kind",
+    "resolve_init",
+    "resolve_region",
+    "sample",
+    "unregister_kind",
+]
 
-#: Initializers that are not scale rules, by name (aliases map to the canonical name).
 _DISTRIBUTION_ALIASES = {"trunc_normal": "truncated_normal", "truncnorm": "truncated_normal"}
 
-_SUPPORTED_DTYPES = _lowp.SUPPORTED_DTYPES
 
-# Options each kind of initializer uses; "rule" is any scale rule. dtype and layout are always accepted.
-_ELEMENTWISE_OPTIONS = frozenset({"distribution", "mean", "std", "bounds", "correct_variance", "low", "high"})
-_RULE_OPTIONS = frozenset({"gain", "fan_in", "fan_out", "groups"})
-_USES: dict[str, frozenset[str]] = {
-    "rule": _ELEMENTWISE_OPTIONS | _RULE_OPTIONS,
-    "orthogonal": frozenset({"gain"}),
-    "delta_orthogonal": frozenset({"gain"}),
-    "eye": frozenset({"gain"}),
-    "dirac": frozenset({"gain", "groups"}),
-    "sparse": _ELEMENTWISE_OPTIONS | {"sparsity"},
-    "zeros": frozenset(),
-    "ones": frozenset(),
-    "constant": frozenset({"value"}),
-}
+def resolve_init(init: Any) -> str | Callable[..., float]:
+    """``init`` as a canonical structural name, a lower-case registered rule name, or a rule callable.
 
-_SPARSE_DEFAULT_STD = 0.01  # torch.nn.init.sparse_'s default
-
-
-def _resolve_dtype(dtype: Any) -> np.dtype:
-    """The NumPy dtype of a supported output dtype (float16, bfloat16, float32, float64)."""
-    is_bfloat16 = (isinstance(dtype, str) and dtype.lower() == "bfloat16") or getattr(dtype, "__name__", "") == "bfloat16"
-    if is_bfloat16:
-        try:
-            import ml_dtypes
-        except ImportError:
-            raise ImportError(
-                "dtype='bfloat16' needs the ml_dtypes package; install it with: pip install 'berry[bfloat16]'"
-            ) from None
-        return np.dtype(ml_dtypes.bfloat16)
-    if dtype is None or isinstance(dtype, bool):
-        raise TypeError(f"dtype must be one of {', '.join(_SUPPORTED_DTYPES)}, got {dtype!r}")
-    return _lowp.resolve_dtype(dtype)
-
-
-def _resolve_init(init: Any) -> str | Callable[..., float]:
-    """A canonical structural name, a lower-case registered rule name, or a rule callable."""
-
+    Unknown names raise an error listing every rule and structural initializer.
+    """
     if isinstance(init, str):
+        kind = kinds.find_kind(init)
+        if kind is not None:
+            return kind.name
         lowered = init.lower()
-        if lowered in STRUCTURAL_INITIALIZERS:
-            return STRUCTURAL_INITIALIZERS[lowered]
         try:
             get_initialization(lowered)
         except ValueError:
@@ -145,7 +132,7 @@ class InitSpec:
     """How to initialize a tensor: everything but the shape, seed, name and region.
 
     An ``InitSpec`` is validated when it is built, is callable as
-    ``spec(shape, *, seed=0, name="", region=None, dtype=None, out=None,
+    ``spec(shape, *, seed=0, name=None, region=None, dtype=None, out=None,
     threads=None)`` (with :func:`sample`'s meaning of each argument), and
     round-trips through a plain dict and JSON, so a model's initialization can
     live in a config file. :func:`sample` builds one and calls it.
@@ -157,7 +144,7 @@ class InitSpec:
     JSON is standard. A rule callable serializes by its registered name; an
     unregistered callable cannot be serialized.
 
-    Parameters are those of :func:`sample` (see there).
+    Parameters are those of :func:`sample` (see there); ``dtype=None`` is float32.
 
     Examples
     --------
@@ -173,7 +160,7 @@ class InitSpec:
 
     init: str | Callable[..., float] = "xavier"
     distribution: str = "normal"
-    dtype: Any = "float32"
+    dtype: Any = None
     gain: float = 1.0
     fan_in: int | None = None
     fan_out: int | None = None
@@ -193,12 +180,12 @@ class InitSpec:
         def normalize(field: str, value: Any) -> None:
             object.__setattr__(self, field, value)
 
-        normalize("init", _resolve_init(self.init))
+        normalize("init", resolve_init(self.init))
         distribution = self.distribution
         if isinstance(distribution, str):
             distribution = _DISTRIBUTION_ALIASES.get(distribution.lower(), distribution)
         normalize("distribution", check_choice("distribution", distribution, distributions.DISTRIBUTIONS))
-        normalize("dtype", _resolve_dtype(self.dtype).name)
+        normalize("dtype", resolve_dtype("float32" if self.dtype is None else self.dtype).name)
         normalize("gain", check_finite("gain", self.gain))
         for fan in ("fan_in", "fan_out"):
             if getattr(self, fan) is not None:
@@ -229,13 +216,34 @@ class InitSpec:
         if self.value is not None:
             normalize("value", check_finite("value", self.value))
         self._check_options()
+        if self.init_kind.check_spec is not None:
+            self.init_kind.check_spec(self)
 
-    # -- which options apply ------------------------------------------------------------------
+    # -- which kind of initializer, and which options apply ---------------------------------------
+
+    @property
+    def init_kind(self) -> InitKind:
+        """The descriptor of this spec's kind (:mod:`berry.kinds`): a scale rule or a structural initializer."""
+        if isinstance(self.init, str):
+            kind = kinds.find_kind(self.init)
+            if kind is not None:
+                return kind
+        return kinds.RULE
 
     @property
     def kind(self) -> str:
         """``"rule"`` for a scale rule, else the structural initializer's name."""
-        return self.init if isinstance(self.init, str) and self.init in _USES else "rule"
+        return self.init_kind.name
+
+    @property
+    def init_label(self) -> str:
+        """The initializer's name, for messages and reports (a callable's ``__name__``)."""
+        return self.init if isinstance(self.init, str) else getattr(self.init, "__name__", repr(self.init))
+
+    @property
+    def takes_fans(self) -> bool:
+        """Whether a layer's fans reach this spec (a scale rule whose scale no ``std``/``low`` replaces)."""
+        return self.init_kind is kinds.RULE and self.std is None and self.low is None
 
     def _changed(self) -> list[str]:
         """Fields (besides init, dtype and layout) that differ from their defaults."""
@@ -246,42 +254,39 @@ class InitSpec:
         ]
 
     def _check_options(self) -> None:
-        kind = self.kind
-        uses = set(_USES[kind])
-        if "distribution" in uses:
+        kind = self.init_kind
+        is_rule = kind is kinds.RULE
+        draws_law = "distribution" in kind.options
+        uses = set(kind.options)
+        if draws_law:
             if self.distribution != "truncated_normal":
                 uses -= {"bounds", "correct_variance"}
             if self.distribution != "uniform":
                 uses -= {"low", "high"}
         absolute_bounds = self.low is not None and self.distribution == "uniform"
         scale_given = self.std is not None or absolute_bounds
-        if kind == "rule" and scale_given:
-            uses -= _RULE_OPTIONS  # the rule is replaced, so its options would do nothing
+        if is_rule and scale_given:
+            uses -= RULE_OPTIONS  # the rule is replaced, so its options would do nothing
         if absolute_bounds:
             uses -= {"std", "mean"}
         for option in self._changed():
             if option in uses:
                 continue
             value = getattr(self, option)
-            if kind == "rule" and option in _RULE_OPTIONS and scale_given:
+            if is_rule and option in RULE_OPTIONS and scale_given:
                 given = "std" if self.std is not None else "low/high"
                 why = f"{given} replaces the rule's scale, so {option} would do nothing"
-            elif option in ("bounds", "correct_variance") and "distribution" in _USES[kind]:
+            elif option in ("bounds", "correct_variance") and draws_law:
                 why = "it applies only to distribution='truncated_normal'"
-            elif option in ("low", "high") and "distribution" in _USES[kind]:
+            elif option in ("low", "high") and draws_law:
                 why = "it applies only to distribution='uniform'"
             elif option in ("std", "mean") and absolute_bounds:
                 why = "low/high give the uniform's bounds directly"
             elif option == "distribution":
                 why = f"init={self.init!r} draws no elementwise distribution; leave distribution='normal'"
             else:
-                why = f"init={self._init_label()!r} does not use it"
+                why = f"init={self.init_label!r} does not use it"
             raise ValueError(f"{option}={value!r} does not apply here: {why}")
-        if kind == "constant" and self.value is None:
-            raise ValueError("init='constant' needs value=, the number to fill the tensor with")
-
-    def _init_label(self) -> str:
-        return self.init if isinstance(self.init, str) else getattr(self.init, "__name__", repr(self.init))
 
     # -- sampling ------------------------------------------------------------------------------
 
@@ -290,7 +295,7 @@ class InitSpec:
         shape: int | Sequence[int],
         *,
         seed: int = 0,
-        name: str = "",
+        name: str | None = None,
         region: Any = None,
         dtype: Any = None,
         out: np.ndarray | None = None,
@@ -299,17 +304,13 @@ class InitSpec:
         """Sample a tensor of global shape ``shape`` (or its ``region``); see :func:`sample`."""
 
         dims = check_shape("shape", shape)
-        seed = check_int("seed", seed)
-        if not 0 <= seed < 2**64:
-            raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
-        if not isinstance(name, str):
-            raise TypeError(f"name must be a str (the parameter's name), got {name!r} of type {type(name).__name__}")
+        seed, name = check_key(seed, name, keyed=self.init_kind.keyed, what=f"berry.sample(init={self.init_label!r})")
         if threads is not None:
             threads = check_int("threads", threads, minimum=1)
         box = resolve_region(region, dims)
         box_shape = distributions.region_shape(box)
         target_dtype = self._output_dtype(dtype, out)
-        self._check_shape_for_kind(dims)
+        self.init_kind.validate_shape(self, dims)
         if out is None:
             out = np.empty(box_shape, dtype=target_dtype)
         else:
@@ -318,7 +319,8 @@ class InitSpec:
             return out
         # Fill a contiguous buffer; a strided view is filled through a region-sized copy.
         target = out if out.flags.c_contiguous else np.empty(box_shape, dtype=target_dtype)
-        self._fill(target, dims, box, stream.key_for(seed, name), threads)
+        key = stream.key_for(seed, name)
+        self.init_kind.fill(self, target, shape=dims, region=box, key=key, threads=threads)
         if target is not out:
             out[...] = target
         return out
@@ -327,41 +329,31 @@ class InitSpec:
         if out is not None and not isinstance(out, np.ndarray):
             raise TypeError(f"out must be a NumPy array, got {type(out).__name__}")
         if dtype is not None:
-            resolved = _resolve_dtype(dtype)
+            resolved = resolve_dtype(dtype)
             if out is not None and out.dtype != resolved:
                 raise ValueError(f"out has dtype {out.dtype.name} but dtype={dtype!r} was asked for; they must agree")
             return resolved
         if out is not None:
-            return _resolve_dtype(out.dtype)
-        return _resolve_dtype(self.dtype)
+            return resolve_dtype(out.dtype)
+        return resolve_dtype(self.dtype)
 
-    def _check_shape_for_kind(self, dims: tuple[int, ...]) -> None:
-        kind, rank = self.kind, len(dims)
-        if kind in ("orthogonal", "eye") and rank < 2:
-            raise ValueError(f"init={kind!r} needs a shape of rank >= 2, got shape={dims!r}")
-        if kind in ("delta_orthogonal", "dirac") and rank not in (3, 4, 5):
-            raise ValueError(
-                f"init={kind!r} needs a 1-, 2- or 3-D convolution kernel (rank 3, 4 or 5), got shape={dims!r}"
-            )
-        if kind == "sparse" and rank != 2:
-            raise ValueError(f"init='sparse' needs a 2-D shape, got shape={dims!r}")
-        if kind == "delta_orthogonal":
-            channels_in, channels_out = (dims[1], dims[0]) if self.layout == "torch" else (dims[-2], dims[-1])
-            if channels_in > channels_out:
-                raise ValueError(
-                    f"init='delta_orthogonal' needs in_channels <= out_channels (an isometry from the inputs), "
-                    f"got in={channels_in}, out={channels_out} for shape={dims!r} in layout {self.layout!r}"
-                )
-        if kind == "dirac":
-            out_channels = dims[0] if self.layout == "torch" else dims[-1]
-            if out_channels % self.groups:
-                raise ValueError(
-                    f"groups={self.groups} must divide the output channels ({out_channels}) of shape={dims!r} "
-                    f"in layout {self.layout!r}"
-                )
+    def check(self, shape: Sequence[int]) -> tuple[int, ...]:
+        """Raise the error a call with ``shape`` would raise, without drawing anything; return the shape.
 
-    def scale(self, shape: Sequence[int]) -> float:
+        Adapters call it when an initializer meets its shape (for JAX, while
+        tracing), so that errors never surface inside a callback.
+        """
+        dims = check_shape("shape", shape)
+        self.init_kind.validate_shape(self, dims)
+        if self.takes_fans and 0 not in dims:
+            self.scale(dims)
+        return dims
+
+    def scale(self, shape: Sequence[int], *, fans: tuple[int, int] | None = None) -> float:
         """The standard deviation this spec's rule gives a tensor of ``shape`` (or ``std`` if set).
+
+        ``fans`` replaces the fans read from ``shape`` (a block of rows with its
+        own fans, such as an LSTM gate); the spec's explicit ``fan_in``/``fan_out`` still win.
 
         Examples
         --------
@@ -371,17 +363,28 @@ class InitSpec:
         if self.std is not None:
             return self.std
         if self.kind == "sparse":
-            return _SPARSE_DEFAULT_STD
-        if self.kind != "rule":
+            return kinds.SPARSE_DEFAULT_STD
+        if self.init_kind is not kinds.RULE:
             raise ValueError(f"init={self.kind!r} is not a scale rule, so it has no standard deviation")
 
         dims = check_shape("shape", shape)
         rule = self.init if callable(self.init) else get_initialization(self.init)
-        fans = fans_for(dims, self.fan_in, self.fan_out, layout=self.layout, groups=self.groups)
-        std = rule(shape=dims, fan_in=fans.fan_in, fan_out=fans.fan_out, gain=self.gain)
-        return check_positive(f"the std returned by init={self._init_label()!r}", std, allow_zero=True)
+        fan_in = self.fan_in if self.fan_in is not None or fans is None else fans[0]
+        fan_out = self.fan_out if self.fan_out is not None or fans is None else fans[1]
+        found = fans_for(dims, fan_in, fan_out, layout=self.layout, groups=self.groups)
+        std = rule(shape=dims, fan_in=found.fan_in, fan_out=found.fan_out, gain=self.gain)
+        return check_positive(f"the std returned by init={self.init_label!r}", std, allow_zero=True)
 
-    def _law(self, shape: tuple[int, ...]) -> Any:
+    def std_for(self, shape: Sequence[int], *, fans: tuple[int, int] | None = None) -> float | None:
+        """The values' standard deviation for a report, or ``None`` where none applies (orthogonal, ...)."""
+        return self.init_kind.scale_of(self, tuple(shape), fans)
+
+    def describe(self) -> str:
+        """A short description for reports, e.g. ``"xavier normal"`` or ``"constant(0.5)"``."""
+        return self.init_kind.label(self)
+
+    def law(self, shape: tuple[int, ...]) -> Any:
+        """The elementwise law of this spec for a tensor of ``shape`` (:func:`berry.distributions.elementwise_law`)."""
         std = 0.0 if self.low is not None else self.scale(shape)
         return distributions.elementwise_law(
             self.distribution,
@@ -392,29 +395,6 @@ class InitSpec:
             low=self.low,
             high=self.high,
         )
-
-    def _fill(
-        self, out: np.ndarray, shape: tuple[int, ...], box: tuple[slice, ...], key: int, threads: int | None
-    ) -> None:
-        kind = self.kind
-        where: dict[str, Any] = {"shape": shape, "region": box}
-        if kind == "rule":
-            distributions.fill_elementwise(out, self._law(shape), key=key, threads=threads, **where)
-        elif kind == "orthogonal":
-            axis = distributions.out_axis_for(self.layout, len(shape))
-            distributions.orthogonal(out, key=key, gain=self.gain, out_axis=axis, threads=threads, **where)
-        elif kind == "delta_orthogonal":
-            distributions.delta_orthogonal(out, key=key, gain=self.gain, layout=self.layout, threads=threads, **where)
-        elif kind == "eye":
-            distributions.eye(out, gain=self.gain, **where)
-        elif kind == "dirac":
-            distributions.dirac(out, groups=self.groups, layout=self.layout, gain=self.gain, **where)
-        elif kind == "sparse":
-            distributions.sparse(out, self._law(shape), key=key, sparsity=self.sparsity, threads=threads, **where)
-        else:
-            fill_value = {"zeros": 0.0, "ones": 1.0}.get(kind, self.value)
-            assert fill_value is not None  # "constant" without value is rejected at construction
-            distributions.constant(out, fill_value)
 
     # -- serialization -------------------------------------------------------------------------
 
@@ -435,8 +415,6 @@ class InitSpec:
     def _init_name(self) -> str:
         if isinstance(self.init, str):
             return self.init
-        from berry.initializations import list_initializations
-
         names = [name for name, rule in list_initializations().items() if rule is self.init]
         if not names:
             raise ValueError(
@@ -510,7 +488,7 @@ def sample(
     *,
     distribution: str = "normal",
     seed: int = 0,
-    name: str = "",
+    name: str | None = None,
     region: Any = None,
     dtype: Any = None,
     gain: float = 1.0,
@@ -539,7 +517,11 @@ def sample(
         \\text{ or a truncated normal (std 1 when corrected)}
 
     The values are a pure function of ``(seed, name, shape, spec)``: never of
-    call order, other tensors, thread count or any global random state.
+    call order, other tensors, thread count or any global random state. The
+    elementwise laws' bits depend on ``(seed, name, flat index)`` only, so a
+    name must identify one tensor: a call that draws random values needs
+    ``name=`` (the same seed without a name would give two tensors the same
+    values, and a smaller one would be a prefix of a larger one).
 
     Parameters
     ----------
@@ -549,15 +531,18 @@ def sample(
     init:
         A registered rule name (``"xavier"``, ``"he"``, ... see
         :func:`berry.list_initializations`), a rule callable returning a std,
-        or a structural initializer: ``"orthogonal"``, ``"delta_orthogonal"``,
-        ``"eye"`` (alias ``"identity"``), ``"dirac"``, ``"sparse"``,
-        ``"zeros"``, ``"ones"``, ``"constant"``.
+        or a structural initializer (:mod:`berry.kinds`): ``"orthogonal"``,
+        ``"delta_orthogonal"``, ``"eye"`` (alias ``"identity"``), ``"dirac"``,
+        ``"sparse"``, ``"zeros"``, ``"ones"``, ``"constant"``.
     distribution:
         ``"normal"``, ``"truncated_normal"`` (alias ``"trunc_normal"``) or
         ``"uniform"`` (``+-sqrt(3) * std``).
     seed, name:
         The key: ``seed`` in ``[0, 2**64)`` and the parameter's name (hashed
-        stably; different names give independent streams).
+        stably; different names give independent streams). ``name`` is
+        required when random values are drawn; ``name=""`` chooses the shared
+        anonymous stream on purpose. Deterministic initializers (zeros, eye,
+        dirac, ...) need no name.
     region:
         A tuple of slices (step 1) selecting a box of the global tensor; the
         result equals ``sample(shape, ...)[region]`` bit for bit.
@@ -606,26 +591,37 @@ def sample(
     >>> block = berry.sample((784, 256), "he", seed=0, name="fc1.weight", region=(slice(None), slice(64, 128)))
     >>> bool((block == w[:, 64:128]).all())
     True
-    >>> q = berry.sample((64, 32), "orthogonal", dtype="float64")
+    >>> q = berry.sample((64, 32), "orthogonal", name="q", dtype="float64")
     >>> bool(np.allclose(q.T @ q, np.eye(32)))
     True
     """
-    spec = InitSpec(
-        init=init,
-        distribution=distribution,
-        dtype="float32" if dtype is None else dtype,
-        gain=gain,
-        fan_in=fan_in,
-        fan_out=fan_out,
-        layout=layout,
-        groups=groups,
-        mean=mean,
-        std=std,
-        bounds=bounds,
-        correct_variance=correct_variance,
-        low=low,
-        high=high,
-        sparsity=sparsity,
-        value=value,
-    )
+    given = locals()
+    spec = InitSpec(**{field: given[field] for field in _SPEC_FIELDS})
     return spec(shape, seed=seed, name=name, region=region, dtype=dtype, out=out, threads=threads)
+
+
+#: InitSpec's fields, which sample() spells out once more for IDEs (tests/test_sampling.py checks they agree).
+_SPEC_FIELDS = tuple(field.name for field in dataclasses.fields(InitSpec))
+
+
+def register_kind(kind: InitKind, *, overwrite: bool = False) -> InitKind:
+    """Register a structural initializer (:class:`berry.kinds.InitKind`) for sample, InitSpec and the adapters.
+
+    Its name and aliases must be free among both the kinds and the scale
+    rules. Returns ``kind``. See :mod:`berry.kinds` for an example.
+    """
+    if not isinstance(kind, InitKind):
+        raise TypeError(f"kind must be a berry.kinds.InitKind, got {kind!r} of type {type(kind).__name__}")
+    for key in (kind.name, *kind.aliases):
+        try:
+            get_initialization(key)
+        except ValueError:
+            continue
+        raise ValueError(f"{key!r} is already a scale rule (berry.list_initializations()); choose another name")
+    kinds._add(kind, overwrite=overwrite)
+    return kind
+
+
+def unregister_kind(name: str) -> None:
+    """Remove a kind registered with :func:`register_kind` (built-in kinds stay)."""
+    kinds._remove(name)

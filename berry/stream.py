@@ -5,7 +5,10 @@ A tensor's values are a pure function of ``(key, global index, law, dtype)``: el
 block ``i // 2`` (``i // 4`` for the float32 transform below) (Salmon, Moraes, Dror and Shaw, "Parallel random numbers: as easy
 as 1, 2, 3", SC 2011) keyed by a 64-bit hash of the seed and the parameter name. So
 any region, any partition of the work and any thread count give the same bits, and
-nothing reads or advances a global random state.
+nothing reads or advances a global random state. The key ignores the shape: the values
+depend on ``(seed, name, flat index)``, so two tensors with the same seed and name share
+their values and a smaller one is the C-order prefix of a larger one. That is why a keyed
+draw needs a name that identifies one tensor (:func:`berry._validation.check_key`).
 
 The stream (version :data:`STREAM_VERSION`)
 -------------------------------------------

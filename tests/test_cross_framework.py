@@ -12,13 +12,11 @@ same shape; for rules that are not (he, deepnet), torch's is compared with
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
+from _helpers import assert_same_bits, run_python
 
 import berry
 
@@ -78,10 +76,8 @@ def keras_initializers():
 
 
 def assert_bits_equal(actual, expected, label):
-    actual = np.asarray(actual)
-    assert actual.dtype == np.float32, (label, actual.dtype)
-    assert actual.shape == expected.shape, label
-    assert actual.tobytes() == expected.tobytes(), f"{label}: not bit-identical to berry.sample"
+    assert expected.dtype == np.float32
+    assert_same_bits(actual, expected, label)
 
 
 def test_jax_matches_numpy():
@@ -151,7 +147,7 @@ def test_keras_torch_backend_matches_numpy(tmp_path):
     script = textwrap.dedent(
         """
         import numpy as np, keras, berry
-        from tests.test_cross_framework import keras_initializers, reference, SHAPE
+        from test_cross_framework import keras_initializers, reference, SHAPE
         assert keras.backend.backend() == "torch", keras.backend.backend()
         for spec, init in keras_initializers().items():
             values = keras.ops.convert_to_numpy(init(SHAPE, dtype="float32"))
@@ -161,10 +157,6 @@ def test_keras_torch_backend_matches_numpy(tmp_path):
         print("ok")
         """
     )
-    env = dict(os.environ, KERAS_BACKEND="torch", KERAS_HOME=str(tmp_path))
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result = subprocess.run(
-        [sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True, timeout=240
-    )
+    result = run_python(script, env={"KERAS_BACKEND": "torch", "KERAS_HOME": str(tmp_path)}, timeout=240)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert result.stdout.strip().endswith("ok")

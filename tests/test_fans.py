@@ -137,3 +137,64 @@ def test_receptive_field_multiplies_both_fans():
         kernel = (3,) * (rank - 2)
         fans = compute_fans((*kernel, 4, 5))
         assert fans == (4 * math.prod(kernel), 5 * math.prod(kernel))
+
+
+# -- the frameworks' conventions are modes of the one engine ------------------------------------------
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(st.data())
+def test_jax_convention_matches_jax_even_where_in_and_out_share_axes(data):
+    pytest.importorskip("jax")
+    from jax._src.nn.initializers import _compute_fans as jax_fans
+
+    shape = data.draw(st.lists(st.integers(1, 7), min_size=2, max_size=5).map(tuple))
+    rank = len(shape)
+    ins = tuple(data.draw(st.lists(st.integers(0, rank - 1), min_size=1, max_size=2, unique=True)))
+    outs = tuple(data.draw(st.lists(st.integers(0, rank - 1), min_size=1, max_size=2, unique=True)))
+    free = [axis for axis in range(rank) if axis not in ins and axis not in outs]
+    batch = tuple(data.draw(st.lists(st.sampled_from(free), max_size=len(free), unique=True))) if free else ()
+    expected = jax_fans(shape, ins, outs, batch)
+    fans = compute_fans(shape, in_axis=ins, out_axis=outs, batch_axis=batch, convention="jax")
+    assert fans == tuple(round(f) for f in expected)
+    assert all(isinstance(f, int) for f in fans)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(st.data())
+def test_keras_convention_matches_keras(data):
+    pytest.importorskip("keras")
+    from keras.src.initializers.random_initializers import compute_fans as keras_fans
+
+    shape = data.draw(st.lists(st.integers(0, 7), min_size=0, max_size=5).map(tuple))
+    rank = len(shape)
+    axes = st.lists(st.integers(-rank, rank - 1), max_size=2, unique_by=lambda a: a % rank) if rank else st.just([])
+    ins = data.draw(st.none() | axes)
+    outs = data.draw(st.none() | axes)
+    expected = keras_fans(shape, input_axes=ins, output_axes=outs)
+    assert compute_fans(shape, in_axis=ins, out_axis=outs, convention="keras") == expected
+
+
+def test_jax_convention_defaults_and_flax_embed():
+    assert compute_fans((3, 3, 16, 32), convention="jax") == compute_fans((3, 3, 16, 32))
+    assert compute_fans((50257, 768), out_axis=0, convention="jax") == (768, 768)  # Flax Embed
+    with pytest.raises(ValueError, match="Can't compute input and output sizes of a 1-dimensional"):
+        compute_fans((5,), convention="jax")
+    assert compute_fans((5,), in_axis=0, out_axis=0, convention="jax") == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"convention": "flax"}, "convention='flax' is not supported"),
+        ({"convention": "jax", "layout": "torch"}, "belong to convention='berry'"),
+        ({"convention": "keras", "groups": 2}, "belong to convention='berry'"),
+        ({"convention": "keras", "batch_axis": 0}, "no batch axes"),
+        ({"convention": "jax", "in_axis": 0, "out_axis": 1, "batch_axis": 1}, "shares axes"),
+        ({"in_axis": 0, "out_axis": 0}, "convention='jax' lets in_axis and out_axis share an axis"),
+    ],
+)
+def test_bad_conventions(options, fragment):
+    with pytest.raises(ValueError) as info:
+        compute_fans((4, 6, 8), **options)
+    assert fragment in str(info.value)

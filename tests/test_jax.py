@@ -1,28 +1,31 @@
 """berry.jax: JAX-protocol initializers drawn from berry's keyed sampler.
 
 Checks JAX's meanings (two-sample KS against jax.nn.initializers, fans against
-JAX's own), the exact laws (KS at the documented scale), the shapes x dtypes
-table, jit/vmap/eager agreement, Flax Linen and NNX models, and the errors.
+JAX's own), that every factory's values are exactly ``berry.sample`` of the
+documented spec (whose laws tests/test_distributions.py checks), the shapes x
+dtypes table, jit/vmap/eager agreement, Flax Linen and NNX models, the errors,
+and that docs/jax.md runs as written.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
+from _helpers import P_MIN, ROOT, TRUNC_STD_2, dtype_params, ks_two_sample, run_python, shape_and_region
 
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
-stats = pytest.importorskip("scipy.stats")
+pytest.importorskip("scipy.stats")
 
 import berry  # noqa: E402
 import berry.jax as bj  # noqa: E402
-from berry.jax.initializers import jax_fans  # noqa: E402
+from berry import compute_fans  # noqa: E402
+from berry._validation import MissingNameError  # noqa: E402
 
 KEY = jax.random.key(0)
-P_MIN = 1e-4
-TRUNC_STD = 0.87962566103423978  # std of N(0, 1) truncated to [-2, 2], JAX's constant
 
 # Every factory with the shapes it accepts (a dense kernel and a conv kernel).
 FACTORIES = {
@@ -48,7 +51,6 @@ FACTORIES = {
     "delta_orthogonal": bj.delta_orthogonal,
 }
 SHAPES = [(5, 7), (3, 3, 4, 6)]
-DTYPES = ["float32", "float16", "bfloat16", "float64"]
 
 
 def _init(name):
@@ -93,15 +95,15 @@ def test_mirrored_factories_equal_the_registry_rules():
         ),
     ]
     for init, spec in pairs:
-        np.testing.assert_array_equal(np.asarray(init(KEY, shape)), berry.sample(shape, seed=0, **spec))
+        np.testing.assert_array_equal(np.asarray(init(KEY, shape)), berry.sample(shape, seed=0, name="", **spec))
 
 
 # ------------------------------------------------------------------ shapes x dtypes
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_shapes_and_dtypes(name, dtype):
+@pytest.mark.parametrize("dtype", dtype_params(["float32", "float16", "bfloat16", "float64"]))
+def test_every_factory_fills_every_shape_and_dtype(name, dtype):
     init = _init(name)
     expected_dtype = (
         jnp.dtype(dtype) if dtype != "float64" or jax.config.jax_enable_x64 else jnp.dtype("float32")
@@ -117,27 +119,38 @@ def test_shapes_and_dtypes(name, dtype):
             assert float(jnp.abs(value.astype(jnp.float32)).max()) > 0
 
 
-def test_low_precision_is_the_rounded_float32_draw():
+@pytest.mark.parametrize("dtype", dtype_params(["bfloat16", "float16"]))
+def test_low_precision_is_berry_sample_in_that_dtype(dtype):
+    shape = (16, 8)
+    low = np.asarray(bj.he_uniform()(KEY, shape, getattr(jnp, dtype)))
+    expected = berry.sample(shape, "he", distribution="uniform", seed=0, name="", dtype=dtype)
+    assert low.dtype == expected.dtype and low.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("dtype", dtype_params(["bfloat16", "float16"]))
+def test_low_precision_is_the_rounded_float32_draw(dtype):
     shape = (16, 8)
     full = np.asarray(bj.he_uniform()(KEY, shape, jnp.float32))
-    for dtype in (jnp.bfloat16, jnp.float16):
-        low = np.asarray(bj.he_uniform()(KEY, shape, dtype))
-        # Rounded once from the exact value: within half an ulp of the low-precision type, relative.
-        np.testing.assert_allclose(low.astype(np.float32), full, rtol=2 ** -(jnp.finfo(dtype).nmant))
+    low = np.asarray(bj.he_uniform()(KEY, shape, getattr(jnp, dtype)))
+    # Rounded once from the exact value: within half an ulp of the low-precision type, relative.
+    np.testing.assert_allclose(low.astype(np.float32), full, rtol=2 ** -(jnp.finfo(getattr(jnp, dtype)).nmant))
 
 
-def test_factory_dtype_is_the_default():
+@pytest.mark.parametrize("dtype", dtype_params(["bfloat16"]))
+def test_factory_dtype_is_the_default(dtype):
     assert bj.normal(dtype=jnp.bfloat16)(KEY, (3,)).dtype == jnp.bfloat16
     assert bj.normal(dtype=jnp.bfloat16)(KEY, (3,), jnp.float16).dtype == jnp.float16
 
 
-def test_zeros_ones_constant_follow_jax():
+@pytest.mark.parametrize("dtype", dtype_params(["float32", "bfloat16", "int32"]))
+def test_zeros_ones_constant_follow_jax(dtype):
+    dtype = getattr(jnp, dtype)
     for ours, theirs in [
         (bj.zeros, jax.nn.initializers.zeros),
         (bj.ones, jax.nn.initializers.ones),
         (bj.constant(-7.0), jax.nn.initializers.constant(-7.0)),
     ]:
-        for dtype in (jnp.float32, jnp.bfloat16, jnp.int32):
+        if True:
             a, b = ours(KEY, (2, 3), dtype), theirs(KEY, (2, 3), dtype)
             assert a.dtype == b.dtype
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -166,7 +179,8 @@ def test_fans_match_jax(shape, in_axis, out_axis, batch_axis):
     from jax._src.nn.initializers import _compute_fans
 
     expected = _compute_fans(shape, in_axis, out_axis, batch_axis)
-    assert jax_fans(shape, in_axis, out_axis, batch_axis) == tuple(round(f) for f in expected)
+    fans = compute_fans(shape, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis, convention="jax")
+    assert fans == tuple(round(f) for f in expected)
 
 
 VARIANCE_CASES = [
@@ -187,7 +201,7 @@ def test_variance_scaling_has_jax_law(scale, mode, distribution, shape, axes):
     theirs = np.asarray(
         jax.nn.initializers.variance_scaling(scale, mode, distribution, **axes)(jax.random.key(2), shape)
     ).ravel()
-    assert stats.ks_2samp(ours, theirs).pvalue > P_MIN
+    assert ks_two_sample(ours, theirs) > P_MIN
 
 
 @pytest.mark.parametrize(
@@ -209,35 +223,35 @@ def test_named_factories_have_jax_law(ours, theirs):
     shape = (200, 150)
     a = np.asarray(ours(jax.random.key(5), shape)).ravel()
     b = np.asarray(theirs(jax.random.key(6), shape)).ravel()
-    assert stats.ks_2samp(a, b).pvalue > P_MIN
+    assert ks_two_sample(a, b) > P_MIN
 
 
-def _ks(values, law):
-    return stats.kstest(np.asarray(values, dtype=np.float64).ravel(), law.cdf).pvalue
+# Each factory's values are exactly berry.sample of the spec its docstring states; that spec's law is
+# checked once, by KS against the exact law, in tests/test_distributions.py.
+SHAPE = (256, 128)
+SIGMA_AVG, SIGMA_IN = math.sqrt(2 / (256 + 128)), math.sqrt(2 / 256)
+DOCUMENTED_SPECS = [
+    ("glorot_normal", bj.glorot_normal(), dict(std=SIGMA_AVG, distribution="truncated_normal")),
+    ("he_normal", bj.he_normal(), dict(std=SIGMA_IN, distribution="truncated_normal")),
+    ("he_uniform", bj.he_uniform(), dict(std=SIGMA_IN, distribution="uniform")),
+    ("xavier", bj.xavier(), dict(std=SIGMA_AVG)),
+    ("variance_scaling", bj.variance_scaling(3.0, "fan_out", "normal"), dict(std=math.sqrt(3 / 128))),
+    ("normal", bj.normal(), dict(std=1e-2)),
+    ("uniform", bj.uniform(), dict(distribution="uniform", low=0.0, high=1e-2)),
+    ("truncated_normal", bj.truncated_normal(2.0, lower=-1.0, upper=0.5),
+     dict(std=2.0, distribution="truncated_normal", bounds=(-1.0, 0.5), correct_variance=False)),
+]
 
 
-def test_ks_exact_laws():
-    shape = (256, 128)
-    fan_in, fan_out = 256, 128
-    sigma_avg = math.sqrt(2 / (fan_in + fan_out))
-    sigma_in = math.sqrt(2 / fan_in)
-    cases = [
-        (bj.glorot_normal(), stats.truncnorm(-2, 2, scale=sigma_avg / TRUNC_STD)),
-        (bj.he_normal(), stats.truncnorm(-2, 2, scale=sigma_in / TRUNC_STD)),
-        (bj.he_uniform(), stats.uniform(-math.sqrt(3) * sigma_in, 2 * math.sqrt(3) * sigma_in)),
-        (bj.xavier(), stats.norm(scale=sigma_avg)),
-        (bj.variance_scaling(3.0, "fan_out", "normal"), stats.norm(scale=math.sqrt(3 / fan_out))),
-        (bj.normal(), stats.norm(scale=1e-2)),
-        (bj.uniform(), stats.uniform(0, 1e-2)),
-        (bj.truncated_normal(2.0, lower=-1.0, upper=0.5), stats.truncnorm(-1.0, 0.5, scale=2.0)),
-    ]
-    for init, law in cases:
-        assert _ks(init(jax.random.key(3), shape), law) > P_MIN, init
+@pytest.mark.parametrize(("label", "init", "spec"), DOCUMENTED_SPECS, ids=[case[0] for case in DOCUMENTED_SPECS])
+def test_values_are_berry_sample_of_the_documented_law(label, init, spec):
+    expected = berry.sample(SHAPE, seed=3, name="", **spec)
+    np.testing.assert_array_equal(np.asarray(init(jax.random.key(3), SHAPE)), expected)
 
 
 def test_truncated_values_stay_in_bounds():
     w = np.asarray(bj.he_normal()(KEY, (512, 64)))
-    bound = 2 * math.sqrt(2 / 512) / TRUNC_STD
+    bound = 2 * math.sqrt(2 / 512) / TRUNC_STD_2
     assert np.abs(w).max() <= bound
     w = np.asarray(bj.truncated_normal(1.0, lower=-0.5, upper=0.25)(KEY, (4096,)))
     assert w.min() >= -0.5 and w.max() <= 0.25
@@ -370,16 +384,20 @@ def test_flax_nnx_models():
         (lambda: bj.he_normal()(7, (4, 5)), TypeError, ["key", "jax.random.key"]),
         (lambda: bj.he_normal()(jnp.zeros(2), (4, 5)), TypeError, ["key", "float32"]),
         (lambda: bj.he_normal()(jax.random.split(KEY, 2), (4, 5)), ValueError, ["key", "single"]),
-        (lambda: bj.he_normal()(KEY, (4, 5), jnp.int32), TypeError, ["dtype", "int32"]),
+        (lambda: bj.he_normal()(KEY, (4, 5), jnp.int32), ValueError, ["dtype", "int32"]),  # ValueError, as JAX
         (lambda: bj.he_normal()(KEY, (4, -5)), ValueError, ["shape"]),
-        (lambda: bj.orthogonal()(KEY, (4,)), ValueError, ["orthogonal", "2 dimensions"]),
+        (lambda: bj.orthogonal()(KEY, (4,)), ValueError, ["orthogonal", "rank >= 2", "(4,)"]),
         (lambda: bj.orthogonal(column_axis=2)(KEY, (4, 4)), ValueError, ["column_axis"]),
         (lambda: bj.delta_orthogonal()(KEY, (3, 4)), ValueError, ["3-D"]),
-        (lambda: bj.delta_orthogonal()(KEY, (3, 8, 4)), ValueError, ["in <= out"]),
+        (lambda: bj.delta_orthogonal()(KEY, (3, 8, 4)), ValueError, ["in_channels <= out_channels"]),
         (lambda: bj.uniform(0.0), ValueError, ["scale"]),
         (lambda: bj.truncated_normal(lower=1.0, upper=-1.0), ValueError, ["lower", "upper"]),
         (lambda: bj.initializer("xavierr"), ValueError, ["xavierr", "xavier"]),
-        (lambda: bj.initializer("xavier", "cauchy")(KEY, (3, 3)), ValueError, ["distribution", "cauchy"]),
+        (lambda: bj.initializer("xavier", "cauchy"), ValueError, ["distribution", "cauchy"]),
+        (lambda: bj.initializer("xavier", std=0.1, gain=2.0), ValueError, ["gain=2.0", "initializer('xavier'"]),
+        (lambda: bj.initializer("constant"), ValueError, ["value="]),
+        (lambda: bj.normal(-1.0), ValueError, ["stddev", "-1.0"]),
+        (lambda: bj.orthogonal("big"), TypeError, ["scale"]),
         (lambda: bj.initializer("xavier", seed=3), TypeError, ["seed"]),
         (lambda: bj.xavier(name=3), TypeError, ["name"]),
         (lambda: bj.sharded(bj.he_normal(), (4, 4), "cpu", KEY), TypeError, ["sharding"]),
@@ -393,11 +411,37 @@ def test_clear_errors(make, error, words):
         assert word in message, (word, message)
 
 
-def test_errors_surface_at_trace_time_under_jit():
+def test_arguments_are_checked_when_the_factory_is_called():
+    # Construction validates everything that does not depend on the shape (no key, no call needed).
+    for make in (lambda: bj.initializer("he", "uniform", mean=0.5, low=0.0, high=1.0),
+                 lambda: bj.initializer("orthogonal", distribution="uniform"),
+                 lambda: bj.initializer("sparse", sparsity=2.0)):
+        with pytest.raises(ValueError):
+            make()
+
+
+def test_shape_errors_surface_at_trace_time_under_jit():
     with pytest.raises(ValueError, match="in_axis"):
         jax.jit(bj.he_normal(), static_argnums=1)(KEY, (5,))
-    with pytest.raises(ValueError, match="distribution"):
-        jax.jit(bj.initializer("xavier", "cauchy"), static_argnums=1)(KEY, (3, 3))
+    with pytest.raises(ValueError, match="groups=4 must divide"):
+        jax.jit(bj.initializer("he", groups=4), static_argnums=1)(KEY, (3, 6))
+
+
+def test_the_key_is_jaxs_random_state_and_the_name_is_optional_as_in_jax():
+    # As with jax.nn.initializers, the same key gives the same values; each parameter needs its own key.
+    ours = bj.normal(1.0)
+    np.testing.assert_array_equal(np.asarray(ours(KEY, (4,))), np.asarray(ours(KEY, (8,)))[:4])
+    theirs = jax.nn.initializers.normal(1.0)
+    np.testing.assert_array_equal(np.asarray(theirs(KEY, (4,))), np.asarray(theirs(KEY, (8,)))[:4])
+
+
+def test_integer_seeds_need_a_name_as_berry_sample_does():
+    with pytest.raises(MissingNameError, match=re.escape("(seed, name, flat index)")):
+        bj.he_normal().values(3, (4, 4))
+    np.testing.assert_array_equal(
+        bj.he_normal(name="w").values(3, (4, 4)), berry.sample((4, 4), "he", distribution="truncated_normal", seed=3, name="w")
+    )
+    assert bj.constant(2.0).values(3, (2,)).tolist() == [2.0, 2.0]  # nothing random: no name needed
 
 
 def test_import_berry_jax_does_not_import_jax():
@@ -418,20 +462,21 @@ hypothesis = pytest.importorskip("hypothesis")
 st = hypothesis.strategies
 
 
-@st.composite
-def shapes_and_regions(draw):
-    shape = tuple(draw(st.lists(st.integers(1, 6), min_size=2, max_size=3)))
-    region = []
-    for size in shape:
-        start = draw(st.integers(0, size - 1))
-        region.append(slice(start, draw(st.integers(start + 1, size))))
-    return shape, tuple(region), draw(st.integers(-len(shape), len(shape) - 1))
-
-
 @hypothesis.settings(max_examples=25, deadline=None, derandomize=True)
-@hypothesis.given(shapes_and_regions())
-def test_region_values_are_slices_of_the_whole(case):
-    shape, region, column_axis = case
-    for init in (bj.he_uniform(name="r"), bj.orthogonal(column_axis=column_axis), bj.constant(2.0)):
+@hypothesis.given(shape_and_region(min_rank=2, max_rank=3, min_dim=1, max_dim=6), st.data())
+def test_region_values_are_slices_of_the_whole(case, data):
+    shape, region = case
+    column_axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    for init in (bj.he_uniform(name="r"), bj.orthogonal(column_axis=column_axis, name="q"), bj.constant(2.0)):
         whole = init.values(3, shape)
         np.testing.assert_array_equal(init.values(3, shape, region=region), whole[region])
+
+
+# ------------------------------------------------------------------ docs/jax.md runs as written
+
+
+def test_docs_examples_run_as_written(tmp_path):
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "jax.md").read_text(), flags=re.S)
+    assert blocks
+    result = run_python("\n".join(blocks), tmp_path=tmp_path, env={"KERAS_BACKEND": None})
+    assert result.returncode == 0, result.stderr[-4000:]

@@ -1,29 +1,28 @@
 """berry.keras: Keras 3 initializers drawn from berry's keyed sampler.
 
 Runs on whichever Keras backend berry.keras selects (JAX here, or the one set
-by ``KERAS_BACKEND``); the backend fallback and the torch backend are checked
-in subprocesses.
+by ``KERAS_BACKEND``); the backend fallback, the torch backend and
+docs/keras.md (with no ``KERAS_BACKEND`` at all) are checked in subprocesses.
+Each class's values are compared with ``berry.sample`` of the spec it
+documents (whose laws tests/test_distributions.py checks); Keras' own
+initializers are compared by two-sample KS tests (same law, same scale).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
+import re
 
 import numpy as np
 import pytest
+from _helpers import P_MIN, ROOT, dtype_params, ks_two_sample, run_python
 
 bk = pytest.importorskip("berry.keras")
 keras = pytest.importorskip("keras")
-stats = pytest.importorskip("scipy.stats")
+pytest.importorskip("scipy.stats")
 
 import berry  # noqa: E402
-
-P_MIN = 1e-4
-TRUNC_STD = 0.87962566103423978
 
 # Every class with constructor arguments that exercise it.
 CLASSES = {
@@ -47,7 +46,6 @@ CLASSES = {
     "Ones": lambda seed: bk.Ones(),
 }
 RANDOM = {name for name in CLASSES if name not in ("Identity", "Constant", "Zeros", "Ones")}
-DTYPES = ["float32", "float16", "bfloat16", "float64"]
 
 
 def numpy(tensor):
@@ -61,8 +59,8 @@ def numpy(tensor):
 
 @pytest.mark.filterwarnings("ignore:Explicitly requested dtype float64")
 @pytest.mark.parametrize("name", sorted(CLASSES))
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_shapes_and_dtypes(name, dtype):
+@pytest.mark.parametrize("dtype", dtype_params(["float32", "float16", "bfloat16", "float64"]))
+def test_every_class_fills_every_shape_and_dtype(name, dtype):
     init = CLASSES[name](seed=1)
     # What the backend makes of the dtype (JAX without x64 keeps float64 as float32, as for Keras' own).
     expected = keras.backend.standardize_dtype(keras.ops.zeros((1,), dtype=dtype).dtype)
@@ -78,11 +76,13 @@ def test_default_dtype_is_floatx():
     assert keras.backend.standardize_dtype(bk.HeNormal(seed=0)((2, 2)).dtype) == keras.config.floatx()
 
 
-def test_low_precision_rounds_the_same_draw():
+@pytest.mark.parametrize(("dtype", "bits"), [("float16", 11), pytest.param("bfloat16", 8, marks=dtype_params(["bfloat16"])[0].marks)])
+def test_low_precision_rounds_the_same_draw(dtype, bits):
     full = numpy(bk.HeUniform(seed=4)((32, 16), dtype="float32"))
-    for dtype, bits in (("bfloat16", 8), ("float16", 11)):
-        low = numpy(keras.ops.cast(bk.HeUniform(seed=4)((32, 16), dtype=dtype), "float32"))
-        np.testing.assert_allclose(low, full, rtol=2.0**-bits)
+    low = numpy(keras.ops.cast(bk.HeUniform(seed=4)((32, 16), dtype=dtype), "float32"))
+    np.testing.assert_allclose(low, full, rtol=2.0**-bits)
+    expected = berry.sample((32, 16), "he", distribution="uniform", seed=4, name="", dtype=dtype)
+    np.testing.assert_array_equal(low, expected.astype(np.float32))
 
 
 def test_empty_shape():
@@ -111,7 +111,7 @@ def test_keras_named_classes_equal_registry_rules():
         (bk.DeepNet(seed=2), dict(init="deepnet")),
     ]
     for init, spec in pairs:
-        np.testing.assert_array_equal(numpy(init(shape)), berry.sample(shape, seed=2, **spec))
+        np.testing.assert_array_equal(numpy(init(shape)), berry.sample(shape, seed=2, name="", **spec))
 
 
 def test_seed_none_draws_once_per_instance_reproducibly():
@@ -137,28 +137,26 @@ def test_seed_generator_gives_fresh_values_per_call():
 # ------------------------------------------------------------------ laws
 
 
-def _ks(values, law):
-    return stats.kstest(np.asarray(values, dtype=np.float64).ravel(), law.cdf).pvalue
+# Each class's values are exactly berry.sample of the spec it documents; that spec's law is checked
+# once, by KS against the exact law, in tests/test_distributions.py.
+SHAPE = (256, 128)
+SIGMA_AVG, SIGMA_IN = math.sqrt(2 / 384), math.sqrt(2 / 256)
+DOCUMENTED_SPECS = [
+    ("GlorotNormal", bk.GlorotNormal(seed=3), dict(std=SIGMA_AVG, distribution="truncated_normal")),
+    ("HeUniform", bk.HeUniform(seed=3), dict(std=SIGMA_IN, distribution="uniform")),
+    ("VarianceScaling", bk.VarianceScaling(3.0, "fan_out", "untruncated_normal", seed=3), dict(std=math.sqrt(3 / 128))),
+    ("TruncatedNormal", bk.TruncatedNormal(mean=1.0, stddev=0.5, seed=3),
+     dict(mean=1.0, std=0.5, distribution="truncated_normal", bounds=(-2.0, 2.0), correct_variance=False)),
+    ("RandomNormal", bk.RandomNormal(mean=-1.0, stddev=0.3, seed=3), dict(mean=-1.0, std=0.3)),
+    ("RandomUniform", bk.RandomUniform(-0.5, 1.5, seed=3), dict(distribution="uniform", low=-0.5, high=1.5)),
+    ("Xavier", bk.Xavier(seed=3), dict(std=SIGMA_AVG)),
+    ("DeepNet", bk.DeepNet(seed=3), dict(std=math.sqrt(2 / 128))),
+]
 
 
-def test_ks_exact_laws():
-    shape = (256, 128)
-    sigma_avg, sigma_in = math.sqrt(2 / 384), math.sqrt(2 / 256)
-    cases = [
-        (bk.GlorotNormal(seed=3), stats.truncnorm(-2, 2, scale=sigma_avg / TRUNC_STD)),
-        (bk.HeUniform(seed=3), stats.uniform(-math.sqrt(3) * sigma_in, 2 * math.sqrt(3) * sigma_in)),
-        (
-            bk.VarianceScaling(3.0, "fan_out", "untruncated_normal", seed=3),
-            stats.norm(scale=math.sqrt(3 / 128)),
-        ),
-        (bk.TruncatedNormal(mean=1.0, stddev=0.5, seed=3), stats.truncnorm(-2, 2, loc=1.0, scale=0.5)),
-        (bk.RandomNormal(mean=-1.0, stddev=0.3, seed=3), stats.norm(loc=-1.0, scale=0.3)),
-        (bk.RandomUniform(-0.5, 1.5, seed=3), stats.uniform(-0.5, 2.0)),
-        (bk.Xavier(seed=3), stats.norm(scale=sigma_avg)),
-        (bk.DeepNet(seed=3), stats.norm(scale=math.sqrt(2 / 128))),
-    ]
-    for init, law in cases:
-        assert _ks(numpy(init(shape)), law) > P_MIN, init
+@pytest.mark.parametrize(("label", "init", "spec"), DOCUMENTED_SPECS, ids=[case[0] for case in DOCUMENTED_SPECS])
+def test_values_are_berry_sample_of_the_documented_law(label, init, spec):
+    np.testing.assert_array_equal(numpy(init(SHAPE)), berry.sample(SHAPE, seed=3, name="", **spec))
 
 
 @pytest.mark.parametrize(
@@ -176,7 +174,7 @@ def test_ks_exact_laws():
 def test_same_law_as_keras(name):
     ours = numpy(getattr(bk, name)(seed=5)((3, 3, 16, 32))).ravel()
     theirs = numpy(getattr(keras.initializers, name)(seed=6)((3, 3, 16, 32))).ravel()
-    assert stats.ks_2samp(ours, theirs).pvalue > P_MIN
+    assert ks_two_sample(ours, theirs) > P_MIN
 
 
 def test_variance_scaling_axes_follow_keras():
@@ -270,10 +268,14 @@ def test_lookup_by_snake_and_camel_case():
         (lambda: bk.HeNormal(seed=1, name=5), TypeError, ["name"]),
         (lambda: bk.RandomNormal(stddev=-1.0), ValueError, ["stddev"]),
         (lambda: bk.RandomUniform(1.0, 0.0), ValueError, ["minval", "maxval"]),
-        (lambda: bk.Orthogonal(seed=0)((4,)), ValueError, ["Orthogonal", "2 dimensions"]),
+        (lambda: bk.Orthogonal(seed=0)((4,)), ValueError, ["orthogonal", "rank >= 2", "(4,)"]),
         (lambda: bk.Identity()((2, 2, 2)), ValueError, ["Identity", "2-D"]),
-        (lambda: bk.HeNormal(seed=0)((2, 2), dtype="int32"), TypeError, ["dtype", "int32"]),
+        (lambda: bk.HeNormal(seed=0)((2, 2), dtype="int32"), ValueError, ["dtype", "int32"]),  # as Keras
         (lambda: bk.BerryInitializer("hee", seed=0), ValueError, ["hee", "he"]),
+        (lambda: bk.BerryInitializer("he", "cauchy", seed=0), ValueError, ["distribution", "cauchy"]),
+        (lambda: bk.BerryInitializer("orthogonal", std=0.1, seed=0), ValueError, ["std=0.1"]),
+        (lambda: bk.BerryInitializer("constant"), ValueError, ["value="]),
+        (lambda: bk.HeNormal(seed=2**64), ValueError, ["seed", "2**64"]),
         (lambda: bk.get(3.5), TypeError, ["identifier"]),
     ],
 )
@@ -284,13 +286,21 @@ def test_clear_errors(make, error, words):
         assert word in str(info.value), (word, str(info.value))
 
 
+def test_bad_options_fail_when_constructed_not_when_called():
+    with pytest.raises(ValueError, match="sparsity"):
+        bk.BerryInitializer("sparse", sparsity=2.0, seed=0)  # no call: construction checks every option
+    with pytest.raises(ValueError, match="bounds"):
+        bk.BerryInitializer("he", "uniform", bounds=(-1.0, 1.0), seed=0)
+
+
+def test_an_int_seed_is_keras_seed_and_the_name_is_optional_as_in_keras():
+    # Keras' own seeded initializers repeat their values for the same seed (and prefix them); so does berry.
+    ours = bk.RandomNormal(stddev=1.0, seed=5)
+    np.testing.assert_array_equal(numpy(ours((4,))), numpy(ours((8,)))[:4])
+    assert not np.array_equal(numpy(bk.RandomNormal(stddev=1.0, seed=5, name="a")((4,))), numpy(ours((4,))))
+
+
 # ------------------------------------------------------------------ backends (subprocesses)
-
-
-def _run(code, **env_changes):
-    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
-    env.update(env_changes)
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_backend_fallback_when_tensorflow_is_missing(tmp_path):
@@ -298,6 +308,15 @@ def test_backend_fallback_when_tensorflow_is_missing(tmp_path):
     if __import__("importlib").util.find_spec("tensorflow") is not None:
         pytest.skip("TensorFlow is installed: Keras' default backend loads")
     code = "import berry.keras, keras; print(keras.backend.backend())"
-    result = _run(code, KERAS_HOME=str(tmp_path))
+    result = run_python(code, env={"KERAS_BACKEND": None, "KERAS_HOME": str(tmp_path)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "jax"
+
+
+def test_docs_examples_run_as_written_without_keras_backend(tmp_path):
+    """docs/keras.md on a machine where nothing chose a backend (no KERAS_BACKEND, no keras.json)."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "keras.md").read_text(), flags=re.S)
+    assert blocks
+    code = "\n".join(blocks)
+    result = run_python(code, env={"KERAS_BACKEND": None, "KERAS_HOME": str(tmp_path)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]

@@ -14,10 +14,11 @@ import textwrap
 
 import numpy as np
 import pytest
+from _helpers import needs_ml_dtypes
 
 import berry
 from berry import stream
-from berry._validation import UnknownNameError
+from berry._validation import MissingNameError, UnknownNameError
 from berry.initializations import he, register_initialization, unregister_initialization, xavier
 from berry.sampling import STRUCTURAL_INITIALIZERS, InitSpec, sample
 
@@ -38,7 +39,8 @@ def test_explicit_fans_layout_groups_and_gain_reach_the_rule():
     assert InitSpec("he", gain=0.5).scale((784, 256)) == he(fan_in=784, gain=0.5)
     assert InitSpec("he", fan_in=50).scale((784, 256)) == he(fan_in=50)
     np.testing.assert_array_equal(
-        sample((30, 20), "xavier", fan_in=100, fan_out=300), sample((30, 20), std=xavier(fan_in=100, fan_out=300))
+        sample((30, 20), "xavier", fan_in=100, fan_out=300, name="w"),
+        sample((30, 20), std=xavier(fan_in=100, fan_out=300), name="w"),
     )
 
 
@@ -53,19 +55,23 @@ def test_rule_callable_and_registered_name_give_the_same_values():
     def flat(shape=None, fan_in=None, fan_out=None, gain=1.0, **kwargs):
         return 0.05 * gain
 
-    np.testing.assert_array_equal(sample((40, 30), flat, gain=2.0), sample((40, 30), std=0.1))
+    np.testing.assert_array_equal(sample((40, 30), flat, gain=2.0, name="w"), sample((40, 30), std=0.1, name="w"))
     register_initialization("flat_for_test", flat)
     try:
-        np.testing.assert_array_equal(sample((40, 30), "flat_for_test", gain=2.0), sample((40, 30), flat, gain=2.0))
+        np.testing.assert_array_equal(
+            sample((40, 30), "flat_for_test", gain=2.0, name="w"), sample((40, 30), flat, gain=2.0, name="w")
+        )
     finally:
         unregister_initialization("flat_for_test")
 
 
 def test_aliases_and_case():
-    np.testing.assert_array_equal(sample((8, 8), "Glorot"), sample((8, 8), "xavier"))
+    np.testing.assert_array_equal(sample((8, 8), "Glorot", name="w"), sample((8, 8), "xavier", name="w"))
     np.testing.assert_array_equal(sample((8, 8), "IDENTITY"), sample((8, 8), "eye"))
-    np.testing.assert_array_equal(sample((8, 8), distribution="TRUNC_NORMAL"), sample((8, 8), distribution="truncated_normal"))
-    np.testing.assert_array_equal(sample((8, 8), layout="keras"), sample((8, 8)))
+    np.testing.assert_array_equal(
+        sample((8, 8), distribution="TRUNC_NORMAL", name="w"), sample((8, 8), distribution="truncated_normal", name="w")
+    )
+    np.testing.assert_array_equal(sample((8, 8), layout="keras", name="w"), sample((8, 8), name="w"))
 
 
 def test_lazy_names_on_the_package():
@@ -93,14 +99,14 @@ def test_names_and_seeds_give_independent_streams():
 def test_no_global_random_state_is_read_or_advanced():
     np.random.seed(123)  # noqa: NPY002 - the legacy global state is what must stay untouched
     before = np.random.get_state()[1].copy()  # noqa: NPY002
-    w1 = sample((50, 50), "orthogonal")
-    w2 = sample((50, 50), "he", distribution="truncated_normal")
-    w3 = sample((50, 50), "sparse")
+    w1 = sample((50, 50), "orthogonal", name="w1")
+    w2 = sample((50, 50), "he", distribution="truncated_normal", name="w2")
+    w3 = sample((50, 50), "sparse", name="w3")
     assert np.array_equal(np.random.get_state()[1], before)  # noqa: NPY002
     np.random.seed(999)  # noqa: NPY002
-    np.testing.assert_array_equal(sample((50, 50), "orthogonal"), w1)
-    np.testing.assert_array_equal(sample((50, 50), "he", distribution="truncated_normal"), w2)
-    np.testing.assert_array_equal(sample((50, 50), "sparse"), w3)
+    np.testing.assert_array_equal(sample((50, 50), "orthogonal", name="w1"), w1)
+    np.testing.assert_array_equal(sample((50, 50), "he", distribution="truncated_normal", name="w2"), w2)
+    np.testing.assert_array_equal(sample((50, 50), "sparse", name="w3"), w3)
 
 
 @pytest.mark.parametrize("init", ["he", "orthogonal", "sparse"])
@@ -167,13 +173,15 @@ def test_golden_values(init, options, digest):
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64", np.float32, np.dtype("float64"), "f4", "half"])
 def test_dtypes_accepted(dtype):
-    assert sample((3, 2), dtype=dtype).dtype == np.dtype(dtype)
+    assert sample((3, 2), dtype=dtype, name="w").dtype == np.dtype(dtype)
 
 
+@needs_ml_dtypes
 def test_bfloat16_forms():
-    ml_dtypes = pytest.importorskip("ml_dtypes")
+    import ml_dtypes
+
     for dtype in ("bfloat16", ml_dtypes.bfloat16, np.dtype(ml_dtypes.bfloat16)):
-        w = sample((3, 2), dtype=dtype)
+        w = sample((3, 2), dtype=dtype, name="w")
         assert w.dtype == np.dtype(ml_dtypes.bfloat16)
     assert InitSpec(dtype=ml_dtypes.bfloat16).dtype == "bfloat16"
 
@@ -181,22 +189,22 @@ def test_bfloat16_forms():
 def test_bfloat16_without_ml_dtypes_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ml_dtypes", None)
     with pytest.raises(ImportError, match=re.escape("berry[bfloat16]")):
-        sample((2, 2), dtype="bfloat16")
+        sample((2, 2), dtype="bfloat16", name="w")
 
 
-@pytest.mark.parametrize("dtype", ["int32", np.int8, "complex64", "float128", "float8", object, bool, "bfloat", None])
+@pytest.mark.parametrize("dtype", ["int32", np.int8, "complex64", "float128", "float8", object, bool, "bfloat"])
 def test_unsupported_dtypes(dtype):
-    if dtype is None:
-        with pytest.raises(TypeError, match="dtype must be one of"):
-            InitSpec(dtype=None)
-        return
     with pytest.raises((ValueError, TypeError), match="dtype"):
-        sample((2, 2), dtype=dtype)
+        sample((2, 2), dtype=dtype, name="w")
+
+
+def test_dtype_none_is_the_default_float32():
+    assert InitSpec(dtype=None) == InitSpec(dtype="float32") and InitSpec().dtype == "float32"
 
 
 def test_unsupported_dtype_suggests():
     with pytest.raises(UnknownNameError, match="float16, float32, float64"):
-        sample((2, 2), dtype="int32")
+        sample((2, 2), dtype="int32", name="w")
 
 
 # -- out= -------------------------------------------------------------------------------------------------
@@ -211,25 +219,25 @@ def test_out_is_filled_and_returned():
 
 def test_out_takes_its_dtype_and_a_region_shape():
     out = np.empty((5, 10), dtype=np.float64)
-    sample((20, 10), "he", region=(slice(5, 10),), out=out)
-    np.testing.assert_array_equal(out, sample((20, 10), "he", dtype="float64")[5:10])
+    sample((20, 10), "he", name="o", region=(slice(5, 10),), out=out)
+    np.testing.assert_array_equal(out, sample((20, 10), "he", name="o", dtype="float64")[5:10])
 
 
 def test_out_may_be_a_strided_view():
     for init in ("he", "orthogonal", "eye"):
         base = np.zeros((20, 20), dtype=np.float32)
         view = base[::2, 5:15]
-        sample((10, 10), init, out=view)
-        np.testing.assert_array_equal(base[::2, 5:15], sample((10, 10), init))
+        sample((10, 10), init, name="view", out=view)
+        np.testing.assert_array_equal(base[::2, 5:15], sample((10, 10), init, name="view"))
         assert not base[1::2].any() and not base[:, :5].any()
 
 
 def test_spec_out_dtype_precedence():
     spec = InitSpec("he", dtype="float64")
     out = np.empty((4, 4), dtype=np.float32)
-    assert spec((4, 4), out=out) is out  # out's dtype wins over the spec's default
-    assert spec((4, 4)).dtype == np.float64
-    assert spec((4, 4), dtype="float16").dtype == np.float16
+    assert spec((4, 4), name="w", out=out) is out  # out's dtype wins over the spec's default
+    assert spec((4, 4), name="w").dtype == np.float64
+    assert spec((4, 4), name="w", dtype="float16").dtype == np.float16
 
 
 @pytest.mark.parametrize(
@@ -244,14 +252,14 @@ def test_spec_out_dtype_precedence():
 )
 def test_bad_out(out, options, error, message):
     with pytest.raises(error, match=re.escape(message)):
-        sample((4, 4), "he", out=out, **options)
+        sample((4, 4), "he", name="w", out=out, **options)
 
 
 def test_read_only_out():
     out = np.empty((4, 4), np.float32)
     out.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
-        sample((4, 4), out=out)
+        sample((4, 4), name="w", out=out)
 
 
 # -- zero-size tensors ---------------------------------------------------------------------------------
@@ -260,16 +268,16 @@ def test_read_only_out():
 @pytest.mark.parametrize("init", ["he", "xavier", "orthogonal", "eye", "sparse", "zeros", "lecun"])
 @pytest.mark.parametrize("shape", [(0, 5), (5, 0), (0, 0)])
 def test_zero_size_is_a_no_op(init, shape):
-    w = sample(shape, init, dtype="float64")
+    w = sample(shape, init, name="empty", dtype="float64")
     assert w.shape == shape and w.dtype == np.float64
     out = np.empty(shape, dtype=np.float32)
-    assert sample(shape, init, out=out) is out
+    assert sample(shape, init, name="empty", out=out) is out
 
 
 def test_zero_size_kernels_and_scalars():
-    assert sample((3, 0, 4), "delta_orthogonal").shape == (3, 0, 4)
+    assert sample((3, 0, 4), "delta_orthogonal", name="k").shape == (3, 0, 4)
     assert sample((0, 2, 3), "dirac", layout="torch").shape == (0, 2, 3)
-    assert sample((), std=1.0).shape == ()
+    assert sample((), std=1.0, name="s").shape == ()
 
 
 # -- InitSpec ---------------------------------------------------------------------------------------------
@@ -391,7 +399,7 @@ def test_bad_shapes(shape, error, message):
 )
 def test_bad_arguments(kwargs, error, message):
     with pytest.raises(error, match=re.escape(message)):
-        sample((4, 4), **kwargs)
+        sample((4, 4), **{"name": "w", **kwargs})
 
 
 @pytest.mark.parametrize(
@@ -442,12 +450,14 @@ def test_options_that_do_not_apply_are_errors(init, kwargs, message):
 )
 def test_shapes_an_initializer_cannot_take(shape, init, kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        sample(shape, init, **kwargs)
+        sample(shape, init, name="w", **kwargs)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        InitSpec(init, **kwargs).check(shape)  # what the adapters call before drawing
 
 
 def test_a_rule_that_returns_a_bad_std():
     with pytest.raises(ValueError, match="the std returned by init='negative' must be >= 0"):
-        sample((3, 3), _negative)
+        sample((3, 3), _negative, name="w")
 
 
 def _negative(**kwargs):
@@ -464,7 +474,60 @@ def test_structural_names_listed():
 def test_degenerate_laws_are_constants():
     # A zero-width law is a constant, even where the constant is not representable in the dtype.
     for options in ({"std": 0.0, "mean": 0.1}, {"std": 0.0, "mean": 0.1, "distribution": "truncated_normal"}):
-        w = sample((3, 3), **options)
+        w = sample((3, 3), name="w", **options)
         assert (w == np.float32(0.1)).all()
-    w = sample((3, 3), distribution="uniform", low=0.1, high=0.1)
+    w = sample((3, 3), distribution="uniform", low=0.1, high=0.1, name="w")
     assert (w == np.float32(0.1)).all()
+
+
+# -- sample() spells out InitSpec's fields for IDEs: they must agree ----------------------------------
+
+
+def test_sample_signature_lists_initspec_fields_in_order_with_the_same_defaults():
+    import inspect
+
+    call_only = ["shape", "seed", "name", "region", "out", "threads"]
+    parameters = inspect.signature(sample).parameters
+    fields = dataclasses.fields(InitSpec)
+    spec_parameters = [p for p in parameters if p not in call_only]
+    assert spec_parameters == [field.name for field in fields]  # same names, same order
+    for field in fields:
+        assert parameters[field.name].default == field.default, field.name
+    call = inspect.signature(InitSpec.__call__).parameters
+    for name in ("seed", "name", "region", "dtype", "out", "threads"):
+        assert call[name].default == parameters[name].default, name
+    assert set(parameters) - {field.name for field in fields} == set(call_only)
+
+
+# -- a keyed draw needs a name ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("init", ["xavier", "he", "orthogonal", "delta_orthogonal", "sparse"])
+def test_a_random_draw_without_a_name_is_an_error_that_says_why(init):
+    shape = (3, 3, 4) if init == "delta_orthogonal" else (4, 4)
+    for call in (lambda: sample(shape, init), lambda: sample(shape, init, seed=7), lambda: InitSpec(init)(shape)):
+        with pytest.raises(MissingNameError) as info:
+            call()
+        message = str(info.value)
+        for words in ("name=", "(seed, name, flat index)", "identical", "prefix"):
+            assert words in message, (words, message)
+
+
+def test_the_unnamed_stream_is_why_names_are_required():
+    # What the error prevents: two unnamed tensors share values, and a smaller one is a prefix of a larger one.
+    small, large = sample((3, 4), std=1.0, name=""), sample((6, 4), std=1.0, name="")
+    np.testing.assert_array_equal(large[:3], small)
+    assert not np.array_equal(sample((6, 4), std=1.0, name="a")[:3], sample((6, 4), std=1.0, name="b")[:3])
+
+
+@pytest.mark.parametrize("init", ["zeros", "ones", "eye", "identity"])
+def test_deterministic_initializers_need_no_name(init):
+    assert sample((3, 3), init).shape == (3, 3)
+    np.testing.assert_array_equal(sample((3, 4, 3), "dirac"), sample((3, 4, 3), "dirac", seed=5, name="x"))
+    np.testing.assert_array_equal(sample((2,), "constant", value=0.5), np.full(2, 0.5, np.float32))
+
+
+def test_an_explicit_empty_name_is_the_anonymous_stream():
+    np.testing.assert_array_equal(sample((5,), "he", name=""), InitSpec("he")((5,), name=""))
+    expected = stream.draw((5,), stream.Normal(0.0, he(shape=(5,))), key=stream.key_for(0, ""))
+    np.testing.assert_array_equal(sample((5,), "he", name=""), expected)

@@ -20,6 +20,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _helpers import P_MIN, dtype_params, ks_pvalue
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,8 +32,7 @@ import torch.nn.init as torch_init  # noqa: E402
 
 import berry  # noqa: E402
 import berry.torch as berry_init  # noqa: E402
-
-P_MIN = 1e-4
+from berry._validation import MissingNameError  # noqa: E402
 
 
 @pytest.fixture(params=["berry", "torch"])
@@ -52,16 +52,15 @@ def random_tensor(rng, dims, size_min, size_max, dtype=torch.float32):
 
 
 def ks_normal(tensor, mean, std):
-    return stats.kstest(tensor.double().flatten().numpy(), "norm", args=(mean, std)).pvalue
+    return ks_pvalue(tensor.double().numpy(), stats.norm(mean, std))
 
 
 def ks_uniform(tensor, a, b):
-    return stats.kstest(tensor.double().flatten().numpy(), "uniform", args=(a, b - a)).pvalue
+    return ks_pvalue(tensor.double().numpy(), stats.uniform(a, b - a))
 
 
 def ks_trunc_normal(tensor, mean, std, a, b):
-    z = (tensor.double().flatten().numpy() - mean) / std
-    return stats.kstest(z, "truncnorm", args=((a - mean) / std, (b - mean) / std)).pvalue
+    return ks_pvalue((tensor.double().numpy() - mean) / std, stats.truncnorm((a - mean) / std, (b - mean) / std))
 
 
 def torch_fans(tensor):
@@ -342,6 +341,17 @@ def test_keyed_stream_leaves_generators_alone(name):
         call(torch.empty(12, 8), generator=torch.Generator(), seed=3)
 
 
+@pytest.mark.parametrize("name", list(RANDOM_CALLS))
+def test_a_seed_without_a_name_is_an_error_that_says_why(name):
+    call = RANDOM_CALLS[name]
+    for tensor in (torch.empty(12, 8), torch.empty(12, 8, device="meta"), torch.empty(0, 8)):
+        with pytest.raises(MissingNameError) as info:
+            call(tensor, seed=3)
+        assert "(seed, name, flat index)" in str(info.value) and "prefix" in str(info.value)
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*64\)"):
+        call(torch.empty(12, 8), seed=-1, name="w")
+
+
 def test_keyed_values_are_berry_sample():
     shape = (33, 17)
     cases = [
@@ -354,17 +364,18 @@ def test_keyed_values_are_berry_sample():
                       seed=9, name="w")),
         (berry_init.xavier_normal_(torch.empty(shape), seed=9, name="w"),
          berry.sample(shape, "xavier", seed=9, name="w", layout="torch")),
+        # torch's kaiming std is gain / sqrt(fan) with gain = calculate_gain("relu") = sqrt(2): fan_in 17.
         (berry_init.kaiming_uniform_(torch.empty(shape), nonlinearity="relu", seed=9, name="w"),
-         berry.sample(shape, "he", distribution="uniform", seed=9, name="w", layout="torch")),
+         berry.sample(shape, distribution="uniform", std=math.sqrt(2.0) * math.sqrt(1.0 / 17), seed=9, name="w")),
         (berry_init.orthogonal_(torch.empty(shape), seed=9, name="w"),
          berry.sample(shape, "orthogonal", seed=9, name="w", layout="torch")),
     ]
     for got, expected in cases:
-        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6, atol=0)
+        np.testing.assert_array_equal(got.numpy(), expected)  # the same bits, not only the same law
 
 
 # ----------------------------------------------------------------------- kinds of tensors
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("dtype", dtype_params([torch.float16, torch.bfloat16, torch.float32, torch.float64]))
 def test_dtypes_equal_berry_sample_rounded_once(dtype):
     tensor = berry_init.normal_(torch.empty(40, 30, dtype=dtype), std=0.02, seed=1, name="w")
     expected = berry.sample((40, 30), std=0.02, seed=1, name="w", dtype=str(dtype).removeprefix("torch."))
@@ -458,7 +469,7 @@ def test_torch_function_overrides_are_honoured():
             return super().__torch_function__(func, types, args, kwargs or {})
 
     tensor = torch.empty(4, 4).as_subclass(Logged)
-    berry_init.uniform_(tensor, seed=1)
+    berry_init.uniform_(tensor, seed=1, name="w")
     assert "uniform_" in calls
 
 

@@ -7,6 +7,9 @@ bits eagerly, under ``jax.jit``, on any mesh (:func:`sharded`), and in
 ``berry.sample``, ``berry.torch`` and ``berry.keras`` with the matching seed
 (:func:`seed_from_key`).
 
+Importing this module needs JAX (``pip install 'berry[jax]'``); ``import
+berry`` alone does not import it.
+
 >>> import jax, numpy as np, berry, berry.jax
 >>> init = berry.jax.glorot_uniform(name="dense/kernel")
 >>> w = jax.jit(init, static_argnums=1)(jax.random.key(0), (4, 3))
@@ -17,8 +20,12 @@ True
 
 from __future__ import annotations
 
-from berry.jax import initializers as _initializers
-from berry.jax._keys import seed_from_key
-from berry.jax.initializers import *  # noqa: F403  (the public names are listed once, in initializers.__all__)
+from berry._optional import require
+
+require("jax", extra="jax", adapter="berry.jax")
+
+from berry.jax import initializers as _initializers  # noqa: E402  (after the check that JAX is installed)
+from berry.jax._keys import seed_from_key  # noqa: E402
+from berry.jax.initializers import *  # noqa: E402, F403  (the public names are listed once, in initializers.__all__)
 
 __all__ = [*_initializers.__all__, "seed_from_key"]

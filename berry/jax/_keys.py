@@ -1,19 +1,23 @@
 """JAX PRNG keys as berry seeds.
 
 A JAX key is turned into berry's 64-bit seed from its raw data
-(``jax.random.key_data``): a two-word key ``[hi, lo]`` (the default
-``threefry2x32`` implementation, new-style or legacy ``uint32[2]``) becomes
-``hi * 2**32 + lo``, so ``jax.random.key(s)`` and ``jax.random.PRNGKey(s)``
-map to berry's ``seed=s`` for every ``0 <= s < 2**32``. Keys with more words
-(``rbg``, ``unsafe_rbg``) are folded into 64 bits by a stable hash (BLAKE2b).
+(``jax.random.key_data``) by the adapter contract's
+:func:`berry._adapter.seed_from_words`: a two-word key ``[hi, lo]`` (the
+default ``threefry2x32`` implementation, new-style or legacy ``uint32[2]``)
+becomes ``hi * 2**32 + lo``, so ``jax.random.key(s)`` and
+``jax.random.PRNGKey(s)`` map to berry's ``seed=s`` for every
+``0 <= s < 2**32``. Keys with more words (``rbg``, ``unsafe_rbg``) are folded
+into 64 bits by a stable hash (BLAKE2b). This module only reads the words out
+of a JAX key.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
+
+from berry._adapter import seed_from_words
 
 __all__ = ["key_words", "seed_from_key", "seed_from_words"]
 
@@ -39,15 +43,6 @@ def key_words(key: Any) -> Any:
         f"key must be {_KEY_HELP}, got an array of dtype {dtype} and shape {tuple(shape)}; "
         "legacy raw keys must be uint32 arrays of shape (2,) or (4,)"
     )
-
-
-def seed_from_words(words: Any) -> int:
-    """berry's seed for the raw words of a JAX key (NumPy side, also called inside host callbacks)."""
-    data = np.asarray(words, dtype=np.uint32).reshape(-1)
-    if data.size == 2:
-        return (int(data[0]) << 32) | int(data[1])
-    digest = hashlib.blake2b(data.astype("<u4").tobytes(), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
 
 
 def seed_from_key(key: Any) -> int:

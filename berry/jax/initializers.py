@@ -29,14 +29,15 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from berry._validation import check_choice, check_finite, check_int, check_positive, check_shape, unknown_name
+from berry._adapter import TRUNCATED_2_STD, FanReader, Plan, Recipe, as_float, check_init_name, variance_rule
+from berry._validation import check_choice, check_int, check_key, check_positive, check_shape, resolve_dtype
 from berry.jax._keys import key_words, seed_from_words
-from berry.jax._plans import FullPlan, MovedAxisPlan, Region, SamplePlan
+from berry.jax._sharding import sharded_values
 
 __all__ = [
     "Initializer",
@@ -67,14 +68,14 @@ __all__ = [
 
 Axes = int | Sequence[int]
 DTypeLike = Any
-Plan = SamplePlan | FullPlan | MovedAxisPlan
+Region = tuple[slice, ...]
 
-#: Floating dtypes berry's stream writes (bfloat16 through ml_dtypes, which JAX ships with).
-SUPPORTED_DTYPES = ("bfloat16", "float16", "float32", "float64")
-VARIANCE_MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 VARIANCE_DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
-#: The truncation of JAX's variance-scaling "truncated_normal", in standard units.
-TRUNCATION_BOUNDS = (-2.0, 2.0)
+
+
+def _law(distribution: str) -> dict[str, Any]:
+    """The sample options of JAX's variance-scaling distributions (its normal is a truncated one)."""
+    return dict(TRUNCATED_2_STD) if distribution == "truncated_normal" else {"distribution": distribution}
 
 
 class Initializer:
@@ -86,40 +87,36 @@ class Initializer:
     ``jax.sharding.Sharding``) makes a sharded array whose shards are each
     generated on their own (see :func:`sharded`).
 
-    ``values(seed, shape, dtype, region)`` is the NumPy side: the same bits
-    for an integer seed, optionally only a region of the global tensor.
+    The key is JAX's random state: as with ``jax.nn.initializers``, the same
+    key gives the same values, so give each parameter its own key (Flax does)
+    or its own ``name``. ``values(seed, shape, dtype, region)`` is berry's
+    keyed form on the NumPy side (an integer seed, optionally one region of the
+    global tensor); like :func:`berry.sample` it needs the initializer's
+    ``name`` when the values are random.
+
+    The arguments are checked when the factory is called (the
+    :class:`berry._adapter.Recipe` is built then), and the shape when the
+    initializer is called, before any value is drawn.
     """
 
     def __init__(
-        self,
-        description: str,
-        make_plan: Callable[[tuple[int, ...]], Plan],
-        *,
-        dtype: DTypeLike = None,
-        name: str = "",
-        random: bool = True,
+        self, description: str, recipe: Recipe, *, dtype: DTypeLike = None, name: str | None = None
     ) -> None:
-        if not isinstance(name, str):
+        if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string (the parameter name), got {name!r}")
         self.description = description
-        self.dtype = None if dtype is None else resolve_dtype(dtype, floating_only=random)
+        self.recipe = recipe
         self.name = name
-        self.random = random
-        self._make_plan = make_plan
+        self.random = recipe.random
+        self.dtype = None if dtype is None else _numpy_dtype(dtype, random=self.random)
 
     def __repr__(self) -> str:
         extras = "" if not self.name else f", name={self.name!r}"
         return f"berry.jax.{self.description}{extras}"
 
     def plan(self, shape: Sequence[int]) -> Plan:
-        """Check the arguments against ``shape`` and return the host-side plan."""
-        dims = check_shape("shape", shape)
-        if 0 in dims:
-            return FullPlan(dims, 0)  # nothing to draw (and no fan to scale by)
-        plan = self._make_plan(dims)
-        if isinstance(plan, SamplePlan):
-            _check_options(plan)
-        return plan
+        """Check ``shape`` against the arguments and return what the host computes (:class:`berry._adapter.Plan`)."""
+        return self.recipe.plan(shape)  # a ValueError names the factory (the recipe's label)
 
     def values(
         self,
@@ -128,9 +125,9 @@ class Initializer:
         dtype: DTypeLike = None,
         region: Region | None = None,
     ) -> np.ndarray:
-        """The NumPy array for an integer ``seed`` (what a key with that seed gives)."""
-        seed = check_int("seed", seed, minimum=0)
-        return self.plan(shape).values(seed, self.name, self._dtype(dtype), region)
+        """The NumPy array for an integer ``seed`` (what a key with that seed gives), optionally one region."""
+        seed, name = check_key(seed, self.name, keyed=self.random, what=f"berry.jax.{self.description}.values()")
+        return self.plan(shape).values(seed, name, self._dtype(dtype), region)
 
     def _dtype(self, dtype: DTypeLike) -> np.dtype:
         if dtype is None:
@@ -139,7 +136,7 @@ class Initializer:
             import jax.numpy as jnp
 
             dtype = jnp.float_
-        return resolve_dtype(dtype, floating_only=self.random)
+        return _numpy_dtype(dtype, random=self.random)
 
     def __call__(
         self,
@@ -154,15 +151,14 @@ class Initializer:
         shape = check_shape("shape", shape)
         np_dtype = self._dtype(dtype)
         plan = self.plan(shape)
+        name = self.name or ""  # the JAX key is the random state; the name is optional, as in JAX
         if out_sharding is not None:
-            return _sharded(plan, self.name, shape, out_sharding, key, np_dtype)
-        if isinstance(plan, FullPlan):  # constants (and empty shapes) need no key and no host work
-            return jnp.full(shape, plan.value, dtype=np_dtype)
+            return sharded_values(plan, name, shape, out_sharding, key, np_dtype)
+        if plan.constant is not None:  # constants (and empty shapes) need no key and no host work
+            return jnp.full(shape, plan.constant, dtype=np_dtype)
         words = key_words(key)
         if not isinstance(words, jax.core.Tracer):
-            return jnp.asarray(plan.values(seed_from_words(np.asarray(words)), self.name, np_dtype))
-
-        name = self.name
+            return jnp.asarray(plan.values(seed_from_words(np.asarray(words)), name, np_dtype))
 
         def host(data: np.ndarray) -> np.ndarray:
             return plan.values(seed_from_words(data), name, np_dtype)
@@ -171,83 +167,27 @@ class Initializer:
         return jax.pure_callback(host, result, words, vmap_method="sequential")
 
 
-def resolve_dtype(dtype: DTypeLike, *, floating_only: bool = True) -> np.dtype:
-    """``dtype`` as the NumPy dtype JAX would use (float64 becomes float32 without x64)."""
+def _numpy_dtype(dtype: DTypeLike, *, random: bool) -> np.dtype:
+    """``dtype`` as the NumPy dtype JAX would use (float64 becomes float32 without x64), from berry's table."""
     import jax
 
     try:
         np_dtype = np.dtype(dtype)
     except TypeError:
-        raise TypeError(
-            f"dtype must be a floating dtype ({', '.join(SUPPORTED_DTYPES)}), got {dtype!r}"
-        ) from None
-    np_dtype = np.dtype(jax.dtypes.canonicalize_dtype(np_dtype))
-    if floating_only and np_dtype.name not in SUPPORTED_DTYPES:
-        raise TypeError(
-            f"dtype={np_dtype.name!r} is not supported by berry's JAX initializers; "
-            f"supported: {', '.join(SUPPORTED_DTYPES)}"
-        )
-    return np_dtype
+        return resolve_dtype(dtype, floating_only=random)  # the table's error names the allowed dtypes
+    return resolve_dtype(np.dtype(jax.dtypes.canonicalize_dtype(np_dtype)), floating_only=random)
 
 
-# ---------------------------------------------------------------- fans and axes
-
-
-def jax_fans(shape: tuple[int, ...], in_axis: Axes, out_axis: Axes, batch_axis: Axes) -> tuple[int, int]:
-    """Fans with JAX's axis convention (``jax.nn.initializers`` ``_compute_fans``).
-
-    Axes outside in/out/batch form the receptive field:
-    ``fan_in = size(in) * receptive``, ``fan_out = size(out) * receptive``.
-    As in JAX, ``in_axis`` and ``out_axis`` may name the same axis: Flax's
-    ``Embed`` default (``out_axis=0`` on a ``(vocab, features)`` table) gives
-    ``fan_in = fan_out = features``. With disjoint axes this equals
-    :func:`berry.compute_fans` with the same axes.
-    """
-    from berry.fans import normalize_axes
-
-    rank = len(shape)
-    if rank < 2 and isinstance(in_axis, numbers.Integral) and in_axis == -2:
-        raise ValueError(
-            f"cannot compute fans of the {rank}-dimensional shape={shape} with the default in_axis=-2; "
-            "give a shape with at least 2 dimensions or explicit in_axis/out_axis"
-        )
-    ins, outs, batch = (
-        normalize_axes(arg, axes, rank)
-        for arg, axes in (("in_axis", in_axis), ("out_axis", out_axis), ("batch_axis", batch_axis))
-    )
-    if set(batch) & (set(ins) | set(outs)):
-        raise ValueError(
-            f"batch_axis={batch_axis!r} shares axes with in_axis={in_axis!r} or out_axis={out_axis!r}"
-        )
-    in_size, out_size, batch_size = (math.prod(shape[a] for a in axes) for axes in (ins, outs, batch))
-    total = math.prod(shape)
-    if total == 0:
-        return 0, 0
-    # fan_in = in * receptive = total / (out * batch): exact integer arithmetic, no float rounding.
-    fan_in, fan_out = total // (out_size * batch_size), total // (in_size * batch_size)
-    return fan_in, fan_out
+def _made(description: str, dtype: DTypeLike, name: str | None, **recipe: Any) -> Initializer:
+    """An :class:`Initializer` whose recipe is built (and so validated) now, naming the factory in errors."""
+    try:
+        built = Recipe.make(label=description, **recipe)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{description}: {error}") from None
+    return Initializer(description, built, dtype=dtype, name=name)
 
 
 # ---------------------------------------------------------------- variance scaling
-
-
-def _variance_plan(
-    shape: tuple[int, ...],
-    *,
-    std_of_fans: Callable[[int, int], dict[str, Any]],
-    distribution: str,
-    in_axis: Axes,
-    out_axis: Axes,
-    batch_axis: Axes,
-) -> SamplePlan:
-    fan_in, fan_out = jax_fans(shape, in_axis, out_axis, batch_axis)
-    scale = std_of_fans(fan_in, fan_out)
-    # An explicit std makes fans meaningless (berry.sample refuses both); a rule needs the JAX fans.
-    fans = {} if "std" in scale else {"fan_in": fan_in, "fan_out": fan_out}
-    options = {"distribution": distribution, **fans, **scale}
-    if distribution == "truncated_normal":
-        options.update(bounds=TRUNCATION_BOUNDS, correct_variance=True)
-    return SamplePlan(shape, options)
 
 
 def variance_scaling(
@@ -259,7 +199,7 @@ def variance_scaling(
     batch_axis: Axes = (),
     dtype: DTypeLike = None,
     *,
-    name: str = "",
+    name: str | None = None,
 ) -> Initializer:
     r"""Variance scaling: std from a scale and a fan, with JAX's meaning.
 
@@ -298,27 +238,11 @@ def variance_scaling(
     >>> w.shape, w.dtype, round(float(w.std()) * 16, 1)
     ((256, 512), dtype('float32'), 1.4)
     """
-    scale = check_positive("scale", scale)
-    mode = check_choice("mode", mode, VARIANCE_MODES)
+    rule = variance_rule(scale, mode)
     distribution = check_choice("distribution", distribution, VARIANCE_DISTRIBUTIONS)
-
-    def std_of_fans(fan_in: int, fan_out: int) -> dict[str, Any]:
-        from berry.initializations import variance_scaling as variance_std
-
-        return {"std": variance_std(scale, mode, fan_in=fan_in, fan_out=fan_out)}
-
-    def make_plan(shape: tuple[int, ...]) -> SamplePlan:
-        return _variance_plan(
-            shape,
-            std_of_fans=std_of_fans,
-            distribution=distribution,
-            in_axis=in_axis,
-            out_axis=out_axis,
-            batch_axis=batch_axis,
-        )
-
-    description = f"variance_scaling({scale!r}, {mode!r}, {distribution!r})"
-    return Initializer(description, make_plan, dtype=dtype, name=name)
+    description = f"variance_scaling({float(scale)!r}, {mode!r}, {distribution!r})"
+    fans = FanReader("jax", in_axis, out_axis, batch_axis)
+    return _made(description, dtype, name, init=rule, fans=fans, **_law(distribution))
 
 
 def _rule_initializer(
@@ -329,25 +253,15 @@ def _rule_initializer(
     out_axis: Axes,
     batch_axis: Axes,
     dtype: DTypeLike,
-    name: str,
+    name: str | None,
 ) -> Initializer:
     """A JAX-named factory as berry's registry rule ``rule``, so it equals ``berry.sample(shape, rule, ...)``."""
-
-    def make_plan(shape: tuple[int, ...]) -> SamplePlan:
-        return _variance_plan(
-            shape,
-            std_of_fans=lambda fan_in, fan_out: {"init": rule},
-            distribution=distribution,
-            in_axis=in_axis,
-            out_axis=out_axis,
-            batch_axis=batch_axis,
-        )
-
-    return Initializer(description, make_plan, dtype=dtype, name=name)
+    fans = FanReader("jax", in_axis, out_axis, batch_axis)
+    return _made(description, dtype, name, init=rule, fans=fans, **_law(distribution))
 
 
 def glorot_normal(
-    in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike = None, *, name: str = ""
+    in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike = None, *, name: str | None = None
 ) -> Initializer:
     r"""Glorot (Xavier) truncated normal, JAX's ``glorot_normal``: berry's ``"xavier"`` rule.
 
@@ -370,7 +284,7 @@ def glorot_normal(
 
 
 def glorot_uniform(
-    in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike = None, *, name: str = ""
+    in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike = None, *, name: str | None = None
 ) -> Initializer:
     r"""Glorot (Xavier) uniform, JAX's ``glorot_uniform``: berry's ``"xavier"`` rule.
 
@@ -393,7 +307,7 @@ def glorot_uniform(
 
 
 def he_normal(
-    in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike = None, *, name: str = ""
+    in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike = None, *, name: str | None = None
 ) -> Initializer:
     r"""He (Kaiming) truncated normal, JAX's ``he_normal``: berry's ``"he"`` rule.
 
@@ -417,7 +331,7 @@ def he_normal(
 
 
 def he_uniform(
-    in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike = None, *, name: str = ""
+    in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike = None, *, name: str | None = None
 ) -> Initializer:
     r"""He (Kaiming) uniform, JAX's ``he_uniform``: berry's ``"he"`` rule.
 
@@ -438,7 +352,7 @@ def he_uniform(
 
 
 def lecun_normal(
-    in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike = None, *, name: str = ""
+    in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike = None, *, name: str | None = None
 ) -> Initializer:
     r"""LeCun truncated normal, JAX's ``lecun_normal`` (Flax's default kernel init): berry's ``"lecun"`` rule.
 
@@ -459,7 +373,7 @@ def lecun_normal(
 
 
 def lecun_uniform(
-    in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike = None, *, name: str = ""
+    in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike = None, *, name: str | None = None
 ) -> Initializer:
     r"""LeCun uniform, JAX's ``lecun_uniform``: berry's ``"lecun"`` rule.
 
@@ -488,7 +402,7 @@ kaiming_uniform = he_uniform
 # ---------------------------------------------------------------- plain distributions
 
 
-def normal(stddev: float = 1e-2, dtype: DTypeLike = None, *, name: str = "") -> Initializer:
+def normal(stddev: float = 1e-2, dtype: DTypeLike = None, *, name: str | None = None) -> Initializer:
     r"""Normal with a fixed std, JAX's ``normal``.
 
     .. math:: W \sim N(0, \text{stddev}^2)
@@ -500,11 +414,8 @@ def normal(stddev: float = 1e-2, dtype: DTypeLike = None, *, name: str = "") -> 
     >>> round(float(w.std()), 1)
     0.5
     """
-    stddev = check_positive("stddev", stddev, allow_zero=True)
-    options = {"distribution": "normal", "std": stddev}
-    return Initializer(
-        f"normal({stddev!r})", lambda shape: SamplePlan(shape, options), dtype=dtype, name=name
-    )
+    stddev = check_positive("stddev", as_float("stddev", stddev), allow_zero=True)
+    return _made(f"normal({stddev!r})", dtype, name, distribution="normal", std=stddev)
 
 
 def truncated_normal(
@@ -513,7 +424,7 @@ def truncated_normal(
     lower: float = -2.0,
     upper: float = 2.0,
     *,
-    name: str = "",
+    name: str | None = None,
 ) -> Initializer:
     r"""Truncated normal, JAX's ``truncated_normal``: ``stddev`` is the parent normal's.
 
@@ -528,19 +439,16 @@ def truncated_normal(
     >>> bool(abs(w).max() <= 2.0)
     True
     """
-    stddev = check_positive("stddev", stddev, allow_zero=True)
-    lower = float(check_finite("lower", lower)) if not _is_neg_inf(lower) else -math.inf
-    upper = float(check_finite("upper", upper)) if not _is_pos_inf(upper) else math.inf
+    stddev = check_positive("stddev", as_float("stddev", stddev), allow_zero=True)
+    lower = as_float("lower", lower) if not _is_neg_inf(lower) else -math.inf
+    upper = as_float("upper", upper) if not _is_pos_inf(upper) else math.inf
     if not lower < upper:
         raise ValueError(f"lower must be < upper, got lower={lower!r}, upper={upper!r}")
-    options = {
-        "distribution": "truncated_normal",
-        "std": stddev,
-        "bounds": (lower, upper),
-        "correct_variance": False,
-    }
     description = f"truncated_normal({stddev!r}, lower={lower!r}, upper={upper!r})"
-    return Initializer(description, lambda shape: SamplePlan(shape, options), dtype=dtype, name=name)
+    return _made(
+        description, dtype, name,
+        distribution="truncated_normal", std=stddev, bounds=(lower, upper), correct_variance=False,
+    )
 
 
 def _is_neg_inf(value: Any) -> bool:
@@ -551,7 +459,7 @@ def _is_pos_inf(value: Any) -> bool:
     return isinstance(value, numbers.Real) and value == math.inf
 
 
-def uniform(scale: float = 1e-2, dtype: DTypeLike = None, *, name: str = "") -> Initializer:
+def uniform(scale: float = 1e-2, dtype: DTypeLike = None, *, name: str | None = None) -> Initializer:
     r"""Uniform on [0, scale), JAX's ``uniform`` (note: not symmetric around 0).
 
     .. math:: W \sim U[0, \text{scale})
@@ -563,18 +471,15 @@ def uniform(scale: float = 1e-2, dtype: DTypeLike = None, *, name: str = "") -> 
     >>> bool(w.min() >= 0), bool(w.max() < 2.0)
     (True, True)
     """
-    scale = check_positive("scale", scale)
-    options = {"distribution": "uniform", "low": 0.0, "high": scale}
-    return Initializer(
-        f"uniform({scale!r})", lambda shape: SamplePlan(shape, options), dtype=dtype, name=name
-    )
+    scale = check_positive("scale", as_float("scale", scale))
+    return _made(f"uniform({scale!r})", dtype, name, distribution="uniform", low=0.0, high=scale)
 
 
 # ---------------------------------------------------------------- structural
 
 
 def orthogonal(
-    scale: float = 1.0, column_axis: int = -1, dtype: DTypeLike = None, *, name: str = ""
+    scale: float = 1.0, column_axis: int = -1, dtype: DTypeLike = None, *, name: str | None = None
 ) -> Initializer:
     r"""A (semi-)orthogonal matrix, JAX's ``orthogonal``.
 
@@ -592,29 +497,14 @@ def orthogonal(
     >>> bool(np.allclose(w.T @ w, np.eye(4), atol=1e-5))
     True
     """
-    scale = check_finite("scale", scale)
+    scale = as_float("scale", scale)
     column_axis = check_int("column_axis", column_axis)
-
-    def make_plan(shape: tuple[int, ...]) -> Plan:
-        ndim = len(shape)
-        if ndim < 2:
-            raise ValueError(f"orthogonal needs a shape with at least 2 dimensions, got shape={shape}")
-        if not -ndim <= column_axis < ndim:
-            raise ValueError(f"column_axis={column_axis} is out of range for shape={shape}")
-        if 0 in shape:
-            return FullPlan(shape, 0.0)
-        axis = column_axis % ndim
-        options = {"init": "orthogonal", "gain": scale}
-        if axis == ndim - 1:
-            return SamplePlan(shape, options)
-        moved = (*tuple(np.delete(np.array(shape), axis)), shape[axis])
-        return MovedAxisPlan(SamplePlan(tuple(int(d) for d in moved), options), axis)
-
-    return Initializer(f"orthogonal({scale!r}, column_axis={column_axis})", make_plan, dtype=dtype, name=name)
+    description = f"orthogonal({scale!r}, column_axis={column_axis})"
+    return _made(description, dtype, name, init="orthogonal", gain=scale, column_axis=column_axis)
 
 
 def delta_orthogonal(
-    scale: float = 1.0, column_axis: int = -1, dtype: DTypeLike = None, *, name: str = ""
+    scale: float = 1.0, column_axis: int = -1, dtype: DTypeLike = None, *, name: str | None = None
 ) -> Initializer:
     r"""Delta-orthogonal convolution kernel, JAX's ``delta_orthogonal``.
 
@@ -629,24 +519,15 @@ def delta_orthogonal(
     >>> bool(np.allclose(w[1, 1].T @ w[1, 1], np.eye(4), atol=1e-5)), float(abs(w[0]).sum())
     (True, 0.0)
     """
-    scale = check_finite("scale", scale)
+    scale = as_float("scale", scale)
     column_axis = check_int("column_axis", column_axis)
     if column_axis not in (-1, 1):
         raise ValueError(
             f"column_axis={column_axis} is not supported by delta_orthogonal; supported: -1 (or 1), "
             "the out axis of the (in, out) centre matrix"
         )
-
-    def make_plan(shape: tuple[int, ...]) -> Plan:
-        if len(shape) not in (3, 4, 5):
-            raise ValueError(f"delta_orthogonal needs a 3-D, 4-D or 5-D shape, got shape={shape}")
-        if shape[-1] < shape[-2]:
-            raise ValueError(f"delta_orthogonal needs in <= out (shape[-2] <= shape[-1]), got shape={shape}")
-        return SamplePlan(shape, {"init": "delta_orthogonal", "gain": scale, "layout": "channels_last"})
-
-    return Initializer(
-        f"delta_orthogonal({scale!r}, column_axis={column_axis})", make_plan, dtype=dtype, name=name
-    )
+    description = f"delta_orthogonal({scale!r}, column_axis={column_axis})"
+    return _made(description, dtype, name, init="delta_orthogonal", gain=scale, layout="channels_last")
 
 
 def zeros(
@@ -660,7 +541,7 @@ def zeros(
     >>> berry.jax.zeros(jax.random.key(0), (2, 3)).sum().item()
     0.0
     """
-    return _constant_initializer(0.0, "zeros")(key, shape, dtype, out_sharding)
+    return _made("zeros", None, None, init="zeros")(key, shape, dtype, out_sharding)
 
 
 def ones(
@@ -674,7 +555,7 @@ def ones(
     >>> berry.jax.ones(jax.random.key(0), (2, 3)).sum().item()
     6.0
     """
-    return _constant_initializer(1.0, "ones")(key, shape, dtype, out_sharding)
+    return _made("ones", None, None, init="ones")(key, shape, dtype, out_sharding)
 
 
 def constant(value: float, dtype: DTypeLike = None) -> Initializer:
@@ -686,12 +567,8 @@ def constant(value: float, dtype: DTypeLike = None) -> Initializer:
     >>> berry.jax.constant(-7.0)(jax.random.key(0), (2,)).tolist()
     [-7.0, -7.0]
     """
-    value = check_finite("value", value)
-    return _constant_initializer(value, f"constant({value!r})", dtype)
-
-
-def _constant_initializer(value: float, description: str, dtype: DTypeLike = None) -> Initializer:
-    return Initializer(description, lambda shape: FullPlan(shape, value), dtype=dtype, random=False)
+    value = as_float("value", value)
+    return _made(f"constant({value!r})", dtype, None, init="constant", value=value)
 
 
 # ---------------------------------------------------------------- berry's registry
@@ -707,7 +584,7 @@ def initializer(
     out_axis: Axes | None = None,
     batch_axis: Axes = (),
     dtype: DTypeLike = None,
-    name: str = "",
+    name: str | None = None,
     **options: Any,
 ) -> Initializer:
     r"""Any of berry's rules (or structural initializers) as a JAX initializer.
@@ -745,52 +622,19 @@ def initializer(
     if not isinstance(init, str):
         raise TypeError(f"init must be the name of a berry initializer, got {init!r}")
     check_init_name(init)
-    gain = check_finite("gain", gain)
-    reserved = {"seed", "region", "out", "dtype", "shape", "fan_in", "fan_out", "layout", "threads"} & set(
-        options
-    )
+    reserved = {"seed", "region", "out", "dtype", "shape", "fan_in", "fan_out", "layout", "threads"} & set(options)
     if reserved:
-        raise TypeError(
-            f"initializer() does not take {sorted(reserved)}: they come from the call or the axes"
-        )
-    base = {"init": init, "distribution": distribution, "gain": gain, "layout": "channels_last", **options}
-
-    def make_plan(shape: tuple[int, ...]) -> SamplePlan:
-        plan_options = dict(base)
-        if in_axis is not None or out_axis is not None or batch_axis != ():
-            fan_in, fan_out = jax_fans(
-                shape, -2 if in_axis is None else in_axis, -1 if out_axis is None else out_axis, batch_axis
-            )
-            plan_options.update(fan_in=fan_in, fan_out=fan_out)
-        return SamplePlan(shape, plan_options)
-
-    return Initializer(f"initializer({init!r}, {distribution!r})", make_plan, dtype=dtype, name=name)
-
-
-def check_init_name(init: str) -> None:
-    """Refuse an unknown initializer name when the factory is made, not at the first call."""
-    from berry.initializations import list_initializations
-    from berry.sampling import STRUCTURAL_INITIALIZERS
-
-    rules = list_initializations()
-    known = {name.lower() for name in (*rules, *STRUCTURAL_INITIALIZERS)}
-    if init.lower() not in known:
-        raise unknown_name("init", init, [*rules, *STRUCTURAL_INITIALIZERS])
-
-
-def _check_options(plan: SamplePlan) -> None:
-    """Let :func:`berry.sample` check the options on an empty region, in Python, before any callback.
-
-    Whole-matrix initializers are skipped: their checks are made on the shape in their factory.
-    """
-    if not plan.shape or 0 in plan.shape or plan.options.get("init") in ("orthogonal", "delta_orthogonal"):
-        return
-    empty = (slice(0, 0), *tuple(slice(0, d) for d in plan.shape[1:]))
-    plan.values(0, "", np.dtype("float32"), empty)
+        raise TypeError(f"initializer() does not take {sorted(reserved)}: they come from the call or the axes")
+    axes_given = in_axis is not None or out_axis is not None or batch_axis != ()
+    fans = FanReader("jax", in_axis, out_axis, batch_axis) if axes_given else None
+    return _made(
+        f"initializer({init!r}, {distribution!r})", dtype, name,
+        init=init, distribution=distribution, gain=as_float("gain", gain), layout="channels_last", fans=fans, **options,
+    )
 
 
 def xavier(
-    distribution: str = "normal", *, gain: float = 1.0, dtype: DTypeLike = None, name: str = ""
+    distribution: str = "normal", *, gain: float = 1.0, dtype: DTypeLike = None, name: str | None = None
 ) -> Initializer:
     r"""berry's seed rule ``xavier`` as a JAX initializer (a plain normal by default).
 
@@ -812,95 +656,25 @@ def xavier(
 
 
 def deepnet(
-    distribution: str = "normal", *, gain: float = 1.0, dtype: DTypeLike = None, name: str = ""
+    distribution: str = "normal", *, gain: float = 1.0, dtype: DTypeLike = None, name: str | None = None
 ) -> Initializer:
     r"""berry's seed rule ``deepnet`` as a JAX initializer.
 
     He et al. (2015), "Delving Deep into Rectifiers", with the fan of the seed
-    module (:func:`berry.deepnet`).
+    module (:func:`berry.deepnet`, He's fan-out rule; not the DeepNet/DeepNorm
+    transformer scheme of Wang et al. 2022, :func:`berry.torch.schemes.deepnet`).
 
     Examples
     --------
     >>> import jax, numpy as np, berry, berry.jax
-    >>> w = berry.jax.deepnet()(jax.random.key(7), (64, 32))
-    >>> bool((np.asarray(w) == berry.sample((64, 32), "deepnet", seed=7)).all())
+    >>> w = berry.jax.deepnet(name="conv1")(jax.random.key(7), (64, 32))
+    >>> bool((np.asarray(w) == berry.sample((64, 32), "deepnet", seed=7, name="conv1")).all())
     True
     """
     return initializer("deepnet", distribution, gain=gain, dtype=dtype, name=name)
 
 
 # ---------------------------------------------------------------- sharding
-
-
-def _region_of_index(index: tuple[slice, ...], shape: tuple[int, ...]) -> Region:
-    return tuple(slice(*s.indices(dim)[:2]) for s, dim in zip(index, shape, strict=True))
-
-
-def _sharded(plan: Plan, name: str, shape: tuple[int, ...], sharding: Any, key: Any, dtype: np.dtype) -> Any:
-    import jax
-
-    if not isinstance(sharding, jax.sharding.Sharding):
-        raise TypeError(f"sharding must be a jax.sharding.Sharding, got {sharding!r}")
-    words = None if isinstance(plan, FullPlan) else key_words(key)
-    if isinstance(words, jax.core.Tracer):
-        return _traced_sharded(plan, name, shape, sharding, words, dtype)
-    seed = 0 if words is None else seed_from_words(np.asarray(words))
-    made: dict[tuple[tuple[int, int], ...], np.ndarray] = {}  # replicated shards are generated once
-
-    def shard(index: tuple[slice, ...] | None) -> np.ndarray:
-        region = _region_of_index(index or tuple(slice(None) for _ in shape), shape)
-        bounds = tuple((s.start, s.stop) for s in region)
-        if bounds not in made:
-            whole = all(s.start == 0 and s.stop == dim for s, dim in zip(region, shape, strict=True))
-            made[bounds] = plan.values(seed, name, dtype, None if whole else region)
-        return made[bounds]
-
-    return jax.make_array_from_callback(shape, sharding, shard)
-
-
-def _traced_sharded(
-    plan: Plan, name: str, shape: tuple[int, ...], sharding: Any, words: Any, dtype: np.dtype
-) -> Any:
-    """Under ``jit``: each device's callback makes its own block (``shard_map``), for a ``NamedSharding``."""
-    import jax
-    import jax.numpy as jnp
-
-    if not isinstance(sharding, jax.sharding.NamedSharding):
-        raise TypeError(
-            f"inside jax.jit, out_sharding must be a jax.sharding.NamedSharding, got {type(sharding).__name__}; "
-            "call outside jit (berry.jax.sharded) for other shardings"
-        )
-    mesh, spec = sharding.mesh, tuple(sharding.spec) + (None,) * (len(shape) - len(sharding.spec))
-    block, axes_of_dim = [], []
-    for dim, (size, entry) in enumerate(zip(shape, spec, strict=True)):
-        axes = () if entry is None else (entry,) if isinstance(entry, str) else tuple(entry)
-        parts = math.prod(mesh.shape[axis] for axis in axes)
-        if size % parts:
-            raise ValueError(
-                f"dimension {dim} of shape={shape} ({size}) does not split evenly over {parts} devices"
-            )
-        block.append(size // parts)
-        axes_of_dim.append(axes)
-
-    def host(data: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        region = tuple(
-            slice(int(start), int(start) + size) for start, size in zip(starts, block, strict=True)
-        )
-        whole = tuple(block) == shape
-        return plan.values(seed_from_words(data), name, dtype, None if whole else region)
-
-    def local(data: Any) -> Any:
-        starts = [
-            jnp.asarray(0, jnp.int32) if not axes else jax.lax.axis_index(axes).astype(jnp.int32) * size
-            for axes, size in zip(axes_of_dim, block, strict=True)
-        ]
-        result = jax.ShapeDtypeStruct(tuple(block), dtype)
-        return jax.pure_callback(host, result, data, jnp.stack(starts), vmap_method="sequential")
-
-    run = jax.shard_map(
-        local, mesh=mesh, in_specs=jax.sharding.PartitionSpec(), out_specs=sharding.spec, check_vma=False
-    )
-    return run(words)
 
 
 def sharded(
@@ -948,4 +722,4 @@ def sharded(
     if not isinstance(init, Initializer):
         raise TypeError(f"init must be a berry.jax initializer, got {init!r}")
     shape = check_shape("shape", shape)
-    return _sharded(init.plan(shape), init.name, shape, sharding, key, init._dtype(dtype))
+    return sharded_values(init.plan(shape), init.name or "", shape, sharding, key, init._dtype(dtype))

@@ -20,11 +20,18 @@ Seeds follow Keras 3:
 
 Layers call an initializer with the shape only, so two layers sharing one
 int-seeded initializer get the same values (as in Keras); give each its own
-``name`` (or seed) to make them differ.
+``name`` (or seed) to make them differ. An int seed is Keras' seed, so a name
+is optional here (unlike :func:`berry.sample`): Keras' own initializers give
+the same values for the same seed too.
+
+Every initializer is built through the adapter contract
+(:mod:`berry._adapter`): its arguments are checked when it is constructed,
+its shape when it is called, and its values are ``berry.sample``'s.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from collections.abc import Sequence
@@ -33,9 +40,24 @@ from typing import Any
 import keras
 import numpy as np
 
-from berry._validation import check_choice, check_finite, check_int, check_positive, check_shape, unknown_name
-from berry.jax._keys import seed_from_words
-from berry.jax.initializers import check_init_name
+from berry._adapter import (
+    TRUNCATED_2_STD,
+    FanReader,
+    Recipe,
+    as_float,
+    check_init_name,
+    seed_from_words,
+    variance_rule,
+)
+from berry._validation import (
+    check_choice,
+    check_int,
+    check_positive,
+    check_seed,
+    check_shape,
+    resolve_dtype,
+    unknown_name,
+)
 
 __all__ = [
     "BerryInitializer",
@@ -59,22 +81,24 @@ __all__ = [
     "get",
 ]
 
-FLOAT_DTYPES = ("bfloat16", "float16", "float32", "float64")
 KERAS_MODES = ("fan_in", "fan_out", "fan_avg")
 KERAS_DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
-#: Keras' truncation of its truncated normals, in standard units.
-TRUNCATION_BOUNDS = (-2.0, 2.0)
 
 _serializable = keras.saving.register_keras_serializable(package="berry")
 
 
 def _standard_dtype(dtype: Any, *, floating: bool) -> str:
-    name = keras.backend.standardize_dtype(keras.config.floatx() if dtype is None else dtype)
-    if floating and name not in FLOAT_DTYPES:
-        raise TypeError(
-            f"dtype={name!r} is not supported by berry's Keras initializers; supported: {FLOAT_DTYPES}"
-        )
-    return str(name)
+    """Keras' name of ``dtype`` (floatx by default), checked against berry's one dtype table."""
+    name = str(keras.backend.standardize_dtype(keras.config.floatx() if dtype is None else dtype))
+    resolve_dtype(name, floating_only=floating)
+    return name
+
+
+def _law(distribution: str) -> dict[str, Any]:
+    """The sample options of Keras' variance-scaling distributions."""
+    if distribution == "truncated_normal":
+        return dict(TRUNCATED_2_STD)
+    return {"distribution": "normal" if distribution == "untruncated_normal" else "uniform"}
 
 
 def _to_tensor(values: np.ndarray, dtype: str) -> Any:
@@ -83,21 +107,6 @@ def _to_tensor(values: np.ndarray, dtype: str) -> Any:
         # going through float32 and casting back is exact.
         return keras.ops.cast(keras.ops.convert_to_tensor(values.astype(np.float32)), "bfloat16")
     return keras.ops.convert_to_tensor(values, dtype=dtype)
-
-
-def _keras_fans(shape: tuple[int, ...], input_axes: Any, output_axes: Any) -> dict[str, int]:
-    """Keras' fans: explicit axes only when both are given (then with no receptive field)."""
-    from berry.fans import compute_fans
-
-    if input_axes is None or output_axes is None:
-        fans = compute_fans(shape, layout="channels_last")
-    else:
-        ins, outs = tuple(input_axes), tuple(output_axes)
-        named = {axis % len(shape) for axis in (*ins, *outs) if -len(shape) <= axis < len(shape)}
-        rest = tuple(axis for axis in range(len(shape)) if axis not in named)
-        fans = compute_fans(shape, in_axis=ins, out_axis=outs, batch_axis=rest)
-    # Keras divides by max(1, fan), so a zero-size dimension never divides by zero.
-    return {"fan_in": max(1, int(fans.fan_in)), "fan_out": max(1, int(fans.fan_out))}
 
 
 class BerryInitializer(keras.initializers.Initializer):
@@ -129,8 +138,6 @@ class BerryInitializer(keras.initializers.Initializer):
     True
     """
 
-    random_values = True
-
     def __init__(
         self,
         init: str = "xavier",
@@ -149,6 +156,7 @@ class BerryInitializer(keras.initializers.Initializer):
         self._setup(seed, name)
 
     def _setup(self, seed: Any, name: str) -> None:
+        """Check the seed and name, and build the recipe: every argument is checked at construction."""
         if not isinstance(name, str):
             raise TypeError(f"name must be a string (the parameter name), got {name!r}")
         self.name = name
@@ -160,41 +168,44 @@ class BerryInitializer(keras.initializers.Initializer):
         if isinstance(seed, keras.random.SeedGenerator):
             self.seed: int | keras.random.SeedGenerator = seed
         elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-            self.seed = check_int("seed", seed, minimum=0)
+            self.seed = check_seed(seed)
         else:
             raise TypeError(
-                f"seed must be a non-negative int, None or a keras.random.SeedGenerator, got {seed!r}"
+                f"seed must be an int in [0, 2**64), None or a keras.random.SeedGenerator, got {seed!r}"
             )
+        self.recipe = dataclasses.replace(self.make_recipe(), label=type(self).__name__)  # errors name the class
 
-    # -- what to sample, given the shape (subclasses override) --
+    # -- what to sample (subclasses override) --
 
-    def sample_options(self, shape: tuple[int, ...]) -> dict[str, Any]:
-        """The keyword arguments of :func:`berry.sample` for ``shape``."""
-        return {"init": self.init, "distribution": self.distribution, **self.options}
+    def make_recipe(self) -> Recipe:
+        """The adapter contract's :class:`~berry._adapter.Recipe`: what this initializer draws."""
+        return Recipe.make(init=self.init, distribution=self.distribution, **self.options)
 
     def check_shape(self, shape: tuple[int, ...]) -> None:
-        """Raise a clear error for a shape this initializer cannot fill."""
+        """Raise a clear error for a shape Keras' own initializer of this name refuses."""
+
+    @property
+    def random_values(self) -> bool:
+        return self.recipe.random
 
     # -- Keras protocol --
 
     def call_seed(self) -> int:
         """berry's seed for the next call (advances a ``SeedGenerator``)."""
         if isinstance(self.seed, keras.random.SeedGenerator):
-            state = np.asarray(keras.ops.convert_to_numpy(self.seed.next())).astype(np.int64)
-            return seed_from_words(state & 0xFFFFFFFF)
+            return seed_from_words(keras.ops.convert_to_numpy(self.seed.next()))
         return self.seed
 
     def values(self, shape: Sequence[int], dtype: Any = None, *, seed: int | None = None) -> np.ndarray:
         """The NumPy values of a call (for ``seed``, default this initializer's next seed)."""
-        from berry.sampling import sample
-
         dims = check_shape("shape", shape)
         self.check_shape(dims)
-        dtype_name = _standard_dtype(dtype, floating=self.random_values)
-        if 0 in dims:
-            return np.zeros(dims, dtype=np.dtype(dtype_name) if dtype_name != "bfloat16" else np.float32)
-        call_seed = self.call_seed() if seed is None else check_int("seed", seed, minimum=0)
-        return sample(dims, seed=call_seed, name=self.name, dtype=dtype_name, **self.sample_options(dims))
+        plan = self.recipe.plan(dims)
+        dtype_name = _standard_dtype(dtype, floating=plan.random)
+        if not plan.random or 0 in dims:
+            return plan.values(0, self.name, dtype_name)  # no key is read, no generator advanced
+        call_seed = self.call_seed() if seed is None else check_seed(seed)
+        return plan.values(call_seed, self.name, dtype_name)
 
     def __call__(self, shape: Sequence[int], dtype: Any = None) -> Any:
         dtype_name = _standard_dtype(dtype, floating=self.random_values)
@@ -244,7 +255,7 @@ class VarianceScaling(BerryInitializer):
         *,
         name: str = "",
     ) -> None:
-        self.scale = check_positive("scale", scale)
+        self.scale = check_positive("scale", as_float("scale", scale))
         self.mode = check_choice("mode", mode, KERAS_MODES)
         if isinstance(distribution, str) and distribution.lower() == "normal":
             distribution = "truncated_normal"  # Keras' alias
@@ -253,25 +264,13 @@ class VarianceScaling(BerryInitializer):
         self.output_axes = None if output_axes is None else [check_int("output_axes", a) for a in output_axes]
         self._setup(seed, name)
 
-    def _std_options(self, fans: dict[str, int]) -> dict[str, Any]:
-        from berry.initializations import variance_scaling
+    def make_recipe(self) -> Recipe:
+        fans = FanReader("keras", self.input_axes, self.output_axes)
+        return Recipe.make(init=self.rule_of_scale(), fans=fans, **_law(self.distribution))
 
-        return {
-            "std": variance_scaling(self.scale, self.mode, fan_in=fans["fan_in"], fan_out=fans["fan_out"])
-        }
-
-    def sample_options(self, shape: tuple[int, ...]) -> dict[str, Any]:
-        fans = _keras_fans(shape, self.input_axes, self.output_axes)
-        scale = self._std_options(fans)
-        # An explicit std makes fans meaningless (berry.sample refuses both); a rule needs Keras' fans.
-        options: dict[str, Any] = {**({} if "std" in scale else fans), **scale}
-        if self.distribution == "uniform":
-            options["distribution"] = "uniform"
-        elif self.distribution == "untruncated_normal":
-            options["distribution"] = "normal"
-        else:
-            options.update(distribution="truncated_normal", bounds=TRUNCATION_BOUNDS, correct_variance=True)
-        return options
+    def rule_of_scale(self) -> Any:
+        """The scale rule: variance scaling with this ``scale`` and ``mode``."""
+        return variance_rule(self.scale, self.mode)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -310,10 +309,10 @@ class _NamedVarianceScaling(VarianceScaling):
             name=name,
         )
 
-    def _std_options(self, fans: dict[str, int]) -> dict[str, Any]:
+    def rule_of_scale(self) -> Any:
         # The registry rule computes the same std as the seed writes it, so the values equal
         # berry.sample(shape, rule, ...) bit for bit.
-        return {"init": self.rule}
+        return self.rule
 
     def get_config(self) -> dict[str, Any]:
         return {"input_axes": self.input_axes, "output_axes": self.output_axes, **self._base_config()}
@@ -329,7 +328,7 @@ class GlorotNormal(_NamedVarianceScaling):
     --------
     >>> import berry, berry.keras, numpy as np
     >>> w = keras.ops.convert_to_numpy(berry.keras.GlorotNormal(seed=1)((4, 3)))
-    >>> spec = dict(distribution="truncated_normal", seed=1)
+    >>> spec = dict(distribution="truncated_normal", seed=1, name="")
     >>> bool((w == berry.sample((4, 3), "xavier", **spec)).all())
     True
     """
@@ -441,12 +440,12 @@ class RandomNormal(BerryInitializer):
     """
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: Any = None, *, name: str = "") -> None:
-        self.mean = check_finite("mean", mean)
-        self.stddev = check_positive("stddev", stddev)
+        self.mean = as_float("mean", mean)
+        self.stddev = check_positive("stddev", as_float("stddev", stddev))
         self._setup(seed, name)
 
-    def sample_options(self, shape: tuple[int, ...]) -> dict[str, Any]:
-        return {"distribution": "normal", "mean": self.mean, "std": self.stddev}
+    def make_recipe(self) -> Recipe:
+        return Recipe.make(distribution="normal", mean=self.mean, std=self.stddev)
 
     def get_config(self) -> dict[str, Any]:
         return {"mean": self.mean, "stddev": self.stddev, **self._base_config()}
@@ -467,14 +466,11 @@ class TruncatedNormal(RandomNormal):
     True
     """
 
-    def sample_options(self, shape: tuple[int, ...]) -> dict[str, Any]:
-        return {
-            "distribution": "truncated_normal",
-            "mean": self.mean,
-            "std": self.stddev,
-            "bounds": TRUNCATION_BOUNDS,
-            "correct_variance": False,
-        }
+    def make_recipe(self) -> Recipe:
+        bounds = TRUNCATED_2_STD["bounds"]
+        return Recipe.make(
+            distribution="truncated_normal", mean=self.mean, std=self.stddev, bounds=bounds, correct_variance=False
+        )
 
 
 @_serializable
@@ -492,14 +488,14 @@ class RandomUniform(BerryInitializer):
     def __init__(
         self, minval: float = -0.05, maxval: float = 0.05, seed: Any = None, *, name: str = ""
     ) -> None:
-        self.minval = check_finite("minval", minval)
-        self.maxval = check_finite("maxval", maxval)
+        self.minval = as_float("minval", minval)
+        self.maxval = as_float("maxval", maxval)
         if not self.minval < self.maxval:
             raise ValueError(f"minval must be < maxval, got minval={minval!r}, maxval={maxval!r}")
         self._setup(seed, name)
 
-    def sample_options(self, shape: tuple[int, ...]) -> dict[str, Any]:
-        return {"distribution": "uniform", "low": self.minval, "high": self.maxval}
+    def make_recipe(self) -> Recipe:
+        return Recipe.make(distribution="uniform", low=self.minval, high=self.maxval)
 
     def get_config(self) -> dict[str, Any]:
         return {"minval": self.minval, "maxval": self.maxval, **self._base_config()}
@@ -521,15 +517,11 @@ class Orthogonal(BerryInitializer):
     """
 
     def __init__(self, gain: float = 1.0, seed: Any = None, *, name: str = "") -> None:
-        self.gain = check_finite("gain", gain)
+        self.gain = as_float("gain", gain)
         self._setup(seed, name)
 
-    def check_shape(self, shape: tuple[int, ...]) -> None:
-        if len(shape) < 2:
-            raise ValueError(f"Orthogonal needs a shape with at least 2 dimensions, got shape={shape}")
-
-    def sample_options(self, shape: tuple[int, ...]) -> dict[str, Any]:
-        return {"init": "orthogonal", "gain": self.gain}
+    def make_recipe(self) -> Recipe:
+        return Recipe.make(init="orthogonal", gain=self.gain)
 
     def get_config(self) -> dict[str, Any]:
         return {"gain": self.gain, **self._base_config()}
@@ -538,16 +530,11 @@ class Orthogonal(BerryInitializer):
 class _ConstantValues(BerryInitializer):
     """Non-random initializers: no seed, any dtype."""
 
-    random_values = False
-
-    def values(self, shape: Sequence[int], dtype: Any = None, *, seed: int | None = None) -> np.ndarray:
-        dims = check_shape("shape", shape)
-        self.check_shape(dims)
-        dtype_name = _standard_dtype(dtype, floating=False)
-        return self.constant_values(dims, np.dtype(dtype_name))
-
-    def constant_values(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        raise NotImplementedError
+    def _setup_constant(self) -> None:
+        self.name = ""
+        self._init_seed = None
+        self.seed = 0
+        self.recipe = dataclasses.replace(self.make_recipe(), label=type(self).__name__)
 
     def get_config(self) -> dict[str, Any]:
         return {}
@@ -569,10 +556,11 @@ class Constant(_ConstantValues):
     """
 
     def __init__(self, value: float = 0.0) -> None:
-        self.value = check_finite("value", value)
+        self.value = as_float("value", value)
+        self._setup_constant()
 
-    def constant_values(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        return np.full(shape, self.value, dtype=dtype)
+    def make_recipe(self) -> Recipe:
+        return Recipe.make(init="constant", value=self.value)
 
     def get_config(self) -> dict[str, Any]:
         return {"value": self.value}
@@ -626,18 +614,15 @@ class Identity(_ConstantValues):
     """
 
     def __init__(self, gain: float = 1.0) -> None:
-        self.gain = check_finite("gain", gain)
+        self.gain = as_float("gain", gain)
+        self._setup_constant()
 
     def check_shape(self, shape: tuple[int, ...]) -> None:
-        if len(shape) != 2:
+        if len(shape) != 2:  # Keras' Identity fills matrices only (berry's "eye" would batch the leading axes)
             raise ValueError(f"Identity can only fill 2-D matrices, got shape={shape} of rank {len(shape)}")
 
-    def constant_values(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        from berry.sampling import sample
-
-        if dtype.name not in FLOAT_DTYPES:
-            return (self.gain * np.eye(shape[0], shape[1])).astype(dtype)
-        return sample(shape, "eye", gain=self.gain, dtype=dtype.name)
+    def make_recipe(self) -> Recipe:
+        return Recipe.make(init="eye", gain=self.gain)
 
     def get_config(self) -> dict[str, Any]:
         return {"gain": self.gain}
@@ -661,7 +646,7 @@ class Xavier(BerryInitializer):
         self, distribution: str = "normal", gain: float = 1.0, seed: Any = None, *, name: str = ""
     ) -> None:
         super().__init__(
-            type(self).rule, distribution, seed=seed, name=name, gain=check_positive("gain", gain)
+            type(self).rule, distribution, seed=seed, name=name, gain=check_positive("gain", as_float("gain", gain))
         )
 
     rule = "xavier"
@@ -674,13 +659,15 @@ class Xavier(BerryInitializer):
 class DeepNet(Xavier):
     r"""berry's seed rule ``deepnet``: :math:`N(0, \sigma^2)`, :math:`\sigma = g\sqrt{2 / fan_{out}}`.
 
-    He et al. (2015), the backward form (:func:`berry.deepnet`).
+    He et al. (2015), the backward form (:func:`berry.deepnet`, He's fan-out
+    rule; not the DeepNet/DeepNorm transformer scheme of Wang et al. 2022,
+    :func:`berry.torch.schemes.deepnet`).
 
     Examples
     --------
     >>> import berry, berry.keras, numpy as np
-    >>> w = keras.ops.convert_to_numpy(berry.keras.DeepNet(seed=7)((64, 32)))
-    >>> bool((w == berry.sample((64, 32), "deepnet", seed=7)).all())
+    >>> w = keras.ops.convert_to_numpy(berry.keras.DeepNet(seed=7, name="conv1")((64, 32)))
+    >>> bool((w == berry.sample((64, 32), "deepnet", seed=7, name="conv1")).all())
     True
     """
 

@@ -14,7 +14,8 @@ FSDP2). :func:`materialize` gives a model built on the meta device its
 storage without untying tied weights. See ``docs/torch.md`` for the
 meta-device + ``fully_shard`` recipe.
 
-Importing this module imports torch; ``import berry`` alone does not.
+Importing this module imports torch (``pip install 'berry[torch]'``);
+``import berry`` alone does not.
 
 >>> import torch
 >>> import berry.torch as init
@@ -28,11 +29,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from berry.torch import _nn_init
-from berry.torch._materialize import materialize
-from berry.torch._model import InitReport, Rule, UnmatchedRuleError, default_rules, init_model
-from berry.torch._nn_init import *  # noqa: F403  (torch.nn.init's names are listed once, in _nn_init.__all__)
-from berry.torch._nn_init import _calculate_correct_fan, _calculate_fan_in_and_fan_out
+from berry._optional import require
+
+require("torch", extra="torch", adapter="berry.torch")
+
+from berry.torch import _nn_init  # noqa: E402  (after the check that torch is installed)
+from berry.torch._materialize import materialize  # noqa: E402
+from berry.torch._model import InitReport, Rule, UnmatchedRuleError, default_rules, init_model  # noqa: E402
+from berry.torch._nn_init import *  # noqa: E402, F403  (torch.nn.init's names are listed once, in _nn_init.__all__)
+from berry.torch._nn_init import _calculate_correct_fan, _calculate_fan_in_and_fan_out  # noqa: E402
 
 __all__ = [
     *_nn_init.__all__,

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from berry._format import format_table
-from berry._validation import check_int
+from berry._validation import check_seed
 from berry.fans import compute_fans
 from berry.sampling import InitSpec
 from berry.torch._materialize import check_ties
@@ -313,34 +313,14 @@ def _describe(action: InitSpec | Callable[..., Any] | None) -> str:
     if not isinstance(action, InitSpec):
         named = getattr(action, "func", action)  # functools.partial names its function
         return str(getattr(named, "__name__", repr(action)))
-    kind = action.kind
-    if kind == "constant":
-        return f"constant({action.value:g})"
-    if kind in ("zeros", "ones"):
-        return kind
-    if kind == "rule":
-        label = action._init_label() if action.std is None and action.low is None else "std"
-        if action.low is not None:
-            return f"uniform({action.low:g}, {action.high:g})"
-        law = action.distribution
-        if law == "truncated_normal":
-            a, b = action.bounds
-            law += f"[{a:g}, {b:g}]" + ("" if action.correct_variance else " parent std")
-        return f"{label} {law}" if label != "std" else law
-    return kind
+    return action.describe()  # berry.kinds describes every kind of initializer
 
 
 def _scale(action: InitSpec | Callable[..., Any] | None, shape: tuple[int, ...], block: Block) -> float | None:
-    if not isinstance(action, InitSpec) or action.kind not in ("rule", "sparse") or action.low is not None:
+    if not isinstance(action, InitSpec):
         return None
-    if action.std is not None or action.kind == "sparse":
-        return float(action.scale(shape))
-    spec = action
-    if block.fans is not None:
-        fan_in = block.fans[0] if action.fan_in is None else action.fan_in
-        fan_out = block.fans[1] if action.fan_out is None else action.fan_out
-        spec = dataclasses.replace(action, fan_in=fan_in, fan_out=fan_out)
-    return float(spec.scale(shape))
+    std = action.std_for(shape, fans=block.fans)
+    return None if std is None else float(std)
 
 
 # ----------------------------------------------------------------------------- the walk
@@ -428,9 +408,7 @@ def init_model(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str, got {prefix!r}")
-    seed = check_int("seed", seed, minimum=0)
-    if seed >= 2**64:
-        raise ValueError(f"seed must be < 2**64, got {seed!r}")
+    seed = check_seed(seed)
     model = unwrap(model)
     user_rules = _parse_rules(rules)
     walk = parameter_entries(model, prefix)

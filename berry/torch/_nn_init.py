@@ -96,11 +96,21 @@ def _fill(
 ) -> Tensor:
     """Fill ``tensor`` with :func:`berry.sample` values (``options``), keyed by seed/name or the generator."""
     spec = InitSpec(**options)  # validated before the generator is drawn from
+    keyed = seed is not None or name is not None
+    if keyed:  # berry's keyed stream: checked even where nothing is drawn (meta and empty tensors)
+        key = resolve_key(tensor, generator, seed, name, keyed=spec.init_kind.keyed)
     if tensor.is_meta or tensor.numel() == 0:
         return tensor
-    key_seed, key_name = resolve_key(tensor, generator, seed, name)
-    fill_from_sampler(tensor, spec, seed=key_seed, name=key_name)
+    if not keyed:  # a seed drawn from torch's generator, fresh for every call
+        key = resolve_key(tensor, generator, None, None)
+    fill_from_sampler(tensor, spec, seed=key[0], name=key[1])
     return tensor
+
+
+def _check_keyed(tensor: Tensor, generator: torch.Generator | None, seed: int | None, name: str | None) -> None:
+    """Check berry's key arguments even where a call returns before drawing (empty tensors)."""
+    if seed is not None or name is not None:
+        resolve_key(tensor, generator, seed, name)
 
 
 def _fans(tensor: Tensor) -> tuple[int, int]:
@@ -162,8 +172,10 @@ def uniform_(
     generator:
         torch generator the berry seed is drawn from (default: torch's default generator).
     seed, name:
-        Keyword-only: use berry's keyed stream (seed 0 and name ``""`` where
-        only one is given); the generator is then left untouched.
+        Keyword-only: use berry's keyed stream instead; the generator is then
+        left untouched. ``seed`` needs ``name`` (the parameter's name): the
+        values depend on ``(seed, name, flat index)`` only, so two tensors with
+        the same seed and no name would be identical. ``name`` alone means seed 0.
 
     Examples
     --------
@@ -561,6 +573,7 @@ def _fan_based(
     gain = _check_gain(gain)
     if gain < 0:
         raise InitArgumentError(f"gain must be >= 0 (it scales a standard deviation), got {gain!r}")
+    _check_keyed(tensor, generator, seed, name)
     if tensor.numel() == 0:
         return tensor
     if gain == 0:
@@ -579,6 +592,7 @@ def _kaiming(
     seed: int | None,
     name: str | None,
 ) -> Tensor:
+    _check_keyed(tensor, generator, seed, name)
     if 0 in tensor.shape:
         warnings.warn("Initializing zero-element tensors is a no-op", UserWarning, stacklevel=3)
         return tensor

@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from berry._validation import check_key, resolve_dtype
+
 if TYPE_CHECKING:
     from berry.sampling import InitSpec
 
@@ -56,20 +58,12 @@ _SHARED_DTYPES: dict[torch.dtype, type] = {
     torch.float64: np.float64,
 }
 
-#: Initializer kinds (:attr:`berry.InitSpec.kind`) whose values depend on the whole matrix, so a
-#: block of rows with its own fans (an LSTM gate) gets its own matrix.
-BLOCKWISE_KINDS = frozenset({"orthogonal", "delta_orthogonal", "eye", "dirac", "sparse"})
-#: Kinds whose values are exact small integers, fine for integer tensors too.
-EXACT_KINDS = frozenset({"eye", "dirac", "zeros", "ones"})
-
-
 def bfloat16_numpy_dtype() -> np.dtype | None:
     """``ml_dtypes.bfloat16`` if ml_dtypes is installed, else ``None``."""
     try:
-        import ml_dtypes
-    except ImportError:  # pragma: no cover - ml_dtypes ships with the test extras
+        return resolve_dtype("bfloat16")
+    except ImportError:
         return None
-    return np.dtype(ml_dtypes.bfloat16)
 
 
 # --------------------------------------------------------------------------- keys
@@ -89,9 +83,15 @@ def draw_seed(generator: torch.Generator | None, device: torch.device) -> int:
 
 
 def resolve_key(
-    tensor: torch.Tensor, generator: torch.Generator | None, seed: int | None, name: str | None
+    tensor: torch.Tensor, generator: torch.Generator | None, seed: int | None, name: str | None, *, keyed: bool = True
 ) -> tuple[int, str]:
-    """``(seed, name)`` for :func:`berry.sample`: berry's keyed stream or a draw from torch's generator."""
+    """``(seed, name)`` for :func:`berry.sample`: berry's keyed stream or a draw from torch's generator.
+
+    With neither ``seed`` nor ``name`` the seed is drawn from torch's generator
+    (fresh values per call, as torch's own initializers). With ``seed`` the
+    values come from berry's keyed stream, which needs a ``name`` for random
+    values (:func:`berry._validation.check_key` says why); ``name`` alone means seed 0.
+    """
     if seed is None and name is None:
         return draw_seed(generator, tensor.device), ""
     if generator is not None:
@@ -99,9 +99,7 @@ def resolve_key(
             f"give either generator= (torch's random state) or seed=/name= (berry's keyed stream), "
             f"not both; got generator={generator!r}, seed={seed!r}, name={name!r}"
         )
-    if name is not None and not isinstance(name, str):
-        raise TypeError(f"name must be a str, got {name!r} of type {type(name).__name__}")
-    return (0 if seed is None else seed), ("" if name is None else name)
+    return check_key(0 if seed is None else seed, name, keyed=keyed, what=f"berry.torch with seed={seed!r}")
 
 
 # ------------------------------------------------------------------------ shards
@@ -250,13 +248,13 @@ def fill_from_sampler(
     if where.local.numel() == 0:
         return
     shape = where.global_shape
-    per_block = spec.kind in BLOCKWISE_KINDS
+    kind = spec.init_kind  # what berry.kinds says about this kind of initializer
     # The layer's fans go to a scale rule, unless the spec fixes its scale (or a fan) itself.
-    takes_fans = spec.kind == "rule" and spec.std is None and spec.low is None
+    takes_fans = spec.takes_fans
     if not blocks or not shape:
         blocks = [Block(0, shape[0] if shape else 1)]
 
-    with writable_array(where.local, floating_only=spec.kind not in EXACT_KINDS) as array:
+    with writable_array(where.local, floating_only=not kind.exact) as array:
         if not shape:  # a 0-d tensor is one element
             spec((), seed=seed, name=name, out=array)
             return
@@ -271,7 +269,7 @@ def fill_from_sampler(
             if part is None:
                 continue
             out = array[_shift(part, where.start)]
-            if not per_block or (block.start, block.stop) == (0, shape[0]):
+            if not kind.whole_matrix or (block.start, block.stop) == (0, shape[0]):
                 block_spec(shape, seed=seed, name=name, region=part, out=out)
             else:
                 block_shape = (block.stop - block.start, *shape[1:])
