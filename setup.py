@@ -36,6 +36,13 @@ class _BuildExt(build_ext):
 
 
 setup(
-    ext_modules=[Extension("berry._cstream", sources=["berry/_cstream.c"], optional=True)],
+    ext_modules=[
+        Extension(
+            "berry._cstream",
+            sources=["berry/_cstream.c"],
+            depends=["berry/_cstream_recipe.h"],  # rebuilt (and shipped in the sdist) with the recipe's constants
+            optional=True,
+        )
+    ],
     cmdclass={"build_ext": _BuildExt},
 )

@@ -148,6 +148,11 @@ def elementwise_law(
         if low is not None and high is not None:
             return stream.Uniform(low, high)
         half_width = uniform_bound(std)
+        if not math.isfinite(abs(mean) + 2.0 * half_width):
+            raise ValueError(
+                f"a uniform law of mean={mean!r} and std={std!r} has the half-width sqrt(3) * std = {half_width!r}: "
+                f"its bounds or its width overflow float64; use a smaller std"
+            )
         return stream.Uniform(mean - half_width, mean + half_width)
     if distribution == "truncated_normal":
         a, b = bounds
@@ -163,7 +168,15 @@ def elementwise_law(
                     f"(the truncated std is {truncated_std!r}); widen the interval or pass correct_variance=False"
                 )
             scale = std / truncated_std
-        return stream.TruncatedNormal(mean, scale, a, b)
+            if not math.isfinite(scale):
+                raise ValueError(
+                    f"std={std!r} divided by the std of N(0, 1) on bounds={bounds!r} ({truncated_std!r}) overflows "
+                    f"float64; use a smaller std"
+                )
+        try:
+            return stream.TruncatedNormal(mean, scale, a, b)
+        except ValueError as error:
+            raise ValueError(f"bounds={bounds!r} cannot be sampled (mean={mean!r}, std={std!r}): {error}") from None
     raise ValueError(f"distribution={distribution!r} is not elementwise; allowed: {', '.join(DISTRIBUTIONS)}")
 
 

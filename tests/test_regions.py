@@ -6,15 +6,14 @@ import re
 
 import numpy as np
 import pytest
+from _stream_helpers import AVAILABLE_DTYPES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from berry import stream
 from berry.sampling import resolve_region, sample
 
-pytest.importorskip("ml_dtypes")
-
-DTYPES = ["float16", "bfloat16", "float32", "float64"]
+DTYPES = AVAILABLE_DTYPES  # bfloat16 only with ml_dtypes; the others run everywhere
 ELEMENTWISE = ["normal", "truncated_normal", "uniform"]
 PROPERTY = settings(max_examples=60, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
