@@ -1,39 +1,53 @@
 /*
  * berry._cstream: the compiled backend of berry.stream.
  *
- * Computes exactly the recipe documented in berry/stream.py (and implemented
- * op for op by its NumPy reference): Philox4x32-10 (Salmon et al., SC 2011)
- * bits -> a 52-bit uniform -> Wichura's AS 241 inverse normal CDF with
- * fdlibm's logarithm -> float64 value -> one rounding to the output dtype;
- * for float32/float16/bfloat16 normal and truncated normal, the float32
- * transform instead: one 32-bit Philox word per value -> the float32 inverse
- * normal CDF of berry/_special.py (ndtri_half_f32: Giles' form, a float32 log)
- * evaluated 8 lanes wide with 4 independent chains -> loc + scale * z in
- * float64 -> one rounding.
- * Only IEEE-exact operations are used (+ - * / sqrt, integer and bit
- * operations, exact conversions); the build passes -ffp-contract=off so no
- * multiply-add is ever fused, hence the same bits on every x86/ARM machine
- * and in every code path (the AVX2 clone and the generic one agree).
+ * Computes exactly the recipe documented in berry/stream.py (and implemented op for op by its NumPy
+ * reference, berry/_stream_numpy.py): Philox4x32-10 (Salmon et al., SC 2011) bits -> a 52-bit uniform ->
+ * Wichura's AS 241 inverse normal CDF with fdlibm's logarithm -> float64 value -> one rounding to the
+ * output dtype; for float32/float16/bfloat16 normal laws, the float32 transform instead: one 32-bit
+ * Philox word per value -> the float32 inverse normal CDF of berry/_special.py (ndtri_half_f32) ->
+ * loc + scale * z -> one rounding. Every constant comes from _cstream_recipe.h, rendered from Python.
  *
- * Work is split over pthreads by contiguous ranges of region positions,
- * and each thread streams through its range in blocks of CHUNK elements
- * with stack scratch only, so memory use is constant and the bits never
- * depend on the thread count. The GIL is released while sampling.
+ * Only IEEE-exact operations are used (+ - * / sqrt, integer and bit operations, exact conversions);
+ * the build passes -ffp-contract=off so no multiply-add is ever fused, and a build that would evaluate
+ * in extended precision (x87, FLT_EVAL_METHOD != 0) refuses to load, so the bits are the same on every
+ * machine and in every code path (AVX-512, AVX2 and portable agree; tests force each).
+ *
+ * GCC or Clang only (pthreads, target attributes, __builtin_cpu_supports); elsewhere berry uses the
+ * NumPy reference. The work is handed out to threads in grains of positions; each thread streams
+ * through its grains in blocks of CHUNK elements with heap scratch only, so memory use is constant, a
+ * caller with a small stack is safe, and the bits never depend on the thread count. The GIL is
+ * released while sampling; the calling thread looks for signals every 20 ms, so Ctrl-C stops a long
+ * fill. The entry point takes named fields and validates every one of them.
  */
+#if !defined(__GNUC__)
+#error "berry._cstream needs GCC or Clang; other compilers use berry's NumPy reference (same bits)"
+#endif
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "_cstream_recipe.h" /* every bit-defining constant, generated from berry/_recipe.py */
 
 #define CHUNK 1024   /* elements per inner block (even) */
 #define MAX_OUTER 64 /* outer (non-contiguous) axes of a region */
+
+/* Per-thread scratch, on the heap (about 70 KB): a caller's thread may have a small stack. */
+typedef struct {
+    double u[CHUNK + 16], v[CHUNK + 64], p[CHUNK + 16]; /* uniforms, values, probabilities (+ SIMD padding) */
+    uint32_t words[CHUNK + 128];                         /* float32 transform: Philox words */
+    double even[CHUNK / 2 + 8], odd[CHUNK / 2 + 8];      /* portable float64 transform */
+    double tail_p[CHUNK + 16], tail_r[CHUNK + 16], tail_z[CHUNK + 16]; /* ndtri's tail lanes */
+    long long tail_index[CHUNK + 16];
+} scratch_t;
 
 /* ---- Philox4x32-10 ---------------------------------------------------- */
 
@@ -267,9 +281,9 @@ static inline __attribute__((always_inline)) double berry_log(double x) {
  * of normal draws), then the tails gathered into a dense list and fixed up in a second
  * vectorizable pass; the rare r > 5 branch is fixed up last. */
 static inline __attribute__((always_inline)) void ndtri_block(const double *restrict p, double *restrict z,
-                                                              int n) {
-    int tail_index[CHUNK];
-    double tail_p[CHUNK], tail_r[CHUNK], tail_z[CHUNK];
+                                                              int n, scratch_t *scratch) {
+    long long *tail_index = scratch->tail_index;
+    double *tail_p = scratch->tail_p, *tail_r = scratch->tail_r, *tail_z = scratch->tail_z;
     for (int i = 0; i < n; i++) {
         double q = p[i] - 0.5;
         double r = NDTRI_CONST1 - q * q;
@@ -302,7 +316,7 @@ static inline __attribute__((always_inline)) void ndtri_block(const double *rest
         }
     }
     for (int j = 0; j < nt; j++) {
-        int i = tail_index[j];
+        long long i = tail_index[j];
         z[i] = p[i] - 0.5 < 0.0 ? -tail_z[j] : tail_z[j];
     }
 }
@@ -361,10 +375,11 @@ static void init_pack_table(void) {
  * for every lane, branch-free, while the tail lanes (|p - 1/2| > 0.425, 15 % of normal draws) are
  * left-packed into a dense list. Pass 2: the tail branch over the dense list, 4 at a time.
  * Pass 3: scatter the tails back with their signs. */
-__attribute__((target("avx2"))) static void ndtri_block_avx2(const double *restrict p, double *restrict z, int n) {
+__attribute__((target("avx2"))) static void ndtri_block_avx2(const double *restrict p, double *restrict z, int n,
+                                                            scratch_t *scratch) {
     const __m256d sign = VSET(-0.0);
-    double tail_p[CHUNK + 8], tail_t[CHUNK + 8];
-    long long tail_index[CHUNK + 8];
+    double *tail_p = scratch->tail_p, *tail_t = scratch->tail_z;
+    long long *tail_index = scratch->tail_index;
     int nt = 0;
     for (int i = 0; i < n; i += 4) {
         __m256d pv = _mm256_loadu_pd(p + i);
@@ -646,20 +661,15 @@ typedef struct {
     uint64_t counts[MAX_OUTER], strides[MAX_OUTER];
 } job_t;
 
-typedef struct {
-    const job_t *job;
-    uint64_t begin, end; /* region positions */
-} slice_t;
-
 /* Values of global indices [index, index + n) into out positions [position, position + n). */
 static inline __attribute__((always_inline)) void segment(const job_t *job, uint64_t index, int n,
-                                                          uint64_t position, int avx2) {
-    double u[CHUNK + 8], v[CHUNK + 32];
+                                                          uint64_t position, int avx2, scratch_t *scratch) {
+    double *u = scratch->u, *v = scratch->v;
     const double offset = job->offset, factor = job->factor, low = job->low, high = job->high;
     const double *z;
     int first_value = 0; /* values before it are already written */
     if (job->transform == TRANSFORM_F32) {
-        uint32_t words[CHUNK + 40];
+        uint32_t *words = scratch->words;
         uint64_t first = index >> 2;
         int nw = (int)(((index + (uint64_t)n - 1) >> 2) - first + 1);
         const uint32_t *ww = words + (index & 3);
@@ -687,7 +697,7 @@ static inline __attribute__((always_inline)) void segment(const job_t *job, uint
     } else
 #endif
     {
-        double even[CHUNK / 2 + 1], odd[CHUNK / 2 + 1];
+        double *even = scratch->even, *odd = scratch->odd;
         philox_uniforms(job->k0, job->k1, block0, nb, even, odd);
         for (int j = 0; j < nb; j++) {
             u[2 * j] = even[j];
@@ -698,7 +708,7 @@ static inline __attribute__((always_inline)) void segment(const job_t *job, uint
     z = uu; /* uniform: the value is affine in u itself */
     if (job->law != LAW_UNIFORM) {
         const double *p = uu;
-        double pt[CHUNK + 4];
+        double *pt = scratch->p;
         if (job->law == LAW_TRUNCATED) {
             const double pa = job->pa, width = job->width, qb = job->qb;
             if (job->complement) { /* u > 1/2 measured from the upper end: never 1 - p */
@@ -711,10 +721,10 @@ static inline __attribute__((always_inline)) void segment(const job_t *job, uint
 #ifdef BERRY_HAVE_AVX2_CLONE
         if (avx2) {
             for (int i = n; i < ((n + 3) & ~3); i++) ((double *)p)[i] = 0.5; /* padding lanes */
-            ndtri_block_avx2(p, v, n);
+            ndtri_block_avx2(p, v, n, scratch);
         } else
 #endif
-            ndtri_block(p, v, n);
+            ndtri_block(p, v, n, scratch);
         if (job->law == LAW_TRUNCATED && job->complement)
             for (int i = 0; i < n; i++) v[i] = uu[i] < 0.5 ? v[i] : -v[i];
         z = v;
@@ -763,10 +773,11 @@ finish:
 #undef FINISH
 }
 
-static inline __attribute__((always_inline)) void run_slice_body(const slice_t *slice, int avx2) {
-    const job_t *job = slice->job;
-    uint64_t position = slice->begin;
-    while (position < slice->end) {
+/* Region positions [begin, end), segment by segment (a segment never crosses a run). */
+static inline __attribute__((always_inline)) void run_range_body(const job_t *job, uint64_t begin, uint64_t end,
+                                                                 int avx2, scratch_t *scratch) {
+    uint64_t position = begin;
+    while (position < end) {
         uint64_t row = position / job->run, offset = position % job->run;
         uint64_t index = job->base + offset;
         for (int axis = job->n_outer - 1; axis >= 0; axis--) {
@@ -774,35 +785,116 @@ static inline __attribute__((always_inline)) void run_slice_body(const slice_t *
             row /= job->counts[axis];
         }
         uint64_t n = job->run - offset;
-        if (n > slice->end - position) n = slice->end - position;
+        if (n > end - position) n = end - position;
         if (n > CHUNK) n = CHUNK;
-        segment(job, index, (int)n, position, avx2);
+        segment(job, index, (int)n, position, avx2, scratch);
         position += n;
     }
 }
 
 #ifdef BERRY_HAVE_AVX2_CLONE
-__attribute__((target("avx2"))) static void run_slice_avx2(const slice_t *slice) { run_slice_body(slice, 1); }
+__attribute__((target("avx2"))) static void run_range_avx2(const job_t *job, uint64_t begin, uint64_t end,
+                                                            scratch_t *scratch) {
+    run_range_body(job, begin, end, 1, scratch);
+}
 #endif
-static void run_slice_generic(const slice_t *slice) { run_slice_body(slice, 0); }
+static void run_range_generic(const job_t *job, uint64_t begin, uint64_t end, scratch_t *scratch) {
+    run_range_body(job, begin, end, 0, scratch);
+}
 
-static int use_avx2 = 0; /* decided at import; "generic" forces the portable path (tests) */
+static int use_avx2 = 0; /* decided at import; set_simd() forces a path (tests) */
 
-static void *run_slice(void *arg) {
+static void run_range(const job_t *job, uint64_t begin, uint64_t end, scratch_t *scratch) {
 #ifdef BERRY_HAVE_AVX2_CLONE
     if (use_avx2) {
-        run_slice_avx2((const slice_t *)arg);
-        return NULL;
+        run_range_avx2(job, begin, end, scratch);
+        return;
     }
 #endif
-    run_slice_generic((const slice_t *)arg);
+    run_range_generic(job, begin, end, scratch);
+}
+
+/* ---- threads: positions handed out in grains, so every thread stays busy and the caller can stop them ---- */
+
+#define GRAIN 65536            /* positions per claim: about 0.1 ms of work */
+#define SIGNAL_CHECK_NS 20000000 /* the calling thread looks for signals (Ctrl-C) every 20 ms */
+
+typedef struct {
+    const job_t *job;
+    uint64_t total;
+    uint64_t next;  /* the next unclaimed position (atomic) */
+    int cancelled;  /* stop claiming (atomic): an exception is pending in the calling thread */
+} work_t;
+
+/* Claim grains until none is left or the work is cancelled; false when nothing was left to claim. */
+static int work_one_grain(work_t *work, scratch_t *scratch) {
+    if (__atomic_load_n(&work->cancelled, __ATOMIC_RELAXED)) return 0;
+    uint64_t begin = __atomic_fetch_add(&work->next, GRAIN, __ATOMIC_RELAXED);
+    if (begin >= work->total) return 0;
+    uint64_t end = work->total - begin < GRAIN ? work->total : begin + GRAIN;
+    run_range(work->job, begin, end, scratch);
+    return 1;
+}
+
+static void *worker(void *arg) {
+    work_t *work = (work_t *)arg;
+    scratch_t *scratch = (scratch_t *)malloc(sizeof(scratch_t));
+    if (scratch == NULL) return NULL; /* the other threads take this one's share */
+    while (work_one_grain(work, scratch)) {
+    }
+    free(scratch);
     return NULL;
+}
+
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* Run the job on `threads` threads (the caller is one of them); -1 with an exception set if a signal
+ * handler raised (KeyboardInterrupt): the workers stop after their current grain. Called with the GIL. */
+static int run_job(const job_t *job, uint64_t total, int threads) {
+    scratch_t *scratch = (scratch_t *)PyMem_RawMalloc(sizeof(scratch_t));
+    pthread_t *workers = (pthread_t *)PyMem_RawMalloc(sizeof(pthread_t) * (size_t)threads);
+    int *started = (int *)PyMem_RawCalloc((size_t)threads, sizeof(int));
+    if (scratch == NULL || workers == NULL || started == NULL) {
+        PyMem_RawFree(scratch);
+        PyMem_RawFree(workers);
+        PyMem_RawFree(started);
+        PyErr_NoMemory();
+        return -1;
+    }
+    work_t work = {job, total, 0, 0};
+    int status = 0;
+    PyThreadState *state = PyEval_SaveThread();
+    for (int t = 1; t < threads; t++) started[t] = pthread_create(&workers[t], NULL, worker, &work) == 0;
+    uint64_t last_check = now_ns();
+    while (work_one_grain(&work, scratch)) {
+        if (now_ns() - last_check < SIGNAL_CHECK_NS) continue;
+        PyEval_RestoreThread(state);
+        status = PyErr_CheckSignals();
+        state = PyEval_SaveThread();
+        if (status < 0) __atomic_store_n(&work.cancelled, 1, __ATOMIC_RELAXED);
+        last_check = now_ns();
+    }
+    for (int t = 1; t < threads; t++)
+        if (started[t]) pthread_join(workers[t], NULL);
+    PyEval_RestoreThread(state);
+    PyMem_RawFree(scratch);
+    PyMem_RawFree(workers);
+    PyMem_RawFree(started);
+    return status;
 }
 
 /* ---- the entry point: named fields, every one validated ------------------ */
 
 #define MAX_THREADS 256
 #define N_FIELDS 23 /* keyword fields of fill(), all required */
+static const char *const field_names[N_FIELDS] = {
+    "dtype", "key", "law", "transform", "affine32", "offset", "factor", "low", "high", "pa", "width", "qb",
+    "complement", "lower_base", "lower_step", "upper_base", "upper_step", "upper_sign", "base", "run", "counts",
+    "strides", "threads"};
 
 static int field_error(const char *name, const char *allowed) {
     if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_OverflowError) || PyErr_ExceptionMatches(PyExc_TypeError)) {
@@ -984,30 +1076,12 @@ static PyObject *stream_fill(PyObject *self, PyObject *args, PyObject *kwargs) {
     }
     job.out = (char *)view.buf;
     /* at least 64 Ki elements per thread: threads cost more than they save below that */
-    uint64_t useful = total / 65536 + 1;
-    if (threads < 1) threads = 1;
+    uint64_t useful = total / GRAIN + 1;
     if ((uint64_t)threads > useful) threads = (int)useful;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
-    slice_t slices[MAX_THREADS];
-    pthread_t workers[MAX_THREADS];
-    int started[MAX_THREADS];
-    Py_BEGIN_ALLOW_THREADS;
-    for (int t = 0; t < threads; t++) {
-        slices[t].job = &job;
-        slices[t].begin = total * (uint64_t)t / (uint64_t)threads;
-        slices[t].end = total * (uint64_t)(t + 1) / (uint64_t)threads;
-        started[t] = 0;
-    }
-    for (int t = 1; t < threads; t++) started[t] = pthread_create(&workers[t], NULL, run_slice, &slices[t]) == 0;
-    run_slice(&slices[0]);
-    for (int t = 1; t < threads; t++) {
-        if (started[t])
-            pthread_join(workers[t], NULL);
-        else
-            run_slice(&slices[t]); /* could not start a thread: do its share here */
-    }
-    Py_END_ALLOW_THREADS;
+    int status = run_job(&job, total, threads);
     PyBuffer_Release(&view);
+    if (status < 0) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -1069,13 +1143,28 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "berry._cstream",
                                     methods};
 
 PyMODINIT_FUNC PyInit__cstream(void) {
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+    /* x87 and other excess-precision builds round differently (61 % of float64 normals differ) */
+    PyErr_SetString(PyExc_ImportError,
+                    "berry._cstream was built to evaluate floating point in extended precision (FLT_EVAL_METHOD != 0, "
+                    "e.g. x87), which would change the stream's bits; berry uses its NumPy reference instead");
+    return NULL;
+#endif
 #ifdef BERRY_HAVE_AVX2_CLONE
     init_pack_table();
 #endif
     use_avx2 = cpu_has_avx2();
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    if (PyModule_AddIntConstant(m, "STREAM_VERSION", STREAM_VERSION) < 0) {
+    PyObject *fields = PyTuple_New(N_FIELDS);
+    for (int i = 0; fields != NULL && i < N_FIELDS; i++) {
+        PyObject *name = PyUnicode_FromString(field_names[i]);
+        if (name == NULL) Py_CLEAR(fields);
+        else PyTuple_SET_ITEM(fields, i, name);
+    }
+    if (fields == NULL || PyModule_AddObject(m, "FIELDS", fields) < 0 ||
+        PyModule_AddIntConstant(m, "STREAM_VERSION", STREAM_VERSION) < 0) {
+        Py_XDECREF(fields);
         Py_DECREF(m);
         return NULL;
     }

@@ -482,10 +482,12 @@ def _select_backend() -> tuple[str, Any, str]:
                 "to use the NumPy reference (same bits, slower)"
             ) from None
         return "numpy", None, f"the C extension berry._cstream is not available ({error})"
-    if module.STREAM_VERSION != STREAM_VERSION:
+    fields = {"dtype", "key", *KernelParams._fields, *Layout._fields, "threads"}
+    if module.STREAM_VERSION != STREAM_VERSION or set(module.FIELDS) != fields:
         message = (
-            f"the C extension berry._cstream implements stream version {module.STREAM_VERSION}, "
-            f"not {STREAM_VERSION}; rebuild it (`python setup.py build_ext --inplace`)"
+            f"the C extension berry._cstream implements stream version {module.STREAM_VERSION} with the fields "
+            f"{sorted(module.FIELDS)}, not version {STREAM_VERSION} with {sorted(fields)}; rebuild it "
+            "(`python setup.py build_ext --inplace`)"
         )
         if wanted == "c":
             raise ImportError(message)
