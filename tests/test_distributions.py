@@ -410,6 +410,27 @@ def test_dirac_matches_torch(shape, groups):
     np.testing.assert_array_equal(sample(shape, "dirac", layout="torch", groups=groups), t.numpy())
 
 
+@pytest.mark.parametrize("groups", [1, 4, 1 << 24])
+def test_dirac_region_of_a_huge_kernel_costs_the_region(groups):
+    # v1 built index arrays over every channel: a 2x2 corner of a (2**24, 2**24, 3) kernel allocated ~600 MB.
+    import tracemalloc
+
+    shape, region = (1 << 24, 1 << 24, 3), (slice(7, 9), slice(7, 9), slice(0, 3))
+    tracemalloc.start()
+    try:
+        corner = sample(shape, "dirac", layout="torch", groups=groups, region=region, dtype="float64")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+    per_group = shape[0] // groups
+    expected = np.zeros((2, 2, 3))
+    for o in range(7, 9):
+        if o % per_group < min(per_group, shape[1]) and 7 <= o % per_group < 9:
+            expected[o - 7, o % per_group - 7, 1] = 1.0
+    np.testing.assert_array_equal(corner, expected)
+
+
 def test_dirac_convolution_is_the_identity():
     # A 1-D convolution with the dirac kernel returns its input (per output channel < in channels).
     w = sample((3, 4, 4), "dirac", dtype="float64")  # (k, in, out)
