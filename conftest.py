@@ -7,3 +7,5 @@ collect_ignore_glob = [
     for adapter, module in (("torch", "torch"), ("jax", "jax"), ("keras", "keras"))
     if importlib.util.find_spec(module) is None
 ]
+if importlib.util.find_spec("triton") is None:  # the device kernel's Triton source (berry/_device/_kernel.py)
+    collect_ignore_glob.append("berry/_device/_kernel.py")
