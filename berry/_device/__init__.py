@@ -43,8 +43,9 @@ _KERNEL_SOURCE = os.path.join(os.path.dirname(__file__), "_kernel.py")
 _LOAD_LOCK = threading.Lock()
 
 
+@functools.cache
 def triton_available() -> bool:
-    """Whether Triton can be imported (without importing it)."""
+    """Whether Triton is installed (found without importing it)."""
     return importlib.util.find_spec("triton") is not None
 
 

@@ -24,6 +24,7 @@ Importing this module imports neither Triton nor CUDA; the kernel is loaded on t
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import warnings
@@ -165,22 +166,19 @@ def fill_block(
         if spec.kind in _CONSTANT_KINDS:
             _fill_constant(target, {"zeros": 0.0, "ones": 1.0}.get(spec.kind, spec.value))
             return True
-        law = spec._law(shape)  # the host's own law for this spec and shape (berry.sampling)
+        law = _law(spec, shape)
         if distributions._width(law) == 0:  # a constant: the host path does the same (fill_elementwise)
             _fill_constant(target, law.low if isinstance(law, stream.Uniform) else law.loc)
             return True
-        dtype_name = _KERNEL_DTYPES[target.dtype]
-        params = stream._params(law, resolve_dtype(dtype_name))  # validates the law for the dtype, as on the host
-        start = tuple(piece.start for piece in region)
-        layout = stream._layout(shape, start, tuple(target.shape))
-        key = stream.key_for(seed, name)
         if target.numel() == 0:
             return True
+        start = tuple(piece.start for piece in region)
+        plan = _plan(law, _KERNEL_DTYPES[target.dtype], stream.key_for(seed, name), shape, start, tuple(target.shape))
         dense = target if target.is_contiguous() else torch.empty(target.shape, dtype=target.dtype, device=target.device)
         try:
-            _launch(dense, params, dtype_name, key, layout, interpret=mode == "interpreted")
+            _launch(dense, plan, interpret=mode == "interpreted")
         except Exception as error:
-            if mode != "compiled" or _requested() == "triton" or isinstance(error, KeyboardInterrupt):
+            if mode != "compiled" or _requested() == "triton":
                 raise
             _disable(error)
             return False
@@ -196,17 +194,43 @@ def _disable(error: BaseException) -> None:
     _warn_once(_disabled_reason)
 
 
-def _launch(
-    dense: torch.Tensor, params: Any, dtype_name: str, key: int, layout: Any, *, interpret: bool
-) -> None:
-    """Run the kernel's launches into the contiguous ``dense`` (16-bit outputs as their int16 bits)."""
+@functools.lru_cache(maxsize=1024)
+def _cached_law(spec: InitSpec, shape: tuple[int, ...]) -> stream.Law:
+    return spec._law(shape)  # the host's own law for this spec and shape (berry.sampling)
+
+
+def _law(spec: InitSpec, shape: tuple[int, ...]) -> stream.Law:
+    """The stream law of an elementwise ``spec`` for ``shape``, cached (a spec's fields are all hashable)."""
+    try:
+        return _cached_law(spec, shape)
+    except TypeError:  # pragma: no cover - an unhashable rule callable
+        return spec._law(shape)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(
+    law: stream.Law,
+    dtype_name: str,
+    key: int,
+    shape: tuple[int, ...],
+    start: tuple[int, ...],
+    region_shape: tuple[int, ...],
+) -> tuple[_device.Launch, ...]:
+    """The kernel launches for one law, dtype, key and region (cached: a model re-initialized, a benchmark)."""
+    params = stream._params(law, resolve_dtype(dtype_name))  # validates the law for the dtype, as on the host
+    layout = stream._layout(shape, start, region_shape)
+    return tuple(_device.launches(params, dtype=dtype_name, key=key, layout=layout))
+
+
+def _launch(dense: torch.Tensor, plan: tuple[_device.Launch, ...], *, interpret: bool) -> None:
+    """Run the launches into the contiguous ``dense`` (16-bit outputs as their int16 bits)."""
     flat = dense.reshape(-1)
-    if dtype_name in ("float16", "bfloat16"):
+    if flat.element_size() == 2:
         flat = flat.view(torch.int16)
     kernel = _device.kernel(interpret=interpret)
     guard = torch.cuda.device(flat.device) if flat.device.type == "cuda" else contextlib.nullcontext()
     with guard:  # Triton launches on the current device
-        for launch in _device.launches(params, dtype=dtype_name, key=key, layout=layout):
+        for launch in plan:
             kernel[(launch.programs,)](
                 flat[launch.out_offset :], *launch.args, **launch.constants, enable_fp_fusion=False
             )
