@@ -310,8 +310,8 @@ def check_speed(check: Check, device: str) -> dict[str, float]:
             "torch.nn.init.normal_": lambda t=tensor: torch.nn.init.normal_(t, std=0.02),
             "berry normal_": lambda t=tensor: init.normal_(t, std=0.02, seed=0, name="w"),
             "berry normal kernel only": kernel_only(tensor, "normal"),
-            "torch.nn.init.uniform_": lambda t=tensor: torch.nn.init.uniform_(t, -bound, bound),
-            "berry uniform_": lambda t=tensor: init.uniform_(t, -bound, bound, seed=0, name="w"),
+            "torch.nn.init.uniform_": lambda t=tensor, b=bound: torch.nn.init.uniform_(t, -b, b),
+            "berry uniform_": lambda t=tensor, b=bound: init.uniform_(t, -b, b, seed=0, name="w"),
             "torch.nn.init.trunc_normal_": lambda t=tensor: torch.nn.init.trunc_normal_(t, std=0.02, a=-0.04, b=0.04),
             "berry trunc_normal_": lambda t=tensor: init.trunc_normal_(t, std=0.02, a=-0.04, b=0.04, seed=0, name="w"),
             "berry trunc_normal kernel only": kernel_only(tensor, "trunc_normal"),
@@ -412,7 +412,6 @@ def check_skeleton(check: Check, device: str) -> bool:
     print(f"  spot check against berry.sample: {'identical' if differ == 0 else f'{differ} DIFFER'}")
     check.results["skeleton"] = result
     check.save()
-    del model
     return differ == 0
 
 
