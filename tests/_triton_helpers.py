@@ -9,8 +9,8 @@ from _stream_helpers import AVAILABLE_DTYPES
 from berry import _device, _lowp, stream
 
 torch = pytest.importorskip("torch")
-if not _device.triton_available():
-    pytest.skip("Triton is not installed (pip install triton)", allow_module_level=True)
+#: For the tests that run the kernel: each is skipped, with this reason, where Triton is missing.
+requires_triton = pytest.mark.skipif(not _device.triton_available(), reason="Triton is not installed (pip install triton)")
 
 DTYPES = AVAILABLE_DTYPES  # bfloat16 with ml_dtypes
 _STORAGE = {"float64": torch.float64, "float32": torch.float32, "float16": torch.int16, "bfloat16": torch.int16}

@@ -15,12 +15,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from _triton_helpers import torch
+from _triton_helpers import requires_triton, torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
+@requires_triton
 def test_dry_run_on_cpu(tmp_path):
     out = tmp_path / "gpu_check.json"
     run = subprocess.run(

@@ -13,14 +13,15 @@ import math
 
 import numpy as np
 import pytest
-from _triton_helpers import DTYPES, assert_same_bits, device_fill, host_fill, torch
+from _triton_helpers import DTYPES, assert_same_bits, device_fill, host_fill, requires_triton, torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from berry import _device, stream
 from berry.stream import Normal, TruncatedNormal, Uniform
 
-tl = pytest.importorskip("triton.language")
+pytestmark = requires_triton
+tl = pytest.importorskip("triton.language", reason="Triton is not installed (pip install triton)")
 
 KEY = stream.key_for(0, "layer.weight")
 OTHER_KEYS = [0, 2**64 - 1, stream.key_for(2**63 + 5, "emb")]

@@ -17,9 +17,7 @@ import pytest
 
 from berry import _device, _recipe
 
-if not _device.triton_available():
-    pytest.skip("Triton is not installed (pip install triton)", allow_module_level=True)
-triton = pytest.importorskip("triton")
+triton = pytest.importorskip("triton", reason="Triton is not installed (pip install triton)")
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 

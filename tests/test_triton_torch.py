@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _triton_helpers import torch
+from _triton_helpers import requires_triton, torch
 
 import berry
 import berry.torch as init
@@ -62,6 +62,7 @@ def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a.view(-1).view(torch.uint8), b.view(-1).view(torch.uint8))
 
 
+@requires_triton
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_normal_equals_berry_sample(launches, dtype):
     tensor = init.normal_(torch.empty(6, 19, dtype=DTYPES[dtype]), mean=0.1, std=0.02, seed=3, name="w")
@@ -80,6 +81,7 @@ DROP_INS = [
 ]
 
 
+@requires_triton
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
 @pytest.mark.parametrize("fill", DROP_INS, ids=["trunc_normal", "one_sided", "uniform", "xavier", "kaiming", "constant"])
 def test_drop_ins_equal_the_host_path(launches, fill, dtype):
@@ -88,6 +90,7 @@ def test_drop_ins_equal_the_host_path(launches, fill, dtype):
     assert same_bits(device, host)
 
 
+@requires_triton
 def test_views_zero_d_and_gradients(launches):
     base = torch.zeros(9, 12)
     view = base.t()[2:7]  # non-contiguous: filled through a dense temporary on the device
@@ -114,6 +117,7 @@ def tiny_models() -> torch.nn.Module:
     )
 
 
+@requires_triton
 def test_init_model_equals_the_host_path(launches):
     rules = {"emb.weight": {"distribution": "truncated_normal", "std": 0.02}, "norm.bias": 0.25}
     device_model, host_model = tiny_models(), tiny_models()
@@ -151,6 +155,7 @@ def test_routing(monkeypatch):
     monkeypatch.setattr(torch_device, "_disabled_reason", None)
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.delenv("BERRY_TORCH_KERNEL", raising=False)
+    monkeypatch.setattr(torch_device._device, "triton_available", lambda: True)
     assert torch_device.kernel_mode(stand_in("cuda"), normal) == "compiled"
     assert torch_device.kernel_mode(stand_in("cuda"), orthogonal) is None  # structural: on the host
     assert torch_device.kernel_mode(stand_in("cuda", torch.int64), InitSpec("zeros")) == "compiled"
@@ -170,7 +175,7 @@ def test_routing(monkeypatch):
     with pytest.raises(ImportError, match="needs Triton"):
         torch_device.kernel_mode(stand_in("cuda"), normal)
 
-    monkeypatch.undo()
+    monkeypatch.setattr(torch_device._device, "triton_available", lambda: True)
     monkeypatch.setenv("BERRY_TORCH_KERNEL", "host")
     assert torch_device.kernel_mode(stand_in("cuda"), normal) is None
     monkeypatch.setenv("BERRY_TORCH_KERNEL", "triton")
@@ -228,6 +233,7 @@ def _sharded_worker(rank: int, world: int, port: int, result_path: str) -> None:
 
 
 @pytest.mark.slow
+@requires_triton
 def test_dtensor_shards_through_the_kernel_equal_one_process(tmp_path):
     dist = pytest.importorskip("torch.distributed")
     if not dist.is_available():  # pragma: no cover
