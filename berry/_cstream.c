@@ -1,41 +1,55 @@
 /*
  * berry._cstream: the compiled backend of berry.stream.
  *
- * Computes exactly the recipe documented in berry/stream.py (and implemented
- * op for op by its NumPy reference): Philox4x32-10 (Salmon et al., SC 2011)
- * bits -> a 52-bit uniform -> Wichura's AS 241 inverse normal CDF with
- * fdlibm's logarithm -> float64 value -> one rounding to the output dtype;
- * for float32/float16/bfloat16 normal and truncated normal, the float32
- * transform instead: one 32-bit Philox word per value -> the float32 inverse
- * normal CDF of berry/_special.py (ndtri_half_f32: Giles' form, a float32 log)
- * evaluated 8 lanes wide with 4 independent chains -> loc + scale * z in
- * float64 -> one rounding.
- * Only IEEE-exact operations are used (+ - * / sqrt, integer and bit
- * operations, exact conversions); the build passes -ffp-contract=off so no
- * multiply-add is ever fused, hence the same bits on every x86/ARM machine
- * and in every code path (the AVX2 clone and the generic one agree).
+ * Computes exactly the recipe documented in berry/stream.py (and implemented op for op by its NumPy
+ * reference, berry/_stream_numpy.py): Philox4x32-10 (Salmon et al., SC 2011) bits -> a 52-bit uniform ->
+ * Wichura's AS 241 inverse normal CDF with fdlibm's logarithm -> float64 value -> one rounding to the
+ * output dtype; for float32/float16/bfloat16 normal laws, the float32 transform instead: one 32-bit
+ * Philox word per value -> the float32 inverse normal CDF of berry/_special.py (ndtri_half_f32) ->
+ * loc + scale * z -> one rounding. Every constant comes from _cstream_recipe.h, rendered from Python.
  *
- * Work is split over pthreads by contiguous ranges of region positions,
- * and each thread streams through its range in blocks of CHUNK elements
- * with stack scratch only, so memory use is constant and the bits never
- * depend on the thread count. The GIL is released while sampling.
+ * Only IEEE-exact operations are used (+ - * / sqrt, integer and bit operations, exact conversions);
+ * the build passes -ffp-contract=off so no multiply-add is ever fused, and a build that would evaluate
+ * in extended precision (x87, FLT_EVAL_METHOD != 0) refuses to load, so the bits are the same on every
+ * machine and in every code path (AVX-512, AVX2 and portable agree; tests force each).
+ *
+ * GCC or Clang only (pthreads, target attributes, __builtin_cpu_supports); elsewhere berry uses the
+ * NumPy reference. The work is handed out to threads in grains of positions; each thread streams
+ * through its grains in blocks of CHUNK elements with heap scratch only, so memory use is constant, a
+ * caller with a small stack is safe, and the bits never depend on the thread count. The GIL is
+ * released while sampling; the calling thread looks for signals every 20 ms, so Ctrl-C stops a long
+ * fill. The entry point takes named fields and validates every one of them.
  */
+#if !defined(__GNUC__)
+#error "berry._cstream needs GCC or Clang; other compilers use berry's NumPy reference (same bits)"
+#endif
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <float.h>
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
+
+#include "_cstream_recipe.h" /* every bit-defining constant, generated from berry/_recipe.py */
 
 #define CHUNK 1024   /* elements per inner block (even) */
 #define MAX_OUTER 64 /* outer (non-contiguous) axes of a region */
 
+/* Per-thread scratch, on the heap (about 70 KB): a caller's thread may have a small stack. */
+typedef struct {
+    double u[CHUNK + 16], v[CHUNK + 64], p[CHUNK + 16]; /* uniforms, values, probabilities (+ SIMD padding) */
+    uint32_t words[CHUNK + 128];                         /* float32 transform: Philox words */
+    double even[CHUNK / 2 + 8], odd[CHUNK / 2 + 8];      /* portable float64 transform */
+    double tail_p[CHUNK + 16], tail_r[CHUNK + 16], tail_z[CHUNK + 16]; /* ndtri's tail lanes */
+    long long tail_index[CHUNK + 16];
+} scratch_t;
+
 /* ---- Philox4x32-10 ---------------------------------------------------- */
-#define PHILOX_M0 0xD2511F53u
-#define PHILOX_M1 0xCD9E8D57u
-#define PHILOX_W0 0x9E3779B9u
-#define PHILOX_W1 0xBB67AE85u
 
 static inline __attribute__((always_inline)) double as_double(uint64_t bits) {
     double d;
@@ -237,22 +251,13 @@ __attribute__((target("avx2"))) static void philox_words_avx2(uint32_t k0, uint3
 #endif
 
 /* ---- log (fdlibm e_log.c reduction and polynomial) -------------------- */
-#define LN2_HI 0x1.62e42feep-1
-#define LN2_LO 0x1.a39ef35793c76p-33
-#define LG1 0x1.5555555555593p-1
-#define LG2 0x1.999999997fa04p-2
-#define LG3 0x1.2492494229359p-2
-#define LG4 0x1.c71c51d8e78afp-3
-#define LG5 0x1.7466496cb03dep-3
-#define LG6 0x1.39a09d078c69fp-3
-#define LG7 0x1.2f112df3e5244p-3
 
 static inline __attribute__((always_inline)) double berry_log(double x) {
     int subnormal = x < 0x1p-1022;
     double scaled = x * (subnormal ? 0x1p54 : 1.0);
     uint64_t bits = as_bits(scaled);
     uint64_t mantissa = bits & 0x000FFFFFFFFFFFFFull;
-    int64_t big = (int64_t)mantissa > (int64_t)0x6A09E667F3BCDll;
+    int64_t big = (int64_t)mantissa > (int64_t)LOG_SQRT2_MANTISSA;
     /* exponent field as a double, exactly: (2^52 + e) - 2^52 */
     double exponent = as_double((bits >> 52) | 0x4330000000000000ull) - 0x1p52;
     double k = exponent - 1023.0 - (subnormal ? 54.0 : 0.0) + (big ? 1.0 : 0.0);
@@ -271,72 +276,24 @@ static inline __attribute__((always_inline)) double berry_log(double x) {
 #define HORNER8(c, r)                                                                                      \
     ((((((((c##7) * (r) + (c##6)) * (r) + (c##5)) * (r) + (c##4)) * (r) + (c##3)) * (r) + (c##2)) * (r) + \
       (c##1)) * (r) + (c##0))
-#define A0 3.3871328727963666080e0
-#define A1 1.3314166789178437745e2
-#define A2 1.9715909503065514427e3
-#define A3 1.3731693765509461125e4
-#define A4 4.5921953931549871457e4
-#define A5 6.7265770927008700853e4
-#define A6 3.3430575583588128105e4
-#define A7 2.5090809287301226727e3
-#define B0 1.0
-#define B1 4.2313330701600911252e1
-#define B2 6.8718700749205790830e2
-#define B3 5.3941960214247511077e3
-#define B4 2.1213794301586595867e4
-#define B5 3.9307895800092710610e4
-#define B6 2.8729085735721942674e4
-#define B7 5.2264952788528545610e3
-#define C0 1.42343711074968357734e0
-#define C1 4.63033784615654529590e0
-#define C2 5.76949722146069140550e0
-#define C3 3.64784832476320460504e0
-#define C4 1.27045825245236838258e0
-#define C5 2.41780725177450611770e-1
-#define C6 2.27238449892691845833e-2
-#define C7 7.74545014278341407640e-4
-#define D0 1.0
-#define D1 2.05319162663775882187e0
-#define D2 1.67638483018380384940e0
-#define D3 6.89767334985100004550e-1
-#define D4 1.48103976427480074590e-1
-#define D5 1.51986665636164571966e-2
-#define D6 5.47593808499534494600e-4
-#define D7 1.05075007164441684324e-9
-#define E0 6.65790464350110377720e0
-#define E1 5.46378491116411436990e0
-#define E2 1.78482653991729133580e0
-#define E3 2.96560571828504891230e-1
-#define E4 2.65321895265761230930e-2
-#define E5 1.24266094738807843860e-3
-#define E6 2.71155556874348757815e-5
-#define E7 2.01033439929228813265e-7
-#define F0 1.0
-#define F1 5.99832206555887937690e-1
-#define F2 1.36929880922735805310e-1
-#define F3 1.48753612908506148525e-2
-#define F4 7.86869131145613259100e-4
-#define F5 1.84631831751005468180e-5
-#define F6 1.42151175831644588870e-7
-#define F7 2.04426310338993978564e-15
 
 /* z[i] = ndtri(p[i]): a branch-free central pass over everything (|p - 1/2| <= 0.425 for 85 %
  * of normal draws), then the tails gathered into a dense list and fixed up in a second
  * vectorizable pass; the rare r > 5 branch is fixed up last. */
 static inline __attribute__((always_inline)) void ndtri_block(const double *restrict p, double *restrict z,
-                                                              int n) {
-    int tail_index[CHUNK];
-    double tail_p[CHUNK], tail_r[CHUNK], tail_z[CHUNK];
+                                                              int n, scratch_t *scratch) {
+    long long *tail_index = scratch->tail_index;
+    double *tail_p = scratch->tail_p, *tail_r = scratch->tail_r, *tail_z = scratch->tail_z;
     for (int i = 0; i < n; i++) {
         double q = p[i] - 0.5;
-        double r = 0.180625 - q * q;
+        double r = NDTRI_CONST1 - q * q;
         z[i] = (q * HORNER8(A, r)) / HORNER8(B, r);
     }
     int nt = 0;
     for (int i = 0; i < n; i++) {
         double q = p[i] - 0.5;
         tail_index[nt] = i;
-        nt += fabs(q) > 0.425;
+        nt += fabs(q) > NDTRI_SPLIT1;
     }
     for (int j = 0; j < nt; j++) {
         double pi = p[tail_index[j]];
@@ -345,21 +302,21 @@ static inline __attribute__((always_inline)) void ndtri_block(const double *rest
     int far = 0;
     for (int j = 0; j < nt; j++) {
         double r = sqrt(-berry_log(tail_p[j]));
-        double rn = r - 1.6;
+        double rn = r - NDTRI_CONST2;
         tail_r[j] = r;
         tail_z[j] = HORNER8(C, rn) / HORNER8(D, rn);
-        far |= r > 5.0;
+        far |= r > NDTRI_SPLIT2;
     }
     if (far) {
         for (int j = 0; j < nt; j++) {
-            if (tail_r[j] > 5.0) {
-                double rf = tail_r[j] - 5.0;
+            if (tail_r[j] > NDTRI_SPLIT2) {
+                double rf = tail_r[j] - NDTRI_SPLIT2;
                 tail_z[j] = HORNER8(E, rf) / HORNER8(F, rf);
             }
         }
     }
     for (int j = 0; j < nt; j++) {
-        int i = tail_index[j];
+        long long i = tail_index[j];
         z[i] = p[i] - 0.5 < 0.0 ? -tail_z[j] : tail_z[j];
     }
 }
@@ -376,7 +333,7 @@ __attribute__((target("avx2"))) static inline __m256d berry_log4(__m256d x) {
     __m256d scaled = _mm256_mul_pd(x, _mm256_blendv_pd(VSET(1.0), VSET(0x1p54), subnormal));
     __m256i bits = _mm256_castpd_si256(scaled);
     __m256i mantissa = _mm256_and_si256(bits, _mm256_set1_epi64x(0x000FFFFFFFFFFFFFll));
-    __m256i big = _mm256_cmpgt_epi64(mantissa, _mm256_set1_epi64x(0x6A09E667F3BCDll));
+    __m256i big = _mm256_cmpgt_epi64(mantissa, _mm256_set1_epi64x(LOG_SQRT2_MANTISSA));
     __m256d exponent = _mm256_sub_pd(
         _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(bits, 52), _mm256_set1_epi64x(0x4330000000000000ll))),
         VSET(0x1p52));
@@ -418,21 +375,22 @@ static void init_pack_table(void) {
  * for every lane, branch-free, while the tail lanes (|p - 1/2| > 0.425, 15 % of normal draws) are
  * left-packed into a dense list. Pass 2: the tail branch over the dense list, 4 at a time.
  * Pass 3: scatter the tails back with their signs. */
-__attribute__((target("avx2"))) static void ndtri_block_avx2(const double *restrict p, double *restrict z, int n) {
+__attribute__((target("avx2"))) static void ndtri_block_avx2(const double *restrict p, double *restrict z, int n,
+                                                            scratch_t *scratch) {
     const __m256d sign = VSET(-0.0);
-    double tail_p[CHUNK + 8], tail_t[CHUNK + 8];
-    long long tail_index[CHUNK + 8];
+    double *tail_p = scratch->tail_p, *tail_t = scratch->tail_z;
+    long long *tail_index = scratch->tail_index;
     int nt = 0;
     for (int i = 0; i < n; i += 4) {
         __m256d pv = _mm256_loadu_pd(p + i);
         __m256d q = _mm256_sub_pd(pv, VSET(0.5));
-        __m256d r = _mm256_sub_pd(VSET(0.180625), _mm256_mul_pd(q, q));
+        __m256d r = _mm256_sub_pd(VSET(NDTRI_CONST1), _mm256_mul_pd(q, q));
         _mm256_storeu_pd(z + i, _mm256_div_pd(_mm256_mul_pd(q, HORNER8V(A, r)), HORNER8V(B, r)));
     }
     for (int i = 0; i < n; i += 4) {
         __m256d pv = _mm256_loadu_pd(p + i);
         __m256d q = _mm256_sub_pd(pv, VSET(0.5));
-        __m256d tail = _mm256_cmp_pd(_mm256_andnot_pd(sign, q), VSET(0.425), _CMP_GT_OQ);
+        __m256d tail = _mm256_cmp_pd(_mm256_andnot_pd(sign, q), VSET(NDTRI_SPLIT1), _CMP_GT_OQ);
         int mask = _mm256_movemask_pd(tail);
         __m256d lower = _mm256_cmp_pd(pv, VSET(0.5), _CMP_LT_OQ);
         __m256d small = _mm256_blendv_pd(_mm256_sub_pd(VSET(1.0), pv), pv, lower);
@@ -445,11 +403,11 @@ __attribute__((target("avx2"))) static void ndtri_block_avx2(const double *restr
     for (int j = nt; j < ((nt + 3) & ~3); j++) tail_p[j] = 0.25;
     for (int j = 0; j < nt; j += 4) {
         __m256d rt = _mm256_sqrt_pd(_mm256_xor_pd(berry_log4(_mm256_loadu_pd(tail_p + j)), sign));
-        __m256d rn = _mm256_sub_pd(rt, VSET(1.6));
+        __m256d rn = _mm256_sub_pd(rt, VSET(NDTRI_CONST2));
         __m256d t = _mm256_div_pd(HORNER8V(C, rn), HORNER8V(D, rn));
-        __m256d far = _mm256_cmp_pd(rt, VSET(5.0), _CMP_GT_OQ);
+        __m256d far = _mm256_cmp_pd(rt, VSET(NDTRI_SPLIT2), _CMP_GT_OQ);
         if (__builtin_expect(_mm256_movemask_pd(far) != 0, 0)) {
-            __m256d rf = _mm256_sub_pd(rt, VSET(5.0));
+            __m256d rf = _mm256_sub_pd(rt, VSET(NDTRI_SPLIT2));
             t = _mm256_blendv_pd(t, _mm256_div_pd(HORNER8V(E, rf), HORNER8V(F, rf)), far);
         }
         _mm256_storeu_pd(tail_t + j, t);
@@ -461,39 +419,8 @@ __attribute__((target("avx2"))) static void ndtri_block_avx2(const double *restr
 }
 #endif
 
-enum { DT_F64 = 0, DT_F32 = 1, DT_F16 = 2, DT_BF16 = 3 };
-enum { LAW_UNIFORM = 0, LAW_NORMAL = 1, LAW_TRUNCATED = 2 };
 
 /* ---- the float32 transform (float32 / float16 / bfloat16 outputs; see berry/_special.py) ---- */
-#define FA0 0x1.0fc8bcp+1f
-#define FA1 0x1.652c5cp-2f
-#define FA2 -0x1.832b16p-8f
-#define FA3 -0x1.d06b7ap-10f
-#define FA4 0x1.43c992p-12f
-#define FA5 -0x1.d7f9b8p-18f
-#define FA6 -0x1.48ab52p-18f
-#define FA7 0x1.638822p-21f
-#define FA8 0x1.1a9ef0p-25f
-#define FA9 -0x1.b27b34p-27f
-#define FB0 0x1.00696cp+2f
-#define FB1 0x1.6aa52ap+0f
-#define FB2 0x1.b5a7f6p-7f
-#define FB3 -0x1.62350ap-7f
-#define FB4 0x1.07ef92p-7f
-#define FB5 -0x1.4a4f2ap-8f
-#define FB6 0x1.0d6c70p-9f
-#define FB7 -0x1.6a4078p-13f
-#define FB8 -0x1.758454p-12f
-#define FB9 0x1.cef9b8p-13f
-#define FB10 -0x1.de71dep-15f
-#define FB11 0x1.821848p-18f
-/* 2 atanh(f) / f = sum 2 f^(2n) / (2n + 1), rounded to float32 */
-#define FT0 2.0f
-#define FT1 0x1.555556p-1f
-#define FT2 0x1.99999ap-2f
-#define FT3 0x1.24924ap-2f
-#define FT4 0x1.c71c72p-3f
-#define F32_MAX_P 0x1.fffffep-1f /* largest float32 below 1 */
 
 static inline __attribute__((always_inline)) float as_float(uint32_t bits) {
     float f;
@@ -512,14 +439,14 @@ static inline __attribute__((always_inline)) float berry_logf(float t) {
     uint32_t bits = as_u32(t);
     int32_t e = (int32_t)(bits >> 23) - 126;
     float m = as_float((bits & 0x807FFFFFu) | 0x3F000000u);
-    int small = m < 0.707106781186547524f;
+    int small = m < F32_SQRTHF;
     e -= small;
     float x = small ? (m + m) - 1.0f : m - 1.0f;
     float ef = (float)e;
     float f = x / (x + 2.0f);
     float f2 = f * f;
     float r = f * ((((FT4 * f2 + FT3) * f2 + FT2) * f2 + FT1) * f2 + FT0);
-    return (r + -2.12194440e-4f * ef) + 0.693359375f * ef;
+    return (r + F32_LOG_Q1 * ef) + F32_LOG_Q2 * ef;
 }
 
 /* -ndtri(s) for 2^-40 <= s <= 1/2 (ndtri_half_f32 in berry/_special.py). */
@@ -528,35 +455,35 @@ static inline __attribute__((always_inline)) float ndtri_half_f(float s) {
     float w = -berry_logf(t);
     float x = 1.0f - (s + s);
     float p;
-    if (w < 5.0f) {
-        float v = w - 2.5f;
+    if (w < F32_SPLIT) {
+        float v = w - F32_CENTER;
         p = ((((((((FA9 * v + FA8) * v + FA7) * v + FA6) * v + FA5) * v + FA4) * v + FA3) * v + FA2) * v + FA1) * v + FA0;
     } else {
-        float v = sqrtf(w) - 3.0f;
+        float v = sqrtf(w) - F32_TAIL_CENTER;
         p = ((((((((((FB11 * v + FB10) * v + FB9) * v + FB8) * v + FB7) * v + FB6) * v + FB5) * v + FB4) * v + FB3) * v + FB2) * v + FB1) * v + FB0;
     }
     return x * p;
 }
 
+/* The float32 transform's map from a word to r = base + step * v and the sign of z (the stream docstring):
+ * the lower triple (lower_base, lower_step, -1) for words whose top bit is clear, the upper one otherwise. */
+typedef struct {
+    int normal; /* r = v exactly (lower and upper triples (0, 1)): skip the multiply-add */
+    float lower_base, lower_step, upper_base, upper_step;
+    int upper_positive; /* upper sign +1 (else -1) */
+} f32_map_t;
+
 /* z[i] (as double) of the float32 transform from words[i], i < n. */
 static inline __attribute__((always_inline)) void z32_block(const uint32_t *restrict words, double *restrict z, int n,
-                                                            int law, float pa, float width) {
+                                                            const f32_map_t *map) {
     for (int i = 0; i < n; i++) {
         uint32_t word = words[i];
-        float g;
-        if (law == LAW_NORMAL) {
-            float s = ((float)(int32_t)(word & 0x7FFFFFFFu) + 0.5f) * 0x1p-32f;
-            g = ndtri_half_f(s);
-            g = (word >> 31) ? g : -g;
-        } else {
-            float u = as_float((word >> 9) | 0x3F800000u) - F32_MAX_P;
-            float p = pa + width * u;
-            p = p < F32_MAX_P ? p : F32_MAX_P;
-            int lower = p < 0.5f;
-            g = ndtri_half_f(lower ? p : 1.0f - p);
-            g = lower ? -g : g;
-        }
-        z[i] = (double)g;
+        int upper = (int)(word >> 31);
+        float v = ((float)(int32_t)(word & 0x7FFFFFFFu) + 0.5f) * F32_V_SCALE;
+        float r = v;
+        if (!map->normal) r = upper ? map->upper_base + map->upper_step * v : map->lower_base + map->lower_step * v;
+        float g = ndtri_half_f(r);
+        z[i] = (double)(upper && map->upper_positive ? g : -g);
     }
 }
 
@@ -590,7 +517,7 @@ __attribute__((target("avx2"))) static inline __attribute__((always_inline)) voi
         __m256i e = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126));
         __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x807FFFFF)),
                                                        _mm256_set1_epi32(0x3F000000)));
-        __m256 small = _mm256_cmp_ps(m, FSET(0.707106781186547524f), _CMP_LT_OQ);
+        __m256 small = _mm256_cmp_ps(m, FSET(F32_SQRTHF), _CMP_LT_OQ);
         e = _mm256_add_epi32(e, _mm256_castps_si256(small)); /* mask is -1 */
         x[k] = _mm256_sub_ps(_mm256_blendv_ps(m, _mm256_add_ps(m, m), small), FSET(1.0f)); /* (m + m) - 1 or m - 1 */
         ef[k] = _mm256_cvtepi32_ps(e);
@@ -600,8 +527,8 @@ __attribute__((target("avx2"))) static inline __attribute__((always_inline)) voi
     horner_f8(ft_coef, 4, f2, y);
     EACH {
         __m256 r = _mm256_mul_ps(f[k], y[k]);
-        r = _mm256_add_ps(r, _mm256_mul_ps(FSET(-2.12194440e-4f), ef[k]));
-        out[k] = _mm256_add_ps(r, _mm256_mul_ps(FSET(0.693359375f), ef[k]));
+        r = _mm256_add_ps(r, _mm256_mul_ps(FSET(F32_LOG_Q1), ef[k]));
+        out[k] = _mm256_add_ps(r, _mm256_mul_ps(FSET(F32_LOG_Q2), ef[k]));
     }
 }
 
@@ -614,15 +541,15 @@ __attribute__((target("avx2"))) static inline __attribute__((always_inline)) voi
     int any_tail = 0;
     EACH {
         w[k] = _mm256_xor_ps(w[k], FSET(-0.0f));
-        v[k] = _mm256_sub_ps(w[k], FSET(2.5f));
-        any_tail |= _mm256_movemask_ps(_mm256_cmp_ps(w[k], FSET(5.0f), _CMP_NLT_UQ)); /* !(w < 5) */
+        v[k] = _mm256_sub_ps(w[k], FSET(F32_CENTER));
+        any_tail |= _mm256_movemask_ps(_mm256_cmp_ps(w[k], FSET(F32_SPLIT), _CMP_NLT_UQ)); /* !(w < 5) */
     }
     horner_f8(fa_coef, 9, v, p);
     if (__builtin_expect(any_tail != 0, 0)) {
         __m256 vb[NV], pb[NV];
-        EACH vb[k] = _mm256_sub_ps(_mm256_sqrt_ps(w[k]), FSET(3.0f));
+        EACH vb[k] = _mm256_sub_ps(_mm256_sqrt_ps(w[k]), FSET(F32_TAIL_CENTER));
         horner_f8(fb_coef, 11, vb, pb);
-        EACH p[k] = _mm256_blendv_ps(p[k], pb[k], _mm256_cmp_ps(w[k], FSET(5.0f), _CMP_NLT_UQ));
+        EACH p[k] = _mm256_blendv_ps(p[k], pb[k], _mm256_cmp_ps(w[k], FSET(F32_SPLIT), _CMP_NLT_UQ));
     }
     EACH g[k] = _mm256_mul_ps(_mm256_sub_ps(FSET(1.0f), _mm256_add_ps(s[k], s[k])), p[k]);
 }
@@ -632,31 +559,24 @@ __attribute__((target("avx2"))) static inline __attribute__((always_inline)) voi
  * operations: loc + scale * z in float64, clamped, rounded to float32; or with affine32 all in float32)
  * and written straight to out32; returns how many leading values were written there; z holds the others. */
 __attribute__((target("avx2"))) static int z32_block_avx2(const uint32_t *restrict words, double *restrict z, int n,
-                                                          int law, float pa, float width, float *restrict out32,
+                                                          const f32_map_t *map, float *restrict out32,
                                                           const double *affine, int affine32) {
     const __m256 sign = FSET(-0.0f);
+    const __m256 lower_base = FSET(map->lower_base), lower_step = FSET(map->lower_step);
+    const __m256 upper_base = FSET(map->upper_base), upper_step = FSET(map->upper_step);
     int done = 0;
     for (int i = 0; i < n; i += 8 * NV) {
         __m256i word[NV];
         __m256 s[NV], g[NV], neg[NV];
         EACH word[k] = _mm256_loadu_si256((const __m256i *)(words + i + 8 * k));
-        if (law == LAW_NORMAL) {
-            EACH {
-                __m256 m = _mm256_cvtepi32_ps(_mm256_and_si256(word[k], _mm256_set1_epi32(0x7FFFFFFF)));
-                s[k] = _mm256_mul_ps(_mm256_add_ps(m, FSET(0.5f)), FSET(0x1p-32f));
-                neg[k] = _mm256_andnot_ps(_mm256_castsi256_ps(word[k]), sign); /* top bit clear: -g */
-            }
-        } else {
-            EACH {
-                __m256 u = _mm256_sub_ps(
-                    _mm256_castsi256_ps(_mm256_or_si256(_mm256_srli_epi32(word[k], 9), _mm256_set1_epi32(0x3F800000))),
-                    FSET(F32_MAX_P));
-                __m256 p = _mm256_add_ps(FSET(pa), _mm256_mul_ps(FSET(width), u));
-                p = _mm256_min_ps(p, FSET(F32_MAX_P));
-                __m256 lower = _mm256_cmp_ps(p, FSET(0.5f), _CMP_LT_OQ);
-                s[k] = _mm256_blendv_ps(_mm256_sub_ps(FSET(1.0f), p), p, lower);
-                neg[k] = _mm256_and_ps(lower, sign);
-            }
+        EACH {
+            __m256 m = _mm256_cvtepi32_ps(_mm256_and_si256(word[k], _mm256_set1_epi32(0x7FFFFFFF)));
+            __m256 v = _mm256_mul_ps(_mm256_add_ps(m, FSET(0.5f)), FSET(F32_V_SCALE));
+            __m256 upper = _mm256_castsi256_ps(_mm256_srai_epi32(word[k], 31)); /* all ones where the top bit is set */
+            s[k] = map->normal ? v
+                               : _mm256_add_ps(_mm256_blendv_ps(lower_base, upper_base, upper),
+                                               _mm256_mul_ps(_mm256_blendv_ps(lower_step, upper_step, upper), v));
+            neg[k] = map->upper_positive ? _mm256_andnot_ps(upper, sign) : sign; /* the lanes whose z is -G(r) */
         }
         ndtri_half_f8(s, g);
         if (out32 != NULL && affine32 && i + 8 * NV <= n) {
@@ -730,28 +650,26 @@ typedef struct {
     char *out;
     int dtype;
     uint32_t k0, k1;
-    int law;
-    double offset, factor, pa, width, low, high;
-    int fast; /* 1: the float32 transform, 2: also its float32 affine map (float32 output) */
+    int law, transform;
+    int affine32; /* float32 output of the float32 transform: loc + scale * z and the clamp in float32 */
+    double offset, factor, low, high;
+    double pa, width, qb; /* float64 transform, truncated normal */
+    int complement;       /* u > 1/2 from the upper end: z = -ndtri(qb + width * (1 - u)) */
+    f32_map_t map;    /* float32 transform */
     uint64_t base, run;
     int n_outer;
     uint64_t counts[MAX_OUTER], strides[MAX_OUTER];
 } job_t;
 
-typedef struct {
-    const job_t *job;
-    uint64_t begin, end; /* region positions */
-} slice_t;
-
 /* Values of global indices [index, index + n) into out positions [position, position + n). */
 static inline __attribute__((always_inline)) void segment(const job_t *job, uint64_t index, int n,
-                                                          uint64_t position, int avx2) {
-    double u[CHUNK + 8], v[CHUNK + 32];
+                                                          uint64_t position, int avx2, scratch_t *scratch) {
+    double *u = scratch->u, *v = scratch->v;
     const double offset = job->offset, factor = job->factor, low = job->low, high = job->high;
     const double *z;
     int first_value = 0; /* values before it are already written */
-    if (job->fast) {
-        uint32_t words[CHUNK + 40];
+    if (job->transform == TRANSFORM_F32) {
+        uint32_t *words = scratch->words;
         uint64_t first = index >> 2;
         int nw = (int)(((index + (uint64_t)n - 1) >> 2) - first + 1);
         const uint32_t *ww = words + (index & 3);
@@ -760,13 +678,13 @@ static inline __attribute__((always_inline)) void segment(const job_t *job, uint
             philox_words_avx2(job->k0, job->k1, first, nw, words);
             for (int i = 4 * nw; i < (int)(index & 3) + ((n + 31) & ~31); i++) words[i] = 0; /* padding lanes */
             const double affine[4] = {offset, factor, low, high};
-            float *out32 = job->dtype == DT_F32 ? (float *)(job->out + position * 4) : NULL;
-            first_value = z32_block_avx2(ww, v, n, job->law, (float)job->pa, (float)job->width, out32, affine, job->fast == 2);
+            float *out32 = job->dtype == DT_FLOAT32 ? (float *)(job->out + position * 4) : NULL;
+            first_value = z32_block_avx2(ww, v, n, &job->map, out32, affine, job->affine32);
         } else
 #endif
         {
             philox_words(job->k0, job->k1, first, nw, words);
-            z32_block(ww, v, n, job->law, (float)job->pa, (float)job->width);
+            z32_block(ww, v, n, &job->map);
         }
         z = v;
         goto finish;
@@ -779,7 +697,7 @@ static inline __attribute__((always_inline)) void segment(const job_t *job, uint
     } else
 #endif
     {
-        double even[CHUNK / 2 + 1], odd[CHUNK / 2 + 1];
+        double *even = scratch->even, *odd = scratch->odd;
         philox_uniforms(job->k0, job->k1, block0, nb, even, odd);
         for (int j = 0; j < nb; j++) {
             u[2 * j] = even[j];
@@ -790,22 +708,25 @@ static inline __attribute__((always_inline)) void segment(const job_t *job, uint
     z = uu; /* uniform: the value is affine in u itself */
     if (job->law != LAW_UNIFORM) {
         const double *p = uu;
-        double pt[CHUNK + 4];
+        double *pt = scratch->p;
         if (job->law == LAW_TRUNCATED) {
-            const double pa = job->pa, width = job->width, p_max = 1.0 - 0x1p-53;
-            for (int i = 0; i < n; i++) {
-                double pi = pa + width * uu[i];
-                pt[i] = pi < p_max ? pi : p_max;
+            const double pa = job->pa, width = job->width, qb = job->qb;
+            if (job->complement) { /* u > 1/2 measured from the upper end: never 1 - p */
+                for (int i = 0; i < n; i++) pt[i] = uu[i] < 0.5 ? pa + width * uu[i] : qb + width * (1.0 - uu[i]);
+            } else {
+                for (int i = 0; i < n; i++) pt[i] = pa + width * uu[i];
             }
             p = pt;
         }
 #ifdef BERRY_HAVE_AVX2_CLONE
         if (avx2) {
             for (int i = n; i < ((n + 3) & ~3); i++) ((double *)p)[i] = 0.5; /* padding lanes */
-            ndtri_block_avx2(p, v, n);
+            ndtri_block_avx2(p, v, n, scratch);
         } else
 #endif
-            ndtri_block(p, v, n);
+            ndtri_block(p, v, n, scratch);
+        if (job->law == LAW_TRUNCATED && job->complement)
+            for (int i = 0; i < n; i++) v[i] = uu[i] < 0.5 ? v[i] : -v[i];
         z = v;
     }
 finish:
@@ -818,14 +739,14 @@ finish:
         store;                                                                                             \
     }
     switch (job->dtype) {
-    case DT_F64: {
+    case DT_FLOAT64: {
         double *out = (double *)(job->out + position * 8);
         FINISH(out[i] = x);
         break;
     }
-    case DT_F32: {
+    case DT_FLOAT32: {
         float *out = (float *)(job->out + position * 4);
-        if (job->fast == 2) { /* float32 affine map and clamp (the stream docstring) */
+        if (job->affine32) { /* float32 affine map and clamp (the stream docstring) */
             const float off32 = (float)offset, fac32 = (float)factor, low32 = (float)low, high32 = (float)high;
             for (int i = first_value; i < n; i++) {
                 float x = off32 + fac32 * (float)z[i];
@@ -838,7 +759,7 @@ finish:
         FINISH(out[i] = (float)x);
         break;
     }
-    case DT_F16: {
+    case DT_FLOAT16: {
         uint16_t *out = (uint16_t *)(job->out + position * 2);
         FINISH(out[i] = round_small(x, 5, 10));
         break;
@@ -852,10 +773,11 @@ finish:
 #undef FINISH
 }
 
-static inline __attribute__((always_inline)) void run_slice_body(const slice_t *slice, int avx2) {
-    const job_t *job = slice->job;
-    uint64_t position = slice->begin;
-    while (position < slice->end) {
+/* Region positions [begin, end), segment by segment (a segment never crosses a run). */
+static inline __attribute__((always_inline)) void run_range_body(const job_t *job, uint64_t begin, uint64_t end,
+                                                                 int avx2, scratch_t *scratch) {
+    uint64_t position = begin;
+    while (position < end) {
         uint64_t row = position / job->run, offset = position % job->run;
         uint64_t index = job->base + offset;
         for (int axis = job->n_outer - 1; axis >= 0; axis--) {
@@ -863,128 +785,356 @@ static inline __attribute__((always_inline)) void run_slice_body(const slice_t *
             row /= job->counts[axis];
         }
         uint64_t n = job->run - offset;
-        if (n > slice->end - position) n = slice->end - position;
+        if (n > end - position) n = end - position;
         if (n > CHUNK) n = CHUNK;
-        segment(job, index, (int)n, position, avx2);
+        segment(job, index, (int)n, position, avx2, scratch);
         position += n;
     }
 }
 
 #ifdef BERRY_HAVE_AVX2_CLONE
-__attribute__((target("avx2"))) static void run_slice_avx2(const slice_t *slice) { run_slice_body(slice, 1); }
+__attribute__((target("avx2"))) static void run_range_avx2(const job_t *job, uint64_t begin, uint64_t end,
+                                                            scratch_t *scratch) {
+    run_range_body(job, begin, end, 1, scratch);
+}
 #endif
-static void run_slice_generic(const slice_t *slice) { run_slice_body(slice, 0); }
+static void run_range_generic(const job_t *job, uint64_t begin, uint64_t end, scratch_t *scratch) {
+    run_range_body(job, begin, end, 0, scratch);
+}
 
-static int use_avx2 = 0; /* decided at import; "generic" forces the portable path (tests) */
+static int use_avx2 = 0; /* decided at import; set_simd() forces a path (tests) */
 
-static void *run_slice(void *arg) {
+static void run_range(const job_t *job, uint64_t begin, uint64_t end, scratch_t *scratch) {
 #ifdef BERRY_HAVE_AVX2_CLONE
     if (use_avx2) {
-        run_slice_avx2((const slice_t *)arg);
-        return NULL;
+        run_range_avx2(job, begin, end, scratch);
+        return;
     }
 #endif
-    run_slice_generic((const slice_t *)arg);
+    run_range_generic(job, begin, end, scratch);
+}
+
+/* ---- threads: positions handed out in grains, so every thread stays busy and the caller can stop them ---- */
+
+#define GRAIN 65536            /* positions per claim: about 0.1 ms of work */
+#define SIGNAL_CHECK_NS 20000000 /* the calling thread looks for signals (Ctrl-C) every 20 ms */
+
+typedef struct {
+    const job_t *job;
+    uint64_t total;
+    uint64_t next;  /* the next unclaimed position (atomic) */
+    int cancelled;  /* stop claiming (atomic): an exception is pending in the calling thread */
+} work_t;
+
+/* Claim grains until none is left or the work is cancelled; false when nothing was left to claim. */
+static int work_one_grain(work_t *work, scratch_t *scratch) {
+    if (__atomic_load_n(&work->cancelled, __ATOMIC_RELAXED)) return 0;
+    uint64_t begin = __atomic_fetch_add(&work->next, GRAIN, __ATOMIC_RELAXED);
+    if (begin >= work->total) return 0;
+    uint64_t end = work->total - begin < GRAIN ? work->total : begin + GRAIN;
+    run_range(work->job, begin, end, scratch);
+    return 1;
+}
+
+static void *worker(void *arg) {
+    work_t *work = (work_t *)arg;
+    scratch_t *scratch = (scratch_t *)malloc(sizeof(scratch_t));
+    if (scratch == NULL) return NULL; /* the other threads take this one's share */
+    while (work_one_grain(work, scratch)) {
+    }
+    free(scratch);
     return NULL;
 }
 
-#define MAX_THREADS 256
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
 
-static PyObject *stream_fill(PyObject *self, PyObject *args) {
-    PyObject *out_obj, *counts_obj, *strides_obj;
+/* Run the job on `threads` threads (the caller is one of them); -1 with an exception set if a signal
+ * handler raised (KeyboardInterrupt): the workers stop after their current grain. Called with the GIL. */
+static int run_job(const job_t *job, uint64_t total, int threads) {
+    scratch_t *scratch = (scratch_t *)PyMem_RawMalloc(sizeof(scratch_t));
+    pthread_t *workers = (pthread_t *)PyMem_RawMalloc(sizeof(pthread_t) * (size_t)threads);
+    int *started = (int *)PyMem_RawCalloc((size_t)threads, sizeof(int));
+    if (scratch == NULL || workers == NULL || started == NULL) {
+        PyMem_RawFree(scratch);
+        PyMem_RawFree(workers);
+        PyMem_RawFree(started);
+        PyErr_NoMemory();
+        return -1;
+    }
+    work_t work = {job, total, 0, 0};
+    int status = 0;
+    PyThreadState *state = PyEval_SaveThread();
+    for (int t = 1; t < threads; t++) started[t] = pthread_create(&workers[t], NULL, worker, &work) == 0;
+    uint64_t last_check = now_ns();
+    while (work_one_grain(&work, scratch)) {
+        if (now_ns() - last_check < SIGNAL_CHECK_NS) continue;
+        PyEval_RestoreThread(state);
+        status = PyErr_CheckSignals();
+        state = PyEval_SaveThread();
+        if (status < 0) __atomic_store_n(&work.cancelled, 1, __ATOMIC_RELAXED);
+        last_check = now_ns();
+    }
+    for (int t = 1; t < threads; t++)
+        if (started[t]) pthread_join(workers[t], NULL);
+    PyEval_RestoreThread(state);
+    PyMem_RawFree(scratch);
+    PyMem_RawFree(workers);
+    PyMem_RawFree(started);
+    return status;
+}
+
+/* ---- the entry point: named fields, every one validated ------------------ */
+
+#define MAX_THREADS 256
+#define N_FIELDS 23 /* keyword fields of fill(), all required */
+static const char *const field_names[N_FIELDS] = {
+    "dtype", "key", "law", "transform", "affine32", "offset", "factor", "low", "high", "pa", "width", "qb",
+    "complement", "lower_base", "lower_step", "upper_base", "upper_step", "upper_sign", "base", "run", "counts",
+    "strides", "threads"};
+
+static int field_error(const char *name, const char *allowed) {
+    if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_OverflowError) || PyErr_ExceptionMatches(PyExc_TypeError)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "berry._cstream.fill: field %s must be %s", name, allowed);
+    }
+    return -1;
+}
+
+static PyObject *get_field(PyObject *fields, const char *name) {
+    PyObject *value = PyDict_GetItemString(fields, name); /* borrowed */
+    if (value == NULL) PyErr_Format(PyExc_TypeError, "berry._cstream.fill: missing field %s", name);
+    return value;
+}
+
+static int read_u64(PyObject *fields, const char *name, uint64_t *out, const char *allowed) {
+    PyObject *value = get_field(fields, name);
+    if (value == NULL) return -1;
+    if (!PyLong_Check(value)) return field_error(name, allowed);
+    unsigned long long x = PyLong_AsUnsignedLongLong(value); /* OverflowError below 0 or at 2^64 */
+    if (PyErr_Occurred()) return field_error(name, allowed);
+    *out = (uint64_t)x;
+    return 0;
+}
+
+static int read_int(PyObject *fields, const char *name, int low, int high, int *out) {
+    PyObject *value = get_field(fields, name);
+    if (value == NULL) return -1;
+    long v = PyLong_Check(value) ? PyLong_AsLong(value) : -1;
+    if (!PyLong_Check(value) || PyErr_Occurred() || v < low || v > high) {
+        char allowed[96];
+        snprintf(allowed, sizeof allowed, "an int in [%d, %d]", low, high);
+        return field_error(name, allowed);
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* A float field; finite unless allow_inf (NaN is never allowed). */
+static int read_double(PyObject *fields, const char *name, int allow_inf, double *out) {
+    PyObject *value = get_field(fields, name);
+    if (value == NULL) return -1;
+    double x = PyFloat_Check(value) ? PyFloat_AS_DOUBLE(value) : NAN;
+    if (isnan(x) || (!allow_inf && isinf(x)))
+        return field_error(name, allow_inf ? "a float (not NaN)" : "a finite float");
+    *out = x;
+    return 0;
+}
+
+/* A finite float field holding a float32 value exactly. */
+static int read_float32(PyObject *fields, const char *name, float *out) {
+    double x;
+    if (read_double(fields, name, 0, &x) < 0) return -1;
+    if (fabs(x) > 0x1.fffffep+127 || (double)(float)x != x) return field_error(name, "a finite float32 value");
+    *out = (float)x;
+    return 0;
+}
+
+/* a + b and a * b of uint64 without wrapping: -1 on overflow. */
+static int add_u64(uint64_t a, uint64_t b, uint64_t *out) {
+    if (a > UINT64_MAX - b) return -1;
+    *out = a + b;
+    return 0;
+}
+
+static int mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
+    if (a != 0 && b > UINT64_MAX / a) return -1;
+    *out = a * b;
+    return 0;
+}
+
+/* The job of a fill() call from its fields (validated), and its element count. */
+static int parse_job(PyObject *fields, job_t *job, uint64_t *total, int *threads) {
+    uint64_t key;
+    float lower_base, lower_step, upper_base, upper_step;
+    int upper_sign;
+    if (fields == NULL || !PyDict_Check(fields)) {
+        PyErr_SetString(PyExc_TypeError, "berry._cstream.fill: the fields are keyword arguments");
+        return -1;
+    }
+    if (read_int(fields, "dtype", 0, 3, &job->dtype) < 0 || read_u64(fields, "key", &key, "an int in [0, 2**64)") < 0 ||
+        read_int(fields, "law", LAW_UNIFORM, LAW_TRUNCATED, &job->law) < 0 ||
+        read_int(fields, "transform", TRANSFORM_F64, TRANSFORM_F32, &job->transform) < 0 ||
+        read_int(fields, "affine32", 0, 1, &job->affine32) < 0 || read_double(fields, "offset", 0, &job->offset) < 0 ||
+        read_double(fields, "factor", 0, &job->factor) < 0 || read_double(fields, "low", 1, &job->low) < 0 ||
+        read_double(fields, "high", 1, &job->high) < 0 || read_double(fields, "pa", 0, &job->pa) < 0 ||
+        read_double(fields, "width", 0, &job->width) < 0 || read_double(fields, "qb", 0, &job->qb) < 0 ||
+        read_int(fields, "complement", 0, 1, &job->complement) < 0 || read_float32(fields, "lower_base", &lower_base) < 0 ||
+        read_float32(fields, "lower_step", &lower_step) < 0 || read_float32(fields, "upper_base", &upper_base) < 0 ||
+        read_float32(fields, "upper_step", &upper_step) < 0 || read_int(fields, "upper_sign", -1, 1, &upper_sign) < 0 ||
+        read_u64(fields, "base", &job->base, "an int in [0, 2**64)") < 0 ||
+        read_u64(fields, "run", &job->run, "an int in [1, 2**64)") < 0 ||
+        read_int(fields, "threads", 1, INT_MAX, threads) < 0)
+        return -1;
+    if (PyDict_Size(fields) != N_FIELDS) {
+        PyErr_Format(PyExc_TypeError, "berry._cstream.fill: takes exactly %d named fields, got %zd", N_FIELDS,
+                     PyDict_Size(fields));
+        return -1;
+    }
+    job->k0 = (uint32_t)key;
+    job->k1 = (uint32_t)(key >> 32);
+    if (upper_sign == 0) return field_error("upper_sign", "-1 or +1");
+    if (job->run == 0) return field_error("run", "an int in [1, 2**64)");
+    if (!(job->low <= job->high)) return field_error("low", "<= high");
+    if (job->law != LAW_TRUNCATED && job->factor < 0) return field_error("factor", ">= 0 for uniform and normal laws");
+    if (!(job->pa >= 0 && job->width >= 0 && job->pa + job->width <= 1.0 + 0x1p-52))
+        return field_error("pa", "in [0, 1] with pa + width <= 1 (width >= 0)");
+    if (!(job->qb >= 0 && job->qb <= 1)) return field_error("qb", "in [0, 1]");
+    if (job->complement && job->law != LAW_TRUNCATED) return field_error("complement", "0 unless the law is truncated");
+    if (job->transform == TRANSFORM_F32 && (job->law == LAW_UNIFORM || job->dtype == DT_FLOAT64))
+        return field_error("transform", "TRANSFORM_F64 for uniform laws and float64 outputs");
+    if (job->affine32 && (job->transform != TRANSFORM_F32 || job->dtype != DT_FLOAT32))
+        return field_error("affine32", "0 unless the float32 transform writes float32");
+    job->map.normal = job->law == LAW_NORMAL;
+    if (job->map.normal && !(lower_base == 0.0f && lower_step == 1.0f && upper_base == 0.0f && upper_step == 1.0f &&
+                             upper_sign == 1))
+        return field_error("lower_base", "(0, 1, 0, 1, +1) for the normal law (r = v)");
+    job->map.lower_base = lower_base;
+    job->map.lower_step = lower_step;
+    job->map.upper_base = upper_base;
+    job->map.upper_step = upper_step;
+    job->map.upper_positive = upper_sign > 0;
+
+    /* the region: rows of runs; every global index it touches must fit in 64 bits */
+    PyObject *counts = get_field(fields, "counts"), *strides = get_field(fields, "strides");
+    if (counts == NULL || strides == NULL) return -1;
+    if (!PyTuple_Check(counts) || !PyTuple_Check(strides) || PyTuple_GET_SIZE(counts) != PyTuple_GET_SIZE(strides) ||
+        PyTuple_GET_SIZE(counts) > MAX_OUTER) {
+        PyErr_Format(PyExc_ValueError, "berry._cstream.fill: counts and strides must be tuples of equal length <= %d",
+                     MAX_OUTER);
+        return -1;
+    }
+    job->n_outer = (int)PyTuple_GET_SIZE(counts);
+    uint64_t rows = 1, last;
+    if (add_u64(job->base, job->run - 1, &last) < 0) return field_error("run", "such that base + run - 1 < 2**64");
+    for (int axis = 0; axis < job->n_outer; axis++) {
+        PyObject *count = PyTuple_GET_ITEM(counts, axis), *stride = PyTuple_GET_ITEM(strides, axis);
+        job->counts[axis] = PyLong_Check(count) ? PyLong_AsUnsignedLongLong(count) : 0;
+        job->strides[axis] = PyLong_Check(stride) ? PyLong_AsUnsignedLongLong(stride) : 0;
+        if (!PyLong_Check(count) || !PyLong_Check(stride) || PyErr_Occurred())
+            return field_error("counts", "tuples of ints in [0, 2**64)");
+        if (job->counts[axis] == 0) {
+            *total = 0;
+            return 0;
+        }
+        uint64_t reach;
+        if (mul_u64(rows, job->counts[axis], &rows) < 0 ||
+            mul_u64(job->counts[axis] - 1, job->strides[axis], &reach) < 0 || add_u64(last, reach, &last) < 0)
+            return field_error("counts", "a region whose size and global indices fit in 64 bits");
+    }
+    if (mul_u64(rows, job->run, total) < 0 || *total > (UINT64_MAX >> 1))
+        return field_error("counts", "a region of fewer than 2**63 elements");
+    return 0;
+}
+
+static PyObject *stream_fill(PyObject *self, PyObject *args, PyObject *kwargs) {
+    (void)self;
     job_t job;
-    unsigned int k0, k1;
-    unsigned long long base, run;
+    uint64_t total = 0, bytes = 0;
     int threads;
-    if (!PyArg_ParseTuple(args, "OiIIiddddddiKKOOi", &out_obj, &job.dtype, &k0, &k1, &job.law, &job.offset,
-                          &job.factor, &job.pa, &job.width, &job.low, &job.high, &job.fast, &base, &run, &counts_obj,
-                          &strides_obj, &threads))
-        return NULL;
-    job.k0 = k0;
-    job.k1 = k1;
-    job.base = base;
-    job.run = run;
-    if (job.dtype < 0 || job.dtype > 3 || job.law < 0 || job.law > 2 || run == 0) {
-        PyErr_SetString(PyExc_ValueError, "berry._cstream.fill: bad dtype, law or run");
+    if (PyTuple_GET_SIZE(args) != 1) {
+        PyErr_SetString(PyExc_TypeError, "berry._cstream.fill takes one positional argument (out)");
         return NULL;
     }
-    if (!PyTuple_Check(counts_obj) || !PyTuple_Check(strides_obj) ||
-        PyTuple_GET_SIZE(counts_obj) != PyTuple_GET_SIZE(strides_obj) || PyTuple_GET_SIZE(counts_obj) > MAX_OUTER) {
-        PyErr_SetString(PyExc_ValueError, "berry._cstream.fill: counts and strides must be tuples of equal length");
-        return NULL;
-    }
-    job.n_outer = (int)PyTuple_GET_SIZE(counts_obj);
-    uint64_t rows = 1;
-    for (int axis = 0; axis < job.n_outer; axis++) {
-        job.counts[axis] = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(counts_obj, axis));
-        job.strides[axis] = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(strides_obj, axis));
-        if (PyErr_Occurred()) return NULL;
-        if (job.counts[axis] == 0) Py_RETURN_NONE;
-        rows *= job.counts[axis];
-    }
+    if (parse_job(kwargs, &job, &total, &threads) < 0) return NULL;
     Py_buffer view;
-    if (PyObject_GetBuffer(out_obj, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) return NULL;
-    static const int item_size[4] = {8, 4, 2, 2};
-    uint64_t total = rows * run;
-    if ((uint64_t)view.len != total * (uint64_t)item_size[job.dtype]) {
+    if (PyObject_GetBuffer(PyTuple_GET_ITEM(args, 0), &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    static const uint64_t item_size[4] = {8, 4, 2, 2};
+    if (mul_u64(total, item_size[job.dtype], &bytes) < 0 || view.len < 0 || (uint64_t)view.len != bytes) {
         PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "berry._cstream.fill: output buffer size does not match the region");
+        PyErr_Format(PyExc_ValueError,
+                     "berry._cstream.fill: out has %zd bytes but the region needs %llu elements of %llu bytes", view.len,
+                     (unsigned long long)total, (unsigned long long)item_size[job.dtype]);
         return NULL;
+    }
+    if (total == 0) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
     }
     job.out = (char *)view.buf;
     /* at least 64 Ki elements per thread: threads cost more than they save below that */
-    uint64_t useful = total / 65536 + 1;
-    if (threads < 1) threads = 1;
+    uint64_t useful = total / GRAIN + 1;
     if ((uint64_t)threads > useful) threads = (int)useful;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
-    slice_t slices[MAX_THREADS];
-    pthread_t workers[MAX_THREADS];
-    int started[MAX_THREADS];
-    Py_BEGIN_ALLOW_THREADS;
-    for (int t = 0; t < threads; t++) {
-        slices[t].job = &job;
-        slices[t].begin = total * (uint64_t)t / (uint64_t)threads;
-        slices[t].end = total * (uint64_t)(t + 1) / (uint64_t)threads;
-        started[t] = 0;
-    }
-    for (int t = 1; t < threads; t++) started[t] = pthread_create(&workers[t], NULL, run_slice, &slices[t]) == 0;
-    run_slice(&slices[0]);
-    for (int t = 1; t < threads; t++) {
-        if (started[t])
-            pthread_join(workers[t], NULL);
-        else
-            run_slice(&slices[t]); /* could not start a thread: do its share here */
-    }
-    Py_END_ALLOW_THREADS;
+    int status = run_job(&job, total, threads);
     PyBuffer_Release(&view);
+    if (status < 0) return NULL;
     Py_RETURN_NONE;
 }
 
+static const char *simd_name(void) { return use_avx2 ? "avx2" : "generic"; }
+
+static int cpu_has_avx2(void) {
+#ifdef BERRY_HAVE_AVX2_CLONE
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+static PyObject *stream_simd(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyUnicode_FromString(simd_name());
+}
+
+static PyObject *stream_simd_paths(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return cpu_has_avx2() ? Py_BuildValue("(ss)", "generic", "avx2") : Py_BuildValue("(s)", "generic");
+}
+
 static PyObject *stream_set_simd(PyObject *self, PyObject *args) {
+    (void)self;
     const char *mode;
     if (!PyArg_ParseTuple(args, "s", &mode)) return NULL;
     if (strcmp(mode, "generic") == 0) {
         use_avx2 = 0;
     } else if (strcmp(mode, "auto") == 0) {
-#ifdef BERRY_HAVE_AVX2_CLONE
-        __builtin_cpu_init();
-        use_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-#else
-        use_avx2 = 0;
-#endif
+        use_avx2 = cpu_has_avx2();
+    } else if (strcmp(mode, "avx2") == 0 && cpu_has_avx2()) {
+        use_avx2 = 1;
     } else {
-        PyErr_Format(PyExc_ValueError, "simd mode must be 'auto' or 'generic', got %R", PyTuple_GET_ITEM(args, 0));
+        PyErr_Format(PyExc_ValueError, "simd mode must be 'auto' or one of simd_paths(), got %R",
+                     PyTuple_GET_ITEM(args, 0));
         return NULL;
     }
-    return PyUnicode_FromString(use_avx2 ? "avx2" : "generic");
+    return PyUnicode_FromString(simd_name());
 }
 
 static PyMethodDef methods[] = {
-    {"fill", stream_fill, METH_VARARGS,
-     "fill(out, dtype_code, k0, k1, law, offset, factor, pa, width, low, high, base, run, counts, strides, "
-     "threads): write the keyed stream into out (see berry.stream)."},
+    {"fill", (PyCFunction)(void (*)(void))stream_fill, METH_VARARGS | METH_KEYWORDS,
+     "fill(out, *, dtype, key, law, transform, affine32, offset, factor, low, high, pa, width, qb, complement, lower_base, "
+     "lower_step, upper_base, upper_step, upper_sign, base, run, counts, strides, threads): write the keyed "
+     "stream into out, a writable C-contiguous buffer (see berry.stream; every field is required and checked)."},
+    {"simd", stream_simd, METH_NOARGS, "simd() -> the code path in use: 'avx2' or 'generic'."},
+    {"simd_paths", stream_simd_paths, METH_NOARGS, "simd_paths() -> the code paths this CPU can run."},
     {"set_simd", stream_set_simd, METH_VARARGS,
-     "set_simd('auto' | 'generic') -> the code path now used ('avx2' or 'generic'); both give the same bits."},
+     "set_simd('auto' | path) -> the code path now used (a test switch; every path gives the same bits)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -993,10 +1143,30 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "berry._cstream",
                                     methods};
 
 PyMODINIT_FUNC PyInit__cstream(void) {
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+    /* x87 and other excess-precision builds round differently (61 % of float64 normals differ) */
+    PyErr_SetString(PyExc_ImportError,
+                    "berry._cstream was built to evaluate floating point in extended precision (FLT_EVAL_METHOD != 0, "
+                    "e.g. x87), which would change the stream's bits; berry uses its NumPy reference instead");
+    return NULL;
+#endif
 #ifdef BERRY_HAVE_AVX2_CLONE
     init_pack_table();
-    __builtin_cpu_init();
-    use_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
 #endif
-    return PyModule_Create(&module);
+    use_avx2 = cpu_has_avx2();
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    PyObject *fields = PyTuple_New(N_FIELDS);
+    for (int i = 0; fields != NULL && i < N_FIELDS; i++) {
+        PyObject *name = PyUnicode_FromString(field_names[i]);
+        if (name == NULL) Py_CLEAR(fields);
+        else PyTuple_SET_ITEM(fields, i, name);
+    }
+    if (fields == NULL || PyModule_AddObject(m, "FIELDS", fields) < 0 ||
+        PyModule_AddIntConstant(m, "STREAM_VERSION", STREAM_VERSION) < 0) {
+        Py_XDECREF(fields);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -10,6 +10,7 @@ routine, so both backends agree bit for bit.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from numpy.typing import NDArray
 from berry._validation import FLOAT_DTYPES
 from berry._validation import resolve_dtype as _resolve_dtype
 
-__all__ = ["SUPPORTED_DTYPES", "inward_bounds", "resolve_dtype", "round_float64"]
+__all__ = ["SUPPORTED_DTYPES", "inward_bounds", "largest_finite", "resolve_dtype", "round_float64"]
 
 SUPPORTED_DTYPES = FLOAT_DTYPES
 
@@ -91,10 +92,23 @@ def round_float64(values: NDArray[np.float64], dtype: np.dtype) -> NDArray[Any]:
     return round_float64_to_small_bits(values, *fmt).view(dtype)
 
 
-def inward_bounds(low: float, high: float, dtype: np.dtype) -> tuple[float, float]:
+def largest_finite(dtype: np.dtype) -> float:
+    """The largest finite value of ``dtype`` (float16 65504, bfloat16 3.39e38, float32 3.40e38, ...)."""
+    fmt = small_format(dtype)
+    if fmt is None:
+        return float(np.finfo(dtype).max)
+    exponent_bits, mantissa_bits = fmt
+    bias = (1 << (exponent_bits - 1)) - 1
+    return float((2.0 - 2.0**-mantissa_bits) * 2.0**bias)
+
+
+def inward_bounds(low: float, high: float, dtype: np.dtype, *, open_interval: bool = False) -> tuple[float, float]:
     """The smallest ``dtype`` value >= ``low`` and the largest <= ``high``, as float64.
 
-    Clamping rounded samples into these keeps every value inside [low, high] after rounding.
+    Clamping rounded samples into these keeps every value inside [low, high] after rounding. With
+    ``open_interval``: the smallest value > ``low`` and the largest < ``high`` instead, where the dtype
+    has a value strictly between them (else the closed bounds). ``low`` and ``high`` must lie within
+    the dtype's finite range or be infinite (callers check it first).
     """
     values = round_float64(np.array([low, high], dtype=np.float64), dtype)
     lo, hi = (float(v) for v in values.astype(np.float64))
@@ -103,6 +117,11 @@ def inward_bounds(low: float, high: float, dtype: np.dtype) -> tuple[float, floa
         lo = _next(lo, dtype, info_dtype, up=True)
     if hi > high:
         hi = _next(hi, dtype, info_dtype, up=False)
+    if open_interval and math.isfinite(low) and math.isfinite(high):
+        open_lo = _next(lo, dtype, info_dtype, up=True) if lo == low else lo
+        open_hi = _next(hi, dtype, info_dtype, up=False) if hi == high else hi
+        if open_lo <= open_hi:
+            return open_lo, open_hi
     return lo, hi
 
 

@@ -148,6 +148,11 @@ def elementwise_law(
         if low is not None and high is not None:
             return stream.Uniform(low, high)
         half_width = uniform_bound(std)
+        if not math.isfinite(abs(mean) + 2.0 * half_width):
+            raise ValueError(
+                f"a uniform law of mean={mean!r} and std={std!r} has the half-width sqrt(3) * std = {half_width!r}: "
+                f"its bounds or its width overflow float64; use a smaller std"
+            )
         return stream.Uniform(mean - half_width, mean + half_width)
     if distribution == "truncated_normal":
         a, b = bounds
@@ -163,7 +168,15 @@ def elementwise_law(
                     f"(the truncated std is {truncated_std!r}); widen the interval or pass correct_variance=False"
                 )
             scale = std / truncated_std
-        return stream.TruncatedNormal(mean, scale, a, b)
+            if not math.isfinite(scale):
+                raise ValueError(
+                    f"std={std!r} divided by the std of N(0, 1) on bounds={bounds!r} ({truncated_std!r}) overflows "
+                    f"float64; use a smaller std"
+                )
+        try:
+            return stream.TruncatedNormal(mean, scale, a, b)
+        except ValueError as error:
+            raise ValueError(f"bounds={bounds!r} cannot be sampled (mean={mean!r}, std={std!r}): {error}") from None
     raise ValueError(f"distribution={distribution!r} is not elementwise; allowed: {', '.join(DISTRIBUTIONS)}")
 
 
@@ -503,17 +516,25 @@ def dirac(
     per_group = shape[out_axis] // groups
     copies = min(per_group, shape[in_axis])
     out[...] = 0
-    group, channel = np.divmod(np.arange(groups * copies), copies)
-    coordinates: list[np.ndarray] = [np.empty(0, dtype=np.intp)] * rank
-    coordinates[out_axis] = group * per_group + channel
-    coordinates[in_axis] = channel
+    if per_group == 0 or not all(region[axis].start <= shape[axis] // 2 < region[axis].stop for axis in spatial_axes):
+        return
+    # Only the region's own nonzeros, W[g m + d, d, centre] for d < copies: group g meets the region's output
+    # rows [o0, o1) for d in [o0 - g m, o1 - g m), so the work is proportional to the region, not the kernel.
+    o0, o1 = region[out_axis].start, region[out_axis].stop
+    i0, i1 = region[in_axis].start, min(region[in_axis].stop, copies)
+    if o0 >= o1 or i0 >= i1:
+        return
+    group = np.arange(o0 // per_group, min((o1 - 1) // per_group, groups - 1) + 1, dtype=np.int64)
+    first = np.maximum(i0, o0 - group * per_group)
+    counts = np.maximum(np.minimum(i1, o1 - group * per_group) - first, 0)
+    starts = np.cumsum(counts) - counts  # where each group's run begins in the flat list
+    channel = np.repeat(first - starts, counts) + np.arange(int(counts.sum()), dtype=np.int64)
+    coordinates: list[Any] = [None] * rank
+    coordinates[out_axis] = np.repeat(group * per_group, counts) + channel - o0
+    coordinates[in_axis] = channel - region[in_axis].start
     for axis in spatial_axes:
-        coordinates[axis] = np.full(channel.shape, shape[axis] // 2)
-    inside = np.ones(channel.shape, dtype=bool)
-    for axis, piece in enumerate(region):
-        inside &= (coordinates[axis] >= piece.start) & (coordinates[axis] < piece.stop)
-    local = tuple(coordinates[axis][inside] - region[axis].start for axis in range(rank))
-    store(out, np.float64(gain), local)
+        coordinates[axis] = shape[axis] // 2 - region[axis].start
+    store(out, np.float64(gain), tuple(coordinates))
 
 
 def constant(out: np.ndarray, value: float) -> None:

@@ -118,6 +118,9 @@ class InitKind:
         Its values are exact small numbers (0, 1), fine for integer tensors.
     keyed:
         It draws from the keyed stream, so a call needs a parameter name.
+    fill_value:
+        ``fill_value(spec) -> float`` for kinds whose every element is one
+        number (zeros, ones, constant): a device fills those without a kernel.
     describe:
         ``describe(spec) -> str`` for reports; default: the name.
     std:
@@ -139,6 +142,7 @@ class InitKind:
     whole_matrix: bool = False
     exact: bool = False
     keyed: bool = True
+    fill_value: Callable[[InitSpec], float] | None = None
     describe: Callable[[InitSpec], str] | None = None
     std: Callable[[InitSpec, tuple[int, ...], tuple[int, int] | None], float | None] | None = None
     summary: str = ""
@@ -223,14 +227,16 @@ def _fill_sparse(spec: InitSpec, out: np.ndarray, *, shape: tuple[int, ...], reg
                             shape=shape, region=region)
 
 
-def _constant_filler(value: float | None) -> FillFunction:
-    def fill(spec: InitSpec, out: np.ndarray, *, shape: tuple[int, ...], region: Region, key: int,
-             threads: int | None) -> None:
-        fill_value = spec.value if value is None else value
-        assert fill_value is not None  # "constant" without value is rejected when the spec is built
-        _distributions().constant(out, fill_value)
+def _fill_constant(spec: InitSpec, out: np.ndarray, *, shape: tuple[int, ...], region: Region, key: int,
+                   threads: int | None) -> None:
+    fill_value = spec.init_kind.fill_value
+    assert fill_value is not None  # only the constant kinds use this fill
+    _distributions().constant(out, fill_value(spec))
 
-    return fill
+
+def _constant_value(spec: InitSpec) -> float:
+    assert spec.value is not None  # "constant" without value is rejected when the spec is built
+    return spec.value
 
 
 # --- shape and option checks -------------------------------------------------------------------------
@@ -312,10 +318,10 @@ _BUILTIN = (
     InitKind("sparse", _fill_sparse, options=ELEMENTWISE_OPTIONS | {"sparsity"}, min_rank=2, max_rank=2,
              shape_text="a 2-D shape", whole_matrix=True, std=_sparse_std,
              summary="a fraction of each column zero, the rest from a law (Martens 2010)"),
-    InitKind("zeros", _constant_filler(0.0), exact=True, keyed=False, summary="zeros"),
-    InitKind("ones", _constant_filler(1.0), exact=True, keyed=False, summary="ones"),
-    InitKind("constant", _constant_filler(None), options={"value"}, check_spec=_check_constant, keyed=False,
-             describe=lambda spec: f"constant({spec.value:g})", summary="a constant value"),
+    InitKind("zeros", _fill_constant, exact=True, keyed=False, fill_value=lambda spec: 0.0, summary="zeros"),
+    InitKind("ones", _fill_constant, exact=True, keyed=False, fill_value=lambda spec: 1.0, summary="ones"),
+    InitKind("constant", _fill_constant, options={"value"}, check_spec=_check_constant, keyed=False,
+             fill_value=_constant_value, describe=lambda spec: f"constant({spec.value:g})", summary="a constant value"),
 )
 
 _KINDS: dict[str, InitKind] = {}

@@ -474,6 +474,11 @@ def resolve_region(region: Any, shape: tuple[int, ...]) -> tuple[slice, ...]:
 
 
 def _check_out(out: np.ndarray, box_shape: tuple[int, ...], dtype: np.dtype) -> None:
+    if type(out) not in (np.ndarray, np.memmap):  # np.matrix stays 2-D when flattened, a mask would hide values
+        raise TypeError(
+            f"out must be a numpy.ndarray or numpy.memmap, got the subclass {type(out).__module__}.{type(out).__name__}; "
+            "pass out.view(numpy.ndarray)"
+        )
     if out.shape != box_shape:
         raise ValueError(f"out has shape {out.shape} but the region to fill has shape {box_shape}")
     if out.dtype != dtype:

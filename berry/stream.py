@@ -1,91 +1,123 @@
 """Keyed, counter-based random numbers: the bits behind every berry sample.
 
-A tensor's values are a pure function of ``(key, global index, law, dtype)``: element ``i``
-(the C-order flat index in the global shape) of every tensor comes from Philox4x32-10
-block ``i // 2`` (``i // 4`` for the float32 transform below) (Salmon, Moraes, Dror and Shaw, "Parallel random numbers: as easy
-as 1, 2, 3", SC 2011) keyed by a 64-bit hash of the seed and the parameter name. So
-any region, any partition of the work and any thread count give the same bits, and
-nothing reads or advances a global random state. The key ignores the shape: the values
-depend on ``(seed, name, flat index)``, so two tensors with the same seed and name share
-their values and a smaller one is the C-order prefix of a larger one. That is why a keyed
-draw needs a name that identifies one tensor (:func:`berry._validation.check_key`).
+The contract
+------------
+Element ``i`` of a keyed tensor, ``i`` being its C-order flat index in the *global* shape, is a pure
+function of ``(seed, name, i, law, dtype)``. It does not depend on the rest of the shape, on the
+region asked for, the call order, the thread count, the backend or any global random state (berry
+neither reads nor advances one). Two consequences to keep in mind:
 
-The stream (version :data:`STREAM_VERSION`)
--------------------------------------------
-- key: ``blake2b(b"berry-stream-v1" + seed as 16 little-endian bytes + UTF-8 name)``,
-  8-byte digest read little-endian; Philox key words ``(key & 0xffffffff, key >> 32)``.
-- block ``n = i // 2``: Philox4x32-10 of counter ``(n mod 2**32, n >> 32, 0, 0)`` gives
-  words ``(x0, x1, x2, x3)``; element ``2n`` takes ``(x0, x1)``, element ``2n+1`` takes
-  ``(x2, x3)``, as the 64-bit integer ``w = x0 * 2**32 + x1``.
-- uniform: ``u = ((w >> 12) + 1/2) * 2**-52``, 52 random bits, strictly inside (0, 1),
-  and ``1 - u`` is exact (the tails of the normal are symmetric).
-- value (float64, IEEE-exact operations only, in this order, no fused multiply-add):
+- values depend on (seed, name, flat index) only, so a smaller tensor is a prefix (in flat C order) of
+  a larger one with the same seed and name, and two layers sampled with the same seed and name get the
+  same values: give every tensor its own name;
+- any region, partition of the work or thread count gives the same bits, at a cost proportional to
+  the region (each machine makes exactly its own shard).
 
-  * ``Uniform(low, high)``: ``low + (high - low) * u``;
-  * ``Normal(loc, scale)``: ``loc + scale * ndtri(u)`` with Wichura's AS 241
-    (:func:`berry._special.ndtri_array`, logarithm from :func:`berry._special.log_array`);
-  * ``TruncatedNormal(loc, scale, a, b)``: inversion, ``loc + s * ndtri(min(pa + (pb - pa) * u,
-    1 - 2**-53))`` with ``pa, pb = ndtr(a'), ndtr(b')``. When ``a + b > 0`` the interval is
-    mirrored (``a', b' = -b, -a``, ``s = -scale``) so the probabilities are small numbers with
-    full relative precision: far tails such as [5, 6] or [8, 9] stay exact to about 1e-15, and
-    every interval costs the same constant work (no rejection loop). Intervals lying entirely
-    beyond about 37 standard deviations, whose mass underflows float64, are rejected.
+Element ``i`` comes from Philox4x32-10 (Salmon, Moraes, Dror and Shaw, "Parallel random numbers: as easy
+as 1, 2, 3", SC 2011) keyed by a 64-bit hash of the seed and the name.
 
-- float32, float16 and bfloat16 outputs of ``Normal`` and ``TruncatedNormal`` use the float32
-  transform instead (twice the SIMD lanes and half the Philox work; uniform keeps the recipe above):
+The recipe (stream version :data:`STREAM_VERSION`; its constants are in :mod:`berry._recipe`)
+-------------------------------------------------------------------------------------------
+- key: ``blake2b(KEY_DOMAIN + seed as 16 little-endian bytes + UTF-8 name)``, 8-byte digest read
+  little-endian, with :data:`KEY_DOMAIN` ``= b"berry-stream-v1"`` (frozen); Philox key words
+  ``(key & 0xffffffff, key >> 32)``.
+- Philox block ``n``: Philox4x32-10 of counter ``(n mod 2**32, n >> 32, 0, 0)``, words ``(x0, x1, x2, x3)``.
+- Every operation below is one IEEE operation, rounded to nearest even, in the order written, with no
+  fused multiply-add; ``f32(x)`` is the float32 rounding of ``x``.
 
-  * element ``i`` takes word ``i % 4`` of Philox block ``i // 4`` (the same counter and key), a 32-bit ``w``;
-  * ``Normal``: ``s = (float32(w & 0x7fffffff) + 1/2) * 2**-32`` in float32 (so ``0 < s <= 1/2``),
-    ``z = +G(s)`` if the top bit of ``w`` is set, else ``-G(s)``, where ``G(s) = -ndtri(s)`` is
-    :func:`berry._special.ndtri_half_f32`, evaluated in float32 arithmetic (error at most 3.6 float32
-    ulps for s >= 2**-33, 5.8 ulps down to 2**-40, measured against SciPy, see there); ``|z| <= 6.34``
-    (mass beyond: 2.3e-10); near 0 the values lie on a grid of about 7e-8 (the 2**-25 spacing of s
-    near 1/2 times ``sqrt(2 pi)``), far below float32's needs for a statistic;
-  * ``TruncatedNormal``: ``u = ((w >> 9) + 1/2) * 2**-23`` (exact in float32), ``p = min(pa32 + width32 *
-    u, 1 - 2**-24)`` in float32 with ``pa32, width32`` the float32 roundings of ``pa`` and ``pb - pa``
-    above (after mirroring), and ``z = -G(p)`` if ``p < 1/2``, else ``G(1 - p)``. Used only when every
-    ``p`` lies in ``G``'s fitted range (``pa32 + width32 * 2**-24 >= 2**-40``) and float32 resolves the
-    interval (``width32 >= (pa32 + width32) / 16``); otherwise (very narrow intervals, tails beyond
-    about 7 standard deviations such as [8, 9]) the float64 recipe above defines the value;
-  * then, in float64, ``loc + scale * z`` (``-scale`` when mirrored), clamped as below and rounded
-    once to float16 or bfloat16. For float32 output the same steps run in float32 instead:
-    ``float32(loc) + float32(scale) * z``, clamped into the float32 bounds below (when
-    ``float32(loc)`` and ``float32(scale)`` are finite; otherwise in float64 as for float16). Either
-    way a float32 value is NOT the float64 output rounded: the two come from different uniforms and
-    transforms (same law, float32 accuracy: at most about 5 float32 ulps from the exact quantile).
+The float64 transform (float64 outputs, every uniform law, and the truncated normals the float32
+transform does not take):
 
-- output: the value is clamped into ``[lo, hi]`` rounded inward to the output dtype (the
-  law's support; the clamp only moves values that rounding, in Phi, ndtri or to the dtype, carried
-  outside) and rounded
-  ONCE to the dtype (float16 and bfloat16 straight from float64, see :mod:`berry._lowp`).
+- element ``i`` takes block ``i // 2``: element ``2n`` the 64-bit ``w = x0 * 2**32 + x1``, element
+  ``2n+1`` ``w = x2 * 2**32 + x3``;
+- ``u = ((w >> 12) + 1/2) * 2**-52``: 52 random bits, strictly inside (0, 1), ``1 - u`` exact;
+- ``Uniform(low, high)``: ``x = low + (high - low) * u``;
+- ``Normal(loc, scale)``: ``x = loc + scale * ndtri(u)``, Wichura's AS 241
+  (:func:`berry._special.ndtri_array`, logarithm :func:`berry._special.log_array`), so ``|z| <= 8.21``;
+- ``TruncatedNormal(loc, scale, a, b)``: mirrored (``a', b' = -b, -a``, ``s = -scale``) when ``a + b > 0``,
+  else ``a', b' = a, b``, ``s = scale``; ``pa = Phi(a')``, ``width = Phi(b') - Phi(a')`` and ``qb =
+  Phi(-b')`` on the host (:func:`berry._special.ndtr`, full relative precision in the lower tail).
+  If ``b' <= 0``: ``z = ndtri(pa + width * u)`` (every p is at most Phi(b') <= 1/2). If ``b' > 0`` (the
+  interval contains 0): ``z = ndtri(pa + width * u)`` for ``u < 1/2`` and ``z = -ndtri(qb + width * (1 -
+  u))`` for ``u > 1/2``, so the upper half is measured from its own end and never forms ``1 - p``.
+  Then ``x = loc + s * z``. Intervals lying beyond about 37 standard deviations (their mass underflows
+  float64) or holding fewer than 4096 float64 probabilities (narrower than inversion resolves) are
+  rejected.
+
+The float32 transform (float32, float16 and bfloat16 outputs of ``Normal`` and of the
+``TruncatedNormal`` intervals it resolves, see below):
+
+- element ``i`` takes word ``i % 4`` of block ``i // 4``, a 32-bit ``w``;
+- ``v = (f32(w & 0x7fffffff) + 1/2) * 2**-32`` in float32 (the integer conversion rounds to nearest
+  even), so ``2**-33 <= v <= 1/2`` with float32 relative precision near 0;
+- ``r = base + step * v`` and ``z = sign * G(r)`` in float32, where ``G(r) = -ndtri(r)`` is
+  :func:`berry._special.ndtri_half_f32` and ``(base, step, sign)`` is the *lower* triple when the top bit
+  of ``w`` is clear, the *upper* triple when it is set:
+
+  * ``Normal``: lower ``(0, 1, -1)``, upper ``(0, 1, +1)`` (so ``r = v``); ``|z| <= G(2**-33) = 6.34``,
+    the two end cells of mass ``2**-32`` each sit at +-6.34 (the normal mass beyond is 2.3e-10);
+  * ``TruncatedNormal``: with ``a', b', s, pa, width`` as above and ``qb = Phi(-b')``: lower
+    ``(f32(pa), f32(width), -1)``; upper ``(f32(qb), f32(width), +1)`` when ``b' > 0``, else
+    ``(f32(Phi(b')), -f32(width), -1)``. Each half of the uniform is measured from its own end of the
+    interval, so neither tail ever forms ``1 - p`` and both keep float32 relative precision. Used when
+    every ``r`` lies in ``G``'s fitted range (``base + step * 2**-33 >= 2**-40`` for the lower triple
+    and for an upper ``+1`` triple) and float32 resolves the interval (``f32(width) >= (f32(pa) +
+    f32(width)) / 16``); otherwise (narrow intervals, tails beyond about 7 standard deviations, one-sided
+    intervals starting beyond about 2.4) the float64 transform defines the value;
+
+- then ``x = loc + s * float64(z)`` in float64 (``s = scale`` for ``Normal``); for float32 output with
+  ``f32(loc)`` and ``f32(s)`` finite, ``x = f32(loc) + f32(s) * z`` and the clamp below run in float32.
+
+Output: ``x`` is clamped into ``[lo, hi]`` as ``x = lo if x < lo else x`` then ``x = hi if x > hi else
+x`` (in that order, which fixes the sign of a clamped zero), and rounded ONCE to the output dtype
+(float16 and bfloat16 straight from float64, :mod:`berry._lowp`). ``[lo, hi]`` is the law's support
+rounded inward to the dtype: the closed ``[loc + a*scale, loc + b*scale]`` of a truncated normal, the
+whole line for a normal, and for ``Uniform`` the open ``(low, high)`` (the largest dtype value below
+``high``, the smallest above ``low``) wherever the dtype has a value strictly inside, so a uniform
+value never equals an endpoint; the clamp only moves values that rounding (in Phi, ndtri, the affine
+map or to the dtype) carried outside.
+
+Accuracy (measured by ``python benchmarks/accuracy.py``; the tests check the bounds on samples)
+----------------------------------------------------------------------------------------------
+- float64 transform: ``z`` is within ``3.1 * 2**-52 * max(|z|, 1)`` of the exact quantile of its own
+  draw, in both tails of every interval (normal; TN [-2, 2], [-6, 6], [2, 3], [5, 6], [8, 9],
+  (-inf, -30]; 4096 draws each against mpmath at 40+ digits).
+- float32 transform: ``G`` is within 3.646 float32 ulps of ``-ndtri`` for ``2**-33 <= r <= 1/2``, 3.43
+  for ``1/2 < r <= 3/4`` and 6.10 for ``2**-40 <= r < 2**-33`` (every float32 ``r`` checked). End to end,
+  a float32-transform ``z`` is within 3.42 float32 ulps of the exact quantile of its own draw where
+  ``|z| >= 1``, and within 2.4e-7 (``2**-23 = 1.19e-7`` is one ulp of 1) absolutely where ``|z| < 1``
+  (``r`` near 1/2 is on float32's grid of ``2**-25``, so near 0 the values lie on a grid of about 7e-8
+  in units of scale); measured on ``2**22`` draws of each of seven laws (normal; TN [-2, 2], [-6, 6],
+  [-1, 0.5], [2, inf), (-inf, 1], [-3, -2]). Float32 outputs are therefore NOT the float64
+  output rounded: the two come from different uniforms and transforms (same law, float32 accuracy).
 
 Design notes
 ------------
 - Why two transforms: float64 output needs AS 241's float64 accuracy; for float32 and narrower
-  outputs a float32 evaluation of the inverse CDF, accurate to a few float32 ulps, is within the
-  dtype's own resolution and runs 8 lanes wide on AVX2 with four values per Philox block (about
-  2x the throughput of the float64 transform on one core). Every operation is still IEEE-exact
-  (float32 ``+ - * /``, ``sqrt``, integer ops, conversions; no FMA), so both backends and both
-  code paths give the same bits.
-- 52 random bits per value, not 53: ``((w >> 11) + 1/2) * 2**-53`` would need 54 significant
-  bits and can round to exactly 1.0; ``((w >> 12) + 1/2) * 2**-52`` is exact, never 0 or 1, and
-  makes ``1 - u`` exact, so ``|ndtri(u)| < 8.3`` always.
-- Mirroring when ``a + b > 0`` (which includes every interval with ``a > 0``) keeps the
-  probabilities on the side of 0 where they are small numbers with full relative precision,
-  and keeps ``pa + (pb - pa) * u`` below 1.
-- Low precision (torch issues 145498 and 155588): torch's ``trunc_normal_`` inverts ``erfinv``
-  on uniforms in the output dtype, so in bfloat16 a uniform that rounds to -1 becomes ``-inf``
-  and sticks to the lower bound, and with a small std (bounds thousands of stds away) float32
-  uniforms next to +-1 give 1000-sigma outliers clamped onto the bounds. Here the whole value
-  is computed in float64 from a uniform that never reaches 0 or 1, the bounds enter as
-  probabilities, and the only rounding to the output dtype happens at the very end; the
-  final clamp only catches values that rounding itself carried past a bound.
+  outputs a float32 inverse CDF within a few float32 ulps is within the dtype's own resolution and runs
+  8 (AVX2) or 16 (AVX-512) lanes wide with four values per Philox block.
+- 52 random bits per value, not 53: ``((w >> 11) + 1/2) * 2**-53`` would need 54 significant bits and
+  can round to exactly 1.0; ``((w >> 12) + 1/2) * 2**-52`` is exact, never 0 or 1, and makes ``1 - u``
+  exact, so ``|ndtri(u)| <= 8.21`` always.
+- Mirroring when ``a + b > 0`` keeps the probabilities on the side of 0 where they are small numbers
+  with full relative precision; measuring the upper half of the uniform from the upper end (when the
+  interval contains 0) does the same for the other tail, in both transforms.
+- Low precision (torch issues 145498 and 155588): torch's ``trunc_normal_`` inverts ``erfinv`` on
+  uniforms in the output dtype, so in bfloat16 a uniform that rounds to -1 becomes ``-inf`` and sticks
+  to the lower bound, and with a small std float32 uniforms next to +-1 give 1000-sigma outliers
+  clamped onto the bounds. Here the bounds enter as probabilities, the uniform never reaches 0 or 1,
+  and the only rounding to the output dtype happens at the very end.
+- Laws whose values would overflow float64 (``Uniform(-1e308, 1e308)``, ``Normal(0, 1e308)``, bounds
+  times scale beyond float64) are rejected when the law is made; laws whose values would overflow the
+  output dtype (``Normal(0, 1e38)`` in float32) when the stream is filled. Never an ``inf``, never a
+  constant.
 
-Backends: a C extension (``berry._cstream``: pthreads, GIL released, writes straight into the
-output in blocks of 1024 with stack scratch only; an AVX2 path and a portable path, compiled with
-``-ffp-contract=off``, that give the same bits) and this module's NumPy reference, which gives the
-same bits and is the fallback where the extension was not built. :data:`BACKEND` says which one is active;
-set ``BERRY_STREAM_BACKEND=numpy`` (or ``c``) before import to force one.
+Backends: a C extension (``berry._cstream``: threads, GIL released, writes straight into the output in
+blocks of 1024 with bounded scratch; AVX-512, AVX2 and portable code paths that give the same bits) and
+the NumPy reference (:mod:`berry._stream_numpy`), which gives the same bits and is the fallback where
+the extension was not built. :func:`backend_info` says which one is active and why; set
+``BERRY_STREAM_BACKEND=numpy`` (or ``c``: an ImportError when the extension is missing) before import
+to force one.
 """
 
 from __future__ import annotations
@@ -100,19 +132,22 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
-from numpy.typing import NDArray
 
-from berry import _lowp
-from berry._special import F32_MIN_S, ndtr, ndtri_array, ndtri_half_f32
+from berry import _lowp, _recipe
+from berry._recipe import KEY_DOMAIN, STREAM_VERSION
+from berry._special import ndtr, ndtri, ndtri_half_f32
+from berry._stream_numpy import KernelParams, Layout, fill_numpy
 from berry._validation import check_finite, check_int, check_positive, check_shape
 
 __all__ = [
     "BACKEND",
+    "KEY_DOMAIN",
     "STREAM_VERSION",
     "Law",
     "Normal",
     "TruncatedNormal",
     "Uniform",
+    "backend_info",
     "default_threads",
     "draw",
     "fill",
@@ -120,29 +155,18 @@ __all__ = [
     "region_bounds",
 ]
 
-STREAM_VERSION = 1
-"""Version of the bit-defining recipe above; any change to the bits bumps it.
-
-Still 1 because nothing has been released: before the first release the float32 transform (float32,
-float16 and bfloat16 normal and truncated normal) replaced the float64 one for those dtypes, and the
-golden values in tests/test_stream.py were updated deliberately with it."""
-
-_KEY_TAG = b"berry-stream-v1"
 _MAX_SEED = 2**64
-_PHILOX_M0 = 0xD2511F53
-_PHILOX_M1 = 0xCD9E8D57
-_PHILOX_W0 = 0x9E3779B9
-_PHILOX_W1 = 0xBB67AE85
-_P_MAX = 1.0 - 2.0**-53  # largest float64 below 1: keeps truncated inversion off p == 1
-_MIN_TAIL_MASS = 2.0**-1000  # smallest usable Phi of the interval's near bound (|x| ~ 37)
-_CHUNK = 1 << 16  # elements per NumPy-reference chunk: bounded scratch memory
+_MIN_PROBABILITIES = 4096  # a truncation interval must hold this many float64 probabilities (inversion)
+_Z64_MAX = -ndtri(2.0**-53)  # largest |z| of the float64 transform's normal (8.21)
+_Z32_MAX = float(ndtri_half_f32(np.array([_recipe.F32_MIN_V], dtype=np.float32))[0])  # of the float32 one (6.34)
 
 
 def key_for(seed: int, name: str = "") -> int:
     """The 64-bit stream key of a seed and a parameter name (a stable hash, never ``hash()``).
 
-    ``blake2b(b"berry-stream-v1" + seed.to_bytes(16, "little") + name.encode("utf-8"))``
-    with an 8-byte digest, read little-endian. Different names give independent streams.
+    ``blake2b(KEY_DOMAIN + seed.to_bytes(16, "little") + name.encode("utf-8"))`` with an 8-byte
+    digest, read little-endian (:data:`KEY_DOMAIN` is ``b"berry-stream-v1"``, frozen). Different names
+    give independent streams; the same seed and name give the same stream, whatever the shape.
 
     >>> from berry.stream import key_for
     >>> key_for(0, "layer1.weight") == key_for(0, "layer1.weight") != key_for(0, "layer1.bias")
@@ -155,7 +179,7 @@ def key_for(seed: int, name: str = "") -> int:
         raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {name!r} of type {type(name).__name__}")
-    digest = hashlib.blake2b(_KEY_TAG + seed.to_bytes(16, "little") + name.encode("utf-8"), digest_size=8)
+    digest = hashlib.blake2b(KEY_DOMAIN + seed.to_bytes(16, "little") + name.encode("utf-8"), digest_size=8)
     return int.from_bytes(digest.digest(), "little")
 
 
@@ -172,9 +196,17 @@ def _check_key(key: Any) -> int:
 # --- laws ----------------------------------------------------------------------------------------------
 
 
+def _overflow(law: Any, what: str) -> ValueError:
+    return ValueError(f"{law!r}: {what} overflows float64; use parameters whose values stay below 1.8e308")
+
+
 @dataclass(frozen=True)
 class Uniform:
-    """Uniform law on the open interval (low, high): ``low + (high - low) * u``."""
+    """Uniform law on the open interval (low, high): ``low + (high - low) * u``.
+
+    The value never equals ``low`` or ``high``, also after rounding to the output dtype, wherever the
+    dtype has a value strictly between them (see the stream docstring).
+    """
 
     low: float = 0.0
     high: float = 1.0
@@ -186,6 +218,8 @@ class Uniform:
             raise ValueError(f"Uniform needs low <= high, got low={self.low!r}, high={self.high!r}")
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
+        if not math.isfinite(high - low):
+            raise _overflow(self, f"the width high - low = {high!r} - {low!r}")
 
 
 @dataclass(frozen=True)
@@ -198,6 +232,8 @@ class Normal:
     def __post_init__(self) -> None:
         object.__setattr__(self, "loc", check_finite("loc", self.loc))
         object.__setattr__(self, "scale", check_positive("scale", self.scale, allow_zero=True))
+        if not math.isfinite(abs(self.loc) + _Z64_MAX * self.scale):
+            raise _overflow(self, f"loc +- {_Z64_MAX:.2f} * scale (the largest values)")
 
 
 @dataclass(frozen=True)
@@ -226,6 +262,9 @@ class TruncatedNormal:
                 f"truncation interval must satisfy a < b (in units of scale), got a={self.a!r}, b={self.b!r}"
             )
         _truncation(self.a, self.b)  # rejects intervals whose mass underflows
+        bounds = [self.loc + bound * self.scale for bound in (self.a, self.b) if math.isfinite(bound)]
+        if not all(math.isfinite(bound) for bound in [*bounds, *_value_range(self, _Z64_MAX)]):
+            raise _overflow(self, "loc + a * scale or loc + b * scale (the bounds of the support)")
 
 
 Law = Uniform | Normal | TruncatedNormal
@@ -233,8 +272,11 @@ Law = Uniform | Normal | TruncatedNormal
 
 class _Truncation(NamedTuple):
     mirrored: bool
-    pa: float
+    pa: float  # Phi(a') and Phi(b') - Phi(a') of the mirrored interval [a', b'] (a' + b' <= 0)
     width: float
+    pb: float
+    qb: float  # Phi(-b')
+    upper_positive: bool  # b' > 0
 
 
 @lru_cache(maxsize=1024)
@@ -244,49 +286,67 @@ def _truncation(a: float, b: float) -> _Truncation:
     if mirrored:
         a, b = -b, -a
     pa, pb = ndtr(a), ndtr(b)
-    if not pb >= _MIN_TAIL_MASS:
+    if not pb >= _recipe.MIN_TAIL_MASS:
         raise ValueError(
             f"truncation interval [{-b if mirrored else a}, {-a if mirrored else b}] (in units of scale) lies "
             f"beyond about 37 standard deviations; its probability underflows float64. Use bounds with "
             f"min(|a|, |b|) <= 37 or an interval containing 0"
         )
-    return _Truncation(mirrored, pa, pb - pa)
+    if pb - pa < _MIN_PROBABILITIES * math.ulp(pb):
+        raise ValueError(
+            f"truncation interval [{-b if mirrored else a!r}, {-a if mirrored else b!r}] (in units of scale) is too narrow "
+            f"to sample by inversion: it spans {(pb - pa) / math.ulp(pb):.0f} distinct float64 probabilities, at least "
+            f"{_MIN_PROBABILITIES} are needed; widen it"
+        )
+    return _Truncation(mirrored, pa, pb - pa, pb, ndtr(-b), b > 0)
 
 
-class _Params(NamedTuple):
-    """Everything the kernel needs about a law: see the module docstring for the formulas."""
-
-    law_code: int  # 0 uniform, 1 normal, 2 truncated normal
-    offset: float
-    factor: float
-    pa: float
-    width: float
-    low: float  # clamp bounds: the support rounded inward to the output dtype
-    high: float
-    fast: int  # 0: the float64 transform; 1: the float32 one (4 values per Philox block); 2: 1 + float32 affine
-
-
-_F32_MAX_P = float(np.float32(1.0 - 2.0**-24))  # largest float32 below 1
-
-
-def _fast_path(code: int, dtype: np.dtype, pa: float, width: float) -> int:
-    """Whether the float32 transform defines this law's values (see the module docstring)."""
-    if dtype.name == "float64" or code == 0:
-        return 0
-    if code == 1:
-        return 1
-    pa32, width32 = float(np.float32(pa)), float(np.float32(width))
-    # every p = pa + width * u (u >= 2**-24) inside the fitted range, and p resolved finely in the interval
-    return int(pa32 + width32 * 2.0**-24 >= F32_MIN_S and width32 >= (pa32 + width32) / 16.0)
-
-
-def _params(law: Law, dtype: np.dtype) -> _Params:
+def _value_range(law: Law, z_max: float) -> tuple[float, float]:
+    """The smallest and largest value ``law`` can produce when ``|z| <= z_max`` (may overflow to inf)."""
     if isinstance(law, Uniform):
-        code, offset, factor, pa, width = 0, law.low, law.high - law.low, 0.0, 1.0
+        return law.low, law.high
+    if isinstance(law, Normal):
+        return law.loc - z_max * law.scale, law.loc + z_max * law.scale
+    # Both transforms keep p (or its complement) >= width * 2**-53, so |z| <= |ndtri(width * 2**-53)|.
+    width = _truncation(law.a, law.b).width
+    reach = max(z_max, -ndtri(max(width * 2.0**-53, 2.0**-1074)))
+    return law.loc + max(law.a, -reach) * law.scale, law.loc + min(law.b, reach) * law.scale
+
+
+def _f32(value: float) -> float:
+    return float(np.float32(value)) if abs(value) <= _recipe.F32_MAX else math.inf
+
+
+def _f32_triples(law: Law) -> tuple[float, float, float, float, int] | None:
+    """The float32 transform's (lower base, lower step, upper base, upper step, upper sign), or None.
+
+    None where the float32 transform does not resolve the law (the float64 transform then defines it).
+    """
+    if isinstance(law, Normal):
+        return 0.0, 1.0, 0.0, 1.0, 1
+    if not isinstance(law, TruncatedNormal):
+        return None
+    trunc = _truncation(law.a, law.b)
+    pa32, width32 = _f32(trunc.pa), _f32(trunc.width)
+    if trunc.upper_positive:
+        upper = (_f32(trunc.qb), width32, 1)
+    else:
+        upper = (_f32(trunc.pb), -width32, -1)
+    reaches = pa32 + width32 * _recipe.F32_MIN_V >= _recipe.F32_MIN_R
+    if upper[2] > 0:
+        reaches = reaches and upper[0] + upper[1] * _recipe.F32_MIN_V >= _recipe.F32_MIN_R
+    resolved = width32 >= (pa32 + width32) / _recipe.F32_RESOLUTION
+    return (pa32, width32, upper[0], upper[1], upper[2]) if reaches and resolved else None
+
+
+def _params(law: Law, dtype: np.dtype) -> KernelParams:
+    """The kernel's named fields for ``law`` written as ``dtype`` (see the module docstring)."""
+    if isinstance(law, Uniform):
+        code, offset, factor, pa, width = _recipe.LAW_UNIFORM, law.low, law.high - law.low, 0.0, 1.0
         support = (law.low, law.high)
     elif isinstance(law, TruncatedNormal):
         trunc = _truncation(law.a, law.b)
-        code, offset, pa, width = 2, law.loc, trunc.pa, trunc.width
+        code, offset, pa, width = _recipe.LAW_TRUNCATED, law.loc, trunc.pa, trunc.width
         factor = -law.scale if trunc.mirrored else law.scale
         if law.scale == 0.0:
             support = (law.loc, law.loc)
@@ -296,22 +356,35 @@ def _params(law: Law, dtype: np.dtype) -> _Params:
                 law.loc + law.b * law.scale if math.isfinite(law.b) else math.inf,
             )
     elif isinstance(law, Normal):
-        code, offset, factor, pa, width = 1, law.loc, law.scale, 0.0, 1.0
+        code, offset, factor, pa, width = _recipe.LAW_NORMAL, law.loc, law.scale, 0.0, 1.0
         support = (-math.inf, math.inf)
     else:
         raise TypeError(f"law must be berry.stream.Uniform, Normal or TruncatedNormal, got {law!r}")
-    low, high = _lowp.inward_bounds(support[0], support[1], dtype)
+    triples = _f32_triples(law) if dtype.name != "float64" else None
+    lowest, highest = _value_range(law, _Z32_MAX if triples is not None and isinstance(law, Normal) else _Z64_MAX)
+    largest = _lowp.largest_finite(dtype)
+    if max(-lowest, highest) > largest:
+        raise ValueError(
+            f"{law!r} gives values in [{lowest:.4g}, {highest:.4g}], beyond the largest finite {dtype.name} "
+            f"({largest:.4g}); use a wider dtype or a smaller scale"
+        )
+    low, high = _lowp.inward_bounds(*support, dtype, open_interval=code == _recipe.LAW_UNIFORM)
     if low > high:
         raise ValueError(
             f"no {dtype.name} value lies in the support [{support[0]!r}, {support[1]!r}] of {law!r}; "
             f"widen the interval or use a wider dtype"
         )
-    fast = _fast_path(code, dtype, pa, width)
-    if fast:
-        pa, width = float(np.float32(pa)), float(np.float32(width))
-        if dtype.name == "float32" and all(math.isfinite(float(np.float32(c))) for c in (offset, factor)):
-            fast = 2  # float32 output: loc + scale * z and the clamp in float32
-    return _Params(code, offset, factor, pa, width, low, high, fast)
+    qb, complement = 0.0, 0
+    if isinstance(law, TruncatedNormal):
+        trunc = _truncation(law.a, law.b)
+        qb, complement = trunc.qb, int(trunc.upper_positive)
+    if triples is None:
+        fields = (0.0, 1.0, 0.0, 1.0, 1)
+        return KernelParams(code, _recipe.TRANSFORM_F64, 0, offset, factor, low, high, pa, width, qb, complement, *fields)
+    affine32 = int(dtype.name == "float32" and math.isfinite(_f32(offset)) and math.isfinite(_f32(factor)))
+    return KernelParams(
+        code, _recipe.TRANSFORM_F32, affine32, offset, factor, low, high, pa, width, qb, complement, *triples
+    )
 
 
 # --- regions -------------------------------------------------------------------------------------------
@@ -358,18 +431,9 @@ def region_bounds(global_shape: Sequence[int], region: Any) -> tuple[tuple[int, 
     return tuple(starts), tuple(sizes)
 
 
-class _Layout(NamedTuple):
-    """A region as rows of contiguous runs of global flat indices."""
-
-    base: int  # global flat index of the region's first element
-    run: int  # length of each contiguous run
-    counts: tuple[int, ...]  # outer axes (rows) that are not contiguous
-    strides: tuple[int, ...]  # global flat-index strides of those axes
-
-
-def _layout(global_shape: tuple[int, ...], start: tuple[int, ...], shape: tuple[int, ...]) -> _Layout:
+def _layout(global_shape: tuple[int, ...], start: tuple[int, ...], shape: tuple[int, ...]) -> Layout:
     if not global_shape:
-        return _Layout(0, 1, (), ())
+        return Layout(0, 1, (), ())
     strides = [1] * len(global_shape)
     for axis in range(len(global_shape) - 2, -1, -1):
         strides[axis] = strides[axis + 1] * global_shape[axis + 1]
@@ -380,7 +444,8 @@ def _layout(global_shape: tuple[int, ...], start: tuple[int, ...], shape: tuple[
     base = sum(s * st for s, st in zip(start, strides, strict=True))
     run = shape[split] * strides[split]
     outer = [(c, st) for c, st in zip(shape[:split], strides[:split], strict=True) if c != 1]
-    return _Layout(base, run, tuple(c for c, _ in outer), tuple(st for _, st in outer))
+    return Layout(base, run, tuple(c for c, _ in outer), tuple(st for _, st in outer))
+
 
 
 # --- backends ------------------------------------------------------------------------------------------
@@ -394,156 +459,90 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _philox_words(blocks: NDArray[np.uint64], key: int) -> tuple[NDArray[np.uint64], ...]:
-    """Philox4x32-10 of counters (block low, block high, 0, 0); words as uint64 holding 32 bits."""
-    zeros = np.zeros_like(blocks)
-    return _philox4x32(blocks & np.uint64(0xFFFFFFFF), blocks >> np.uint64(32), zeros, zeros, key)
-
-
-def _philox4x32(
-    x0: NDArray[np.uint64], x1: NDArray[np.uint64], x2: NDArray[np.uint64], x3: NDArray[np.uint64], key: int
-) -> tuple[NDArray[np.uint64], ...]:
-    """Philox4x32 with 10 rounds (Salmon et al. 2011) on 32-bit words held in uint64 arrays."""
-    mask = np.uint64(0xFFFFFFFF)
-    shift = np.uint64(32)
-    k0, k1 = key & 0xFFFFFFFF, key >> 32
-    m0, m1 = np.uint64(_PHILOX_M0), np.uint64(_PHILOX_M1)
-    for round_ in range(10):
-        if round_:
-            k0, k1 = (k0 + _PHILOX_W0) & 0xFFFFFFFF, (k1 + _PHILOX_W1) & 0xFFFFFFFF
-        p0 = m0 * x0
-        p1 = m1 * x2
-        x0, x1, x2, x3 = (
-            (p1 >> shift) ^ x1 ^ np.uint64(k0),
-            p1 & mask,
-            (p0 >> shift) ^ x3 ^ np.uint64(k1),
-            p0 & mask,
-        )
-    return x0, x1, x2, x3
-
-
-def _uniform53(indices: NDArray[np.uint64], key: int) -> NDArray[np.float64]:
-    """u in (0, 1) for global flat indices (the reference of the kernel's bit-to-float step)."""
-    x0, x1, x2, x3 = _philox_words(indices >> np.uint64(1), key)
-    odd = (indices & np.uint64(1)).astype(bool)
-    word = np.where(odd, (x2 << np.uint64(32)) | x3, (x0 << np.uint64(32)) | x1)
-    # (w >> 12) as the mantissa of a number in [1, 2), minus (1 - 2**-53): exactly ((w >> 12) + 1/2) * 2**-52.
-    one_plus = (word >> np.uint64(12)) | np.uint64(0x3FF0000000000000)
-    return one_plus.view(np.float64) - (1.0 - 2.0**-53)
-
-
-def _words32(indices: NDArray[np.uint64], key: int) -> NDArray[np.uint32]:
-    """Word ``i % 4`` of Philox block ``i // 4`` for global flat indices (the float32 transform's bits)."""
-    words = _philox_words(indices >> np.uint64(2), key)
-    lane = (indices & np.uint64(3)).astype(np.intp)
-    return np.choose(lane, words).astype(np.uint32)
-
-
-def _z_f32(word: NDArray[np.uint32], params: _Params) -> NDArray[np.float32]:
-    """Standard normal quantiles (float32 arithmetic) of the float32 transform, as the C kernel."""
-    one = np.float32(1.0)
-    if params.law_code == 1:
-        # sign bit and s = (m + 1/2) * 2**-32 from the other 31 bits: 0 < s <= 1/2
-        m = (word & np.uint32(0x7FFFFFFF)).astype(np.int32).astype(np.float32)
-        g = ndtri_half_f32((m + np.float32(0.5)) * np.float32(2.0**-32))
-        return np.where(word >> np.uint32(31) == 1, g, -g)
-    # u = ((word >> 9) + 1/2) * 2**-23, exactly, built as [1, 2) minus (1 - 2**-24)
-    u = ((word >> np.uint32(9)) | np.uint32(0x3F800000)).view(np.float32) - np.float32(_F32_MAX_P)
-    p = np.minimum(np.float32(params.pa) + np.float32(params.width) * u, np.float32(_F32_MAX_P))
-    lower = p < np.float32(0.5)
-    g = ndtri_half_f32(np.where(lower, p, one - p))
-    return np.where(lower, -g, g)
-
-
-def _values(u: NDArray[np.float64], params: _Params) -> NDArray[np.float64]:
-    """float64 values from uniforms, in the kernel's exact operation order, clamped to the support."""
-    if params.law_code == 0:
-        values = params.offset + params.factor * u
-    elif params.law_code == 1:
-        values = params.offset + params.factor * ndtri_array(u)
-    else:
-        p = np.minimum(params.pa + params.width * u, _P_MAX)
-        values = params.offset + params.factor * ndtri_array(p)
-    return np.minimum(np.maximum(values, params.low), params.high)
-
-
-def _global_indices(layout: _Layout, begin: int, end: int) -> NDArray[np.uint64]:
-    """Global flat indices of region positions [begin, end) (region C order)."""
-    positions = np.arange(begin, end, dtype=np.int64)
-    row, offset = np.divmod(positions, layout.run)
-    index = layout.base + offset
-    for count, stride in zip(reversed(layout.counts), reversed(layout.strides), strict=True):
-        row, axis_index = np.divmod(row, count)
-        index = index + axis_index * stride
-    return index.astype(np.uint64)
-
-
-def _prerounded(indices: NDArray[np.uint64], key: int, params: _Params) -> NDArray[np.float64]:
-    """The float64 values (clamped, before the one rounding to the output dtype) of global indices."""
-    if not params.fast:
-        return _values(_uniform53(indices, key), params)
-    z32 = _z_f32(_words32(indices, key), params)
-    if params.fast == 2:
-        v32 = np.float32(params.offset) + np.float32(params.factor) * z32
-        v32 = np.minimum(np.maximum(v32, np.float32(params.low)), np.float32(params.high))
-        return v32.astype(np.float64)
-    z = z32.astype(np.float64)
-    values = params.offset + params.factor * z
-    return np.minimum(np.maximum(values, params.low), params.high)
-
-
-def _fill_numpy(flat: NDArray[Any], params: _Params, key: int, layout: _Layout, threads: int) -> None:
-    del threads  # the reference is single-threaded; the bits never depend on threads anyway
-    total = flat.shape[0]
-    for begin in range(0, total, _CHUNK):
-        end = min(begin + _CHUNK, total)
-        values = _prerounded(_global_indices(layout, begin, end), key, params)
-        flat[begin:end] = _lowp.round_float64(values, flat.dtype)
-
-
-_DTYPE_CODES = {"float64": 0, "float32": 1, "float16": 2, "bfloat16": 3}
-
-
 def _load_c_backend() -> Any:
     from berry import _cstream
 
     return _cstream
 
 
-def _select_backend() -> tuple[str, Any]:
+def _select_backend() -> tuple[str, Any, str]:
+    """(name, C module or None, why) from ``BERRY_STREAM_BACKEND`` and whether the extension loads."""
     wanted = os.environ.get("BERRY_STREAM_BACKEND", "auto").strip().lower() or "auto"
     if wanted not in ("auto", "c", "numpy"):
         raise ValueError(f"BERRY_STREAM_BACKEND={wanted!r} is not supported; supported: auto, c, numpy")
     if wanted == "numpy":
-        return "numpy", None
+        return "numpy", None, "BERRY_STREAM_BACKEND=numpy"
     try:
-        return "c", _load_c_backend()
-    except ImportError:
+        module = _load_c_backend()
+    except ImportError as error:
         if wanted == "c":
             raise ImportError(
-                "BERRY_STREAM_BACKEND=c but the C extension berry._cstream is not built; "
-                "run `pip install -e .` or `python setup.py build_ext --inplace`"
+                f"BERRY_STREAM_BACKEND=c but the C extension berry._cstream cannot be loaded ({error}); "
+                "build it with `pip install -e .` or `python setup.py build_ext --inplace`, or unset the variable "
+                "to use the NumPy reference (same bits, slower)"
             ) from None
-        return "numpy", None
+        return "numpy", None, f"the C extension berry._cstream is not available ({error})"
+    fields = {"dtype", "key", *KernelParams._fields, *Layout._fields, "threads"}
+    if module.STREAM_VERSION != STREAM_VERSION or set(module.FIELDS) != fields:
+        message = (
+            f"the C extension berry._cstream implements stream version {module.STREAM_VERSION} with the fields "
+            f"{sorted(module.FIELDS)}, not version {STREAM_VERSION} with {sorted(fields)}; rebuild it "
+            "(`python setup.py build_ext --inplace`)"
+        )
+        if wanted == "c":
+            raise ImportError(message)
+        return "numpy", None, message
+    return "c", module, "compiled extension loaded" if wanted == "auto" else "BERRY_STREAM_BACKEND=c"
 
 
-BACKEND, _CSTREAM = _select_backend()
+BACKEND, _CSTREAM, _BACKEND_REASON = _select_backend()
 """Active backend: ``"c"`` (compiled, threaded) or ``"numpy"`` (the reference)."""
 
 
-def _fill_c(flat: NDArray[Any], params: _Params, key: int, layout: _Layout, threads: int) -> None:
+def backend_info() -> dict[str, Any]:
+    """Which backend fills the stream, which SIMD path it runs, and why (for ``berry info`` and bug reports).
+
+    ``simd`` is ``"avx512"``, ``"avx2"`` or ``"generic"`` for the C backend (every path gives the same
+    bits) and ``None`` for the NumPy reference.
+
+    >>> from berry.stream import backend_info
+    >>> sorted(backend_info())
+    ['backend', 'reason', 'simd', 'stream_version']
+    """
+    return {
+        "backend": BACKEND,
+        "simd": _CSTREAM.simd() if _CSTREAM is not None else None,
+        "reason": _BACKEND_REASON,
+        "stream_version": STREAM_VERSION,
+    }
+
+
+def _fill_c(flat: np.ndarray, params: KernelParams, key: int, layout: Layout, threads: int) -> None:
     _CSTREAM.fill(
         flat.view(np.uint8),
-        _DTYPE_CODES[flat.dtype.name],
-        key & 0xFFFFFFFF,
-        key >> 32,
-        *params,
-        layout.base,
-        layout.run,
-        layout.counts,
-        layout.strides,
-        threads,
+        dtype=_recipe.DTYPE_CODES[flat.dtype.name],
+        key=key,
+        **params._asdict(),
+        base=layout.base,
+        run=layout.run,
+        counts=layout.counts,
+        strides=layout.strides,
+        threads=threads,
     )
+
+
+def _plain_out(out: Any) -> np.ndarray:
+    """``out`` as the array the kernels write into, or a clear error for anything else."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if type(out) not in (np.ndarray, np.memmap):
+        raise TypeError(
+            f"out must be a numpy.ndarray or numpy.memmap, got the subclass {type(out).__module__}.{type(out).__name__} "
+            "(its indexing or mask would not receive the values as written); pass out.view(numpy.ndarray)"
+        )
+    if not out.flags.writeable:
+        raise ValueError("out must be writable, got a read-only array")
+    return out
 
 
 def fill(
@@ -558,7 +557,8 @@ def fill(
 ) -> None:
     """Write into ``out`` the values of the keyed tensor of ``global_shape`` at ``region_start + index``.
 
-    ``out`` has the region's shape and dtype float16, bfloat16 (ml_dtypes), float32 or float64.
+    ``out`` (a ``numpy.ndarray`` or ``numpy.memmap``, any strides or byte order) has the region's shape
+    and dtype float16, bfloat16 (ml_dtypes), float32 or float64.
     Element ``i`` (C-order flat index in ``global_shape``) is a pure function of ``(key, i, law)``
     (see the module docstring), so the result is identical for any region, partition or thread
     count. ``threads`` defaults to all cores; ``backend`` (``"c"``/``"numpy"``) overrides
@@ -575,11 +575,8 @@ def fill(
     True
     """
     key = _check_key(key)
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
-    dtype = _lowp.resolve_dtype(out.dtype)
-    if not out.flags.writeable:
-        raise ValueError("out must be writable, got a read-only array")
+    out = _plain_out(out)
+    dtype = _lowp.resolve_dtype(out.dtype).newbyteorder("=")
     gshape = check_shape("global_shape", global_shape)
     if region_start is None:
         start = (0,) * len(gshape)
@@ -610,9 +607,12 @@ def fill(
     layout = _layout(gshape, start, tuple(out.shape))
     # The kernels write native-endian C-order memory; anything else goes through a temporary copy.
     direct = out.flags.c_contiguous and out.dtype.isnative
-    target = out if direct else np.empty(out.shape, dtype=dtype.newbyteorder("="))
+    target = out if direct else np.empty(out.shape, dtype=dtype)
     flat = target.reshape(-1)
-    (_fill_c if which == "c" else _fill_numpy)(flat, params, key, layout, threads)
+    if which == "c":
+        _fill_c(flat, params, key, layout, threads)
+    else:
+        fill_numpy(flat, params, key, layout)  # single-threaded; the bits never depend on threads anyway
     if target is not out:
         out[...] = target
 

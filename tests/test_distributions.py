@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 import pytest
+from _stream_helpers import BFLOAT16
 
 from berry import _lowp, _special
 from berry.distributions import sparse_zero_count, uniform_bound
@@ -71,6 +72,16 @@ def test_truncated_normal_without_correction_uses_the_parent_std(bounds):
     assert abs(w.std() / law.std() - 1) < 0.03
 
 
+@pytest.mark.parametrize("width", [1e-6, 1e-4, 1e-2])
+def test_truncated_normal_on_a_narrow_interval_has_the_asked_std(width):
+    # The variance correction of v1 cancelled catastrophically: bounds (1, 1 + 1e-6) gave a sample std of
+    # 0.0095 instead of 1 (the truncated std was 105x off).
+    w = sample((20_000,), distribution="truncated_normal", std=1.0, bounds=(1.0, 1.0 + width), dtype="float64",
+               name="narrow")
+    assert abs(w.std() - 1.0) < 0.03
+    assert ks_pvalue(w, stats.uniform(loc=w.min(), scale=w.max() - w.min())) > P_MIN  # nearly uniform there
+
+
 def test_truncnorm_std_matches_scipy():
     for a, b in [(-2, 2), (-1, 3), (2, 3), (5, 6), (-math.inf, 0.5), (1, math.inf)]:
         assert _special.truncnorm_std(a, b) == pytest.approx(stats.truncnorm(a, b).std(), rel=1e-9)
@@ -97,36 +108,35 @@ def test_uniform_with_absolute_bounds():
 
 
 @pytest.mark.parametrize("distribution", ["normal", "truncated_normal"])
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("dtype", ["float16", BFLOAT16, "float32"])
 def test_low_precision_is_the_float32_transform_rounded_once(distribution, dtype):
     # normal and truncated normal in float32 and narrower come from the stream's float32 transform
     # (berry.stream docstring): loc + scale * z in float64, clamped, then rounded ONCE to the dtype.
-    pytest.importorskip("ml_dtypes") if dtype == "bfloat16" else None
-    from berry import distributions, stream
+    from berry import _stream_numpy, distributions, stream
 
     narrow = sample((64, 50), "he", distribution=distribution, dtype=dtype, name="lp")
     assert narrow.dtype.name == dtype
     law = distributions.elementwise_law(distribution, std=he(fan_in=64))
     params = stream._params(law, narrow.dtype)
-    assert params.fast
-    before = stream._prerounded(np.arange(narrow.size, dtype=np.uint64), stream.key_for(0, "lp"), params)
+    assert params.transform == 1  # the float32 transform
+    before = _stream_numpy.prerounded(np.arange(narrow.size, dtype=np.uint64), stream.key_for(0, "lp"), params)
     expected = _lowp.round_float64(before, narrow.dtype).reshape(narrow.shape)
     np.testing.assert_array_equal(narrow.view(np.uint8), expected.view(np.uint8))
 
 
 @pytest.mark.parametrize("distribution", ["uniform"])
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("dtype", ["float16", BFLOAT16, "float32"])
 def test_low_precision_is_the_float64_value_rounded_once(distribution, dtype):
-    pytest.importorskip("ml_dtypes") if dtype == "bfloat16" else None
     wide = sample((64, 50), "he", distribution=distribution, dtype="float64", name="lp")
     narrow = sample((64, 50), "he", distribution=distribution, dtype=dtype, name="lp")
     assert narrow.dtype.name == dtype
     expected = _lowp.round_float64(wide, narrow.dtype)
     if distribution != "normal":
-        # Rounding may push a value just past a bound; the stream clamps it to the nearest inside value.
+        # Rounding may push a value onto or past a bound; the stream clamps it to the nearest value inside
+        # (strictly inside the open interval of a uniform law).
         std = he(fan_in=64)
         bound = 2 * std / _special.truncnorm_std(-2, 2) if distribution == "truncated_normal" else uniform_bound(std)
-        lo, hi = _lowp.inward_bounds(-bound, bound, narrow.dtype)
+        lo, hi = _lowp.inward_bounds(-bound, bound, narrow.dtype, open_interval=distribution == "uniform")
         expected = _lowp.round_float64(np.clip(expected.astype(np.float64), lo, hi), narrow.dtype)
     np.testing.assert_array_equal(narrow.astype(np.float64), expected.astype(np.float64))
 
@@ -401,6 +411,27 @@ def test_dirac_matches_torch(shape, groups):
     np.testing.assert_array_equal(sample(shape, "dirac", layout="torch", groups=groups), t.numpy())
 
 
+@pytest.mark.parametrize("groups", [1, 4, 1 << 24])
+def test_dirac_region_of_a_huge_kernel_costs_the_region(groups):
+    # v1 built index arrays over every channel: a 2x2 corner of a (2**24, 2**24, 3) kernel allocated ~600 MB.
+    import tracemalloc
+
+    shape, region = (1 << 24, 1 << 24, 3), (slice(7, 9), slice(7, 9), slice(0, 3))
+    tracemalloc.start()
+    try:
+        corner = sample(shape, "dirac", layout="torch", groups=groups, region=region, dtype="float64")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+    per_group = shape[0] // groups
+    expected = np.zeros((2, 2, 3))
+    for o in range(7, 9):
+        if o % per_group < min(per_group, shape[1]) and 7 <= o % per_group < 9:
+            expected[o - 7, o % per_group - 7, 1] = 1.0
+    np.testing.assert_array_equal(corner, expected)
+
+
 def test_dirac_convolution_is_the_identity():
     # A 1-D convolution with the dirac kernel returns its input (per output channel < in channels).
     w = sample((3, 4, 4), "dirac", dtype="float64")  # (k, in, out)
@@ -445,9 +476,8 @@ def test_sparse_matches_torch_counts():
     np.testing.assert_array_equal((w == 0).sum(0), (t.numpy() == 0).sum(0))
 
 
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float16", BFLOAT16, "float32", "float64"])
 def test_constants(dtype):
-    pytest.importorskip("ml_dtypes") if dtype == "bfloat16" else None
     assert not sample((3, 4), "zeros", dtype=dtype).astype(np.float64).any()
     assert (sample((3, 4), "ones", dtype=dtype).astype(np.float64) == 1).all()
     w = sample((2, 5), "constant", value=0.1, dtype=dtype)

@@ -6,14 +6,14 @@ import re
 
 import numpy as np
 import pytest
-from _helpers import AVAILABLE_DTYPES
+from _stream_helpers import AVAILABLE_DTYPES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from berry import stream
 from berry.sampling import resolve_region, sample
 
-DTYPES = list(AVAILABLE_DTYPES)  # bfloat16 only with ml_dtypes; the other dtypes always run
+DTYPES = AVAILABLE_DTYPES  # bfloat16 only with ml_dtypes; the others run everywhere
 ELEMENTWISE = ["normal", "truncated_normal", "uniform"]
 PROPERTY = settings(max_examples=60, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -14,11 +14,15 @@ How values reach a tensor
   Without ml_dtypes the values are sampled in float32 and converted by torch,
   which rounds twice (float64 -> float32 -> bfloat16) and needs a float32
   buffer the size of the tensor.
-* Non-contiguous views, other devices (CUDA, ...) and integer tensors (for the
-  deterministic initializers): the values are made in a host buffer of the
-  tensor's size and copied in with ``Tensor.copy_``. On CUDA that costs one
-  host buffer (the largest single tensor, not the model) plus a host-to-device
-  copy at PCIe speed, about 0.05-0.1 s per GB.
+* CUDA, elementwise laws and constants: berry's Triton kernel writes them on
+  the device, the same bits as the host (:mod:`berry.torch._device`, which
+  also says when it falls back to the next path).
+* Non-contiguous views, other devices (and CUDA without Triton, or for the
+  structural initializers) and integer tensors (for the deterministic
+  initializers): the values are made in a host buffer of the tensor's size and
+  copied in with ``Tensor.copy_``. On CUDA that costs one host buffer (the
+  largest single tensor, not the model) plus a host-to-device copy at PCIe
+  speed, about 0.05-0.1 s per GB.
 * Meta tensors have no storage: every initializer is a no-op on them.
 * DTensors (``torch.distributed.tensor``, also FSDP2's ``fully_shard``
   parameters): each process writes its local shard with exactly its slice of
@@ -42,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+import berry.torch._device as _device  # a module object, so tests can replace its functions
 from berry._validation import check_key, resolve_dtype
 
 if TYPE_CHECKING:
@@ -241,41 +246,70 @@ def fill_from_sampler(
     stream over the whole tensor, keyed by ``name``, while whole-matrix ones
     (orthogonal, eye, ...) make each block from its own stream, keyed by
     ``name[label]``, so each gate is orthogonal on its own.
+
+    CUDA tensors get the elementwise laws and constants from berry's Triton
+    kernel when it is available (:mod:`berry.torch._device`), the same bits
+    as the host path below.
     """
     if tensor.is_meta:
         return
     where = locate(tensor)
     if where.local.numel() == 0:
         return
+    jobs = list(_block_jobs(spec, where, name, blocks))
+    mode = _device.kernel_mode(where.local, spec)
+    if mode is not None:
+        written = False
+        for block_spec, shape, block_name, region, local in jobs:
+            target = where.local[local] if local else where.local
+            if not _device.fill_block(
+                target, block_spec, shape=shape, seed=seed, name=block_name, region=region, mode=mode
+            ):
+                break  # the kernel is unavailable after all: the host path below rewrites every block
+            written = True
+        else:
+            torch.autograd.graph.increment_version(where.local)  # a raw kernel write bumps no version
+            return
+        if written:
+            torch.autograd.graph.increment_version(where.local)
+
+    with writable_array(where.local, floating_only=not spec.init_kind.exact) as array:
+        for block_spec, shape, block_name, region, local in jobs:
+            out = array[local] if local else array  # a 0-d array indexed by () would give a scalar
+            block_spec(shape, seed=seed, name=block_name, region=region, out=out)
+
+
+def _block_jobs(
+    spec: InitSpec, where: Placement, name: str, blocks: Sequence[Block] | None
+) -> Iterator[tuple[InitSpec, tuple[int, ...], str, Region, Region]]:
+    """``(spec, global shape, name, region of that shape, region of where.local)`` for each block to fill."""
     shape = where.global_shape
-    kind = spec.init_kind  # what berry.kinds says about this kind of initializer
+    if not shape:  # a 0-d tensor is one element
+        yield spec, (), name, (), ()
+        return
+    per_block = spec.init_kind.whole_matrix  # what berry.kinds says about this kind of initializer
     # The layer's fans go to a scale rule, unless the spec fixes its scale (or a fan) itself.
     takes_fans = spec.takes_fans
-    if not blocks or not shape:
-        blocks = [Block(0, shape[0] if shape else 1)]
-
-    with writable_array(where.local, floating_only=not kind.exact) as array:
-        if not shape:  # a 0-d tensor is one element
-            spec((), seed=seed, name=name, out=array)
-            return
-        for block in blocks:
-            block_spec = spec
-            if takes_fans and block.fans is not None:
-                fan_in = block.fans[0] if spec.fan_in is None else spec.fan_in
-                fan_out = block.fans[1] if spec.fan_out is None else spec.fan_out
-                block_spec = dataclasses.replace(spec, fan_in=fan_in, fan_out=fan_out)
-            block_region = (slice(block.start, block.stop), *(slice(0, n) for n in shape[1:]))
-            part = _intersect(where.region, block_region)
-            if part is None:
-                continue
-            out = array[_shift(part, where.start)]
-            if not kind.whole_matrix or (block.start, block.stop) == (0, shape[0]):
-                block_spec(shape, seed=seed, name=name, region=part, out=out)
-            else:
-                block_shape = (block.stop - block.start, *shape[1:])
-                block_name = name if block.label is None else f"{name}[{block.label}]"
-                in_block = _shift(part, (block.start,) + (0,) * (len(shape) - 1))
-                block_spec(block_shape, seed=seed, name=block_name, region=in_block, out=out)
+    if not blocks:
+        blocks = [Block(0, shape[0])]
+    for block in blocks:
+        block_spec = spec
+        if takes_fans and block.fans is not None:
+            fan_in = block.fans[0] if spec.fan_in is None else spec.fan_in
+            fan_out = block.fans[1] if spec.fan_out is None else spec.fan_out
+            block_spec = dataclasses.replace(spec, fan_in=fan_in, fan_out=fan_out)
+        block_region = (slice(block.start, block.stop), *(slice(0, n) for n in shape[1:]))
+        part = _intersect(where.region, block_region)
+        if part is None:
+            continue
+        local = _shift(part, where.start)
+        if not per_block or (block.start, block.stop) == (0, shape[0]):
+            yield block_spec, shape, name, part, local
+        else:
+            block_shape = (block.stop - block.start, *shape[1:])
+            block_name = name if block.label is None else f"{name}[{block.label}]"
+            in_block = _shift(part, (block.start,) + (0,) * (len(shape) - 1))
+            yield block_spec, block_shape, block_name, in_block, local
 
 
 # ------------------------------------------------------------------------ whole-model writes
