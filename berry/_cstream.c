@@ -38,6 +38,7 @@
 #include "_cstream_recipe.h" /* every bit-defining constant, generated from berry/_recipe.py */
 
 #define CHUNK 1024   /* elements per inner block (even) */
+enum { ISA_GENERIC = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 }; /* code paths, all with the same bits */
 #define MAX_OUTER 64 /* outer (non-contiguous) axes of a region */
 
 /* Per-thread scratch, on the heap (about 70 KB): a caller's thread may have a small stack. */
@@ -614,6 +615,8 @@ __attribute__((target("avx2"))) static int z32_block_avx2(const uint32_t *restri
 }
 #endif
 
+#include "_cstream_avx512.h" /* the AVX-512 path (after the AVX2 one, whose helpers it shares) */
+
 /* ---- rounding float64 once to float16 / bfloat16 (integer round-to-nearest-even) ---- */
 static inline __attribute__((always_inline)) uint16_t round_small(double value, int exponent_bits,
                                                                   int mantissa_bits) {
@@ -663,7 +666,7 @@ typedef struct {
 
 /* Values of global indices [index, index + n) into out positions [position, position + n). */
 static inline __attribute__((always_inline)) void segment(const job_t *job, uint64_t index, int n,
-                                                          uint64_t position, int avx2, scratch_t *scratch) {
+                                                          uint64_t position, int isa, scratch_t *scratch) {
     double *u = scratch->u, *v = scratch->v;
     const double offset = job->offset, factor = job->factor, low = job->low, high = job->high;
     const double *z;
@@ -674,12 +677,18 @@ static inline __attribute__((always_inline)) void segment(const job_t *job, uint
         int nw = (int)(((index + (uint64_t)n - 1) >> 2) - first + 1);
         const uint32_t *ww = words + (index & 3);
 #ifdef BERRY_HAVE_AVX2_CLONE
-        if (avx2) {
-            philox_words_avx2(job->k0, job->k1, first, nw, words);
-            for (int i = 4 * nw; i < (int)(index & 3) + ((n + 31) & ~31); i++) words[i] = 0; /* padding lanes */
+        if (isa != ISA_GENERIC) {
             const double affine[4] = {offset, factor, low, high};
             float *out32 = job->dtype == DT_FLOAT32 ? (float *)(job->out + position * 4) : NULL;
-            first_value = z32_block_avx2(ww, v, n, &job->map, out32, affine, job->affine32);
+            if (isa == ISA_AVX512) {
+                philox_words_avx512(job->k0, job->k1, first, nw, words);
+                for (int i = 4 * nw; i < (int)(index & 3) + ((n + 63) & ~63); i++) words[i] = 0; /* padding lanes */
+                first_value = z32_block_avx512(ww, v, n, &job->map, out32, affine, job->affine32);
+            } else {
+                philox_words_avx2(job->k0, job->k1, first, nw, words);
+                for (int i = 4 * nw; i < (int)(index & 3) + ((n + 31) & ~31); i++) words[i] = 0; /* padding lanes */
+                first_value = z32_block_avx2(ww, v, n, &job->map, out32, affine, job->affine32);
+            }
         } else
 #endif
         {
@@ -692,7 +701,9 @@ static inline __attribute__((always_inline)) void segment(const job_t *job, uint
     uint64_t block0 = index >> 1;
     int nb = (int)(((index + (uint64_t)n - 1) >> 1) - block0 + 1);
 #ifdef BERRY_HAVE_AVX2_CLONE
-    if (avx2) {
+    if (isa == ISA_AVX512) {
+        philox_uniforms_avx512(job->k0, job->k1, block0, nb, u);
+    } else if (isa == ISA_AVX2) {
         philox_uniforms_avx2(job->k0, job->k1, block0, nb, u);
     } else
 #endif
@@ -719,7 +730,7 @@ static inline __attribute__((always_inline)) void segment(const job_t *job, uint
             p = pt;
         }
 #ifdef BERRY_HAVE_AVX2_CLONE
-        if (avx2) {
+        if (isa != ISA_GENERIC) {
             for (int i = n; i < ((n + 3) & ~3); i++) ((double *)p)[i] = 0.5; /* padding lanes */
             ndtri_block_avx2(p, v, n, scratch);
         } else
@@ -775,7 +786,7 @@ finish:
 
 /* Region positions [begin, end), segment by segment (a segment never crosses a run). */
 static inline __attribute__((always_inline)) void run_range_body(const job_t *job, uint64_t begin, uint64_t end,
-                                                                 int avx2, scratch_t *scratch) {
+                                                                 int isa, scratch_t *scratch) {
     uint64_t position = begin;
     while (position < end) {
         uint64_t row = position / job->run, offset = position % job->run;
@@ -787,31 +798,44 @@ static inline __attribute__((always_inline)) void run_range_body(const job_t *jo
         uint64_t n = job->run - offset;
         if (n > end - position) n = end - position;
         if (n > CHUNK) n = CHUNK;
-        segment(job, index, (int)n, position, avx2, scratch);
+        segment(job, index, (int)n, position, isa, scratch);
         position += n;
     }
 }
 
+/* One clone of the whole loop per instruction set, so the compiler may use it everywhere inside. */
+#ifdef BERRY_HAVE_AVX512_CLONE
+AVX512 static void run_range_avx512(const job_t *job, uint64_t begin, uint64_t end, scratch_t *scratch) {
+    run_range_body(job, begin, end, ISA_AVX512, scratch);
+}
+#endif
 #ifdef BERRY_HAVE_AVX2_CLONE
 __attribute__((target("avx2"))) static void run_range_avx2(const job_t *job, uint64_t begin, uint64_t end,
                                                             scratch_t *scratch) {
-    run_range_body(job, begin, end, 1, scratch);
+    run_range_body(job, begin, end, ISA_AVX2, scratch);
 }
 #endif
 static void run_range_generic(const job_t *job, uint64_t begin, uint64_t end, scratch_t *scratch) {
-    run_range_body(job, begin, end, 0, scratch);
+    run_range_body(job, begin, end, ISA_GENERIC, scratch);
 }
 
-static int use_avx2 = 0; /* decided at import; set_simd() forces a path (tests) */
+static int simd_path = ISA_GENERIC; /* the best this CPU has, decided at import; set_simd() forces one (tests) */
 
 static void run_range(const job_t *job, uint64_t begin, uint64_t end, scratch_t *scratch) {
+    switch (simd_path) {
+#ifdef BERRY_HAVE_AVX512_CLONE
+    case ISA_AVX512:
+        run_range_avx512(job, begin, end, scratch);
+        return;
+#endif
 #ifdef BERRY_HAVE_AVX2_CLONE
-    if (use_avx2) {
+    case ISA_AVX2:
         run_range_avx2(job, begin, end, scratch);
         return;
-    }
 #endif
-    run_range_generic(job, begin, end, scratch);
+    default:
+        run_range_generic(job, begin, end, scratch);
+    }
 }
 
 /* ---- threads: positions handed out in grains, so every thread stays busy and the caller can stop them ---- */
@@ -1085,16 +1109,27 @@ static PyObject *stream_fill(PyObject *self, PyObject *args, PyObject *kwargs) {
     Py_RETURN_NONE;
 }
 
-static const char *simd_name(void) { return use_avx2 ? "avx2" : "generic"; }
+static const char *const isa_names[] = {"generic", "avx2", "avx512"};
 
-static int cpu_has_avx2(void) {
+/* Whether this CPU (and OS) can run a path. */
+static int cpu_has(int isa) {
 #ifdef BERRY_HAVE_AVX2_CLONE
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") ? 1 : 0;
-#else
-    return 0;
+    if (isa == ISA_AVX2) return __builtin_cpu_supports("avx2") ? 1 : 0;
+    if (isa == ISA_AVX512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
 #endif
+    return isa == ISA_GENERIC;
 }
+
+static int best_path(void) {
+    for (int isa = ISA_AVX512; isa > ISA_GENERIC; isa--)
+        if (cpu_has(isa)) return isa;
+    return ISA_GENERIC;
+}
+
+static const char *simd_name(void) { return isa_names[simd_path]; }
 
 static PyObject *stream_simd(PyObject *self, PyObject *unused) {
     (void)self;
@@ -1105,25 +1140,36 @@ static PyObject *stream_simd(PyObject *self, PyObject *unused) {
 static PyObject *stream_simd_paths(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
-    return cpu_has_avx2() ? Py_BuildValue("(ss)", "generic", "avx2") : Py_BuildValue("(s)", "generic");
+    PyObject *paths = PyList_New(0);
+    for (int isa = ISA_GENERIC; paths != NULL && isa <= ISA_AVX512; isa++) {
+        if (!cpu_has(isa)) continue;
+        PyObject *name = PyUnicode_FromString(isa_names[isa]);
+        if (name == NULL || PyList_Append(paths, name) < 0) Py_CLEAR(paths);
+        Py_XDECREF(name);
+    }
+    if (paths == NULL) return NULL;
+    PyObject *result = PyList_AsTuple(paths);
+    Py_DECREF(paths);
+    return result;
 }
 
 static PyObject *stream_set_simd(PyObject *self, PyObject *args) {
     (void)self;
     const char *mode;
     if (!PyArg_ParseTuple(args, "s", &mode)) return NULL;
-    if (strcmp(mode, "generic") == 0) {
-        use_avx2 = 0;
-    } else if (strcmp(mode, "auto") == 0) {
-        use_avx2 = cpu_has_avx2();
-    } else if (strcmp(mode, "avx2") == 0 && cpu_has_avx2()) {
-        use_avx2 = 1;
-    } else {
-        PyErr_Format(PyExc_ValueError, "simd mode must be 'auto' or one of simd_paths(), got %R",
-                     PyTuple_GET_ITEM(args, 0));
-        return NULL;
+    if (strcmp(mode, "auto") == 0) {
+        simd_path = best_path();
+        return PyUnicode_FromString(simd_name());
     }
-    return PyUnicode_FromString(simd_name());
+    for (int isa = ISA_GENERIC; isa <= ISA_AVX512; isa++) {
+        if (strcmp(mode, isa_names[isa]) == 0 && cpu_has(isa)) {
+            simd_path = isa;
+            return PyUnicode_FromString(simd_name());
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "simd mode must be 'auto' or one of simd_paths() on this CPU, got %R",
+                 PyTuple_GET_ITEM(args, 0));
+    return NULL;
 }
 
 static PyMethodDef methods[] = {
@@ -1131,7 +1177,7 @@ static PyMethodDef methods[] = {
      "fill(out, *, dtype, key, law, transform, affine32, offset, factor, low, high, pa, width, qb, complement, lower_base, "
      "lower_step, upper_base, upper_step, upper_sign, base, run, counts, strides, threads): write the keyed "
      "stream into out, a writable C-contiguous buffer (see berry.stream; every field is required and checked)."},
-    {"simd", stream_simd, METH_NOARGS, "simd() -> the code path in use: 'avx2' or 'generic'."},
+    {"simd", stream_simd, METH_NOARGS, "simd() -> the code path in use: 'avx512', 'avx2' or 'generic'."},
     {"simd_paths", stream_simd_paths, METH_NOARGS, "simd_paths() -> the code paths this CPU can run."},
     {"set_simd", stream_set_simd, METH_VARARGS,
      "set_simd('auto' | path) -> the code path now used (a test switch; every path gives the same bits)."},
@@ -1153,7 +1199,7 @@ PyMODINIT_FUNC PyInit__cstream(void) {
 #ifdef BERRY_HAVE_AVX2_CLONE
     init_pack_table();
 #endif
-    use_avx2 = cpu_has_avx2();
+    simd_path = best_path();
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     PyObject *fields = PyTuple_New(N_FIELDS);

@@ -209,6 +209,16 @@ def test_backend_info_names_the_backend_and_simd_path():
         stream._CSTREAM.set_simd("sse9")
 
 
+@needs_c
+def test_the_simd_path_can_be_forced_from_the_environment():
+    for path in stream._CSTREAM.simd_paths():
+        result = run_python("from berry import stream; print(stream.backend_info()['simd'])", BERRY_STREAM_SIMD=path)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == path
+    result = run_python("import berry.stream", BERRY_STREAM_SIMD="sse9")
+    assert result.returncode != 0 and "BERRY_STREAM_SIMD='sse9' is not supported" in result.stderr
+
+
 MISSING_EXTENSION = """
 import sys
 sys.modules["berry._cstream"] = None  # as if the build had failed
