@@ -117,35 +117,34 @@ AVX512 static inline __attribute__((always_inline)) void horner_z(const float *c
     }
 }
 
-/* berry_logf on NZ vectors of 16 (same operations, same order). */
-AVX512 static inline __attribute__((always_inline)) void berry_logf_z(const __m512 *t, __m512 *out) {
-    __m512 ef[NZ], f[NZ], f2[NZ], y[NZ];
+/* berry_logf(4 y) on NZ vectors of 16, for y = s (1 - s): the same values as berry_logf of t = (4 s)(1 - s),
+ * since scaling by 4 is exact (t = 4 y bit for bit but for the exponent). The exponent and mantissa come
+ * from vgetexpps/vgetmantps, which extract them exactly (t is a normal float: t >= 2^-38). */
+AVX512 static inline __attribute__((always_inline)) void berry_logf_4y_z(const __m512 *y, __m512 *out) {
+    __m512 ef[NZ], f[NZ], f2[NZ], r[NZ];
     EACHZ {
-        __m512i bits = _mm512_castps_si512(t[k]);
-        __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(126));
-        __m512 m = _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32(0x807FFFFF)),
-                                                       _mm512_set1_epi32(0x3F000000)));
+        __m512 m = _mm512_getmant_ps(y[k], _MM_MANT_NORM_p5_1, _MM_MANT_SIGN_src); /* [1/2, 1) */
+        ef[k] = _mm512_add_ps(_mm512_getexp_ps(y[k]), ZSET(3.0f)); /* e of t = 4 y with t = 2^e m */
         __mmask16 small = _mm512_cmp_ps_mask(m, ZSET(F32_SQRTHF), _CMP_LT_OQ);
-        e = _mm512_mask_sub_epi32(e, small, e, _mm512_set1_epi32(1));
+        ef[k] = _mm512_mask_sub_ps(ef[k], small, ef[k], ZSET(1.0f));
         __m512 x = _mm512_sub_ps(_mm512_mask_blend_ps(small, m, _mm512_add_ps(m, m)), ZSET(1.0f));
-        ef[k] = _mm512_cvtepi32_ps(e);
         f[k] = _mm512_div_ps(x, _mm512_add_ps(x, ZSET(2.0f)));
         f2[k] = _mm512_mul_ps(f[k], f[k]);
     }
-    horner_z(ft_coef, 4, f2, y);
+    horner_z(ft_coef, 4, f2, r);
     EACHZ {
-        __m512 r = _mm512_mul_ps(f[k], y[k]);
-        r = _mm512_add_ps(r, _mm512_mul_ps(ZSET(F32_LOG_Q1), ef[k]));
-        out[k] = _mm512_add_ps(r, _mm512_mul_ps(ZSET(F32_LOG_Q2), ef[k]));
+        __m512 q = _mm512_mul_ps(f[k], r[k]);
+        q = _mm512_add_ps(q, _mm512_mul_ps(ZSET(F32_LOG_Q1), ef[k]));
+        out[k] = _mm512_add_ps(q, _mm512_mul_ps(ZSET(F32_LOG_Q2), ef[k]));
     }
 }
 
 /* ndtri_half_f on NZ vectors of 16. */
 AVX512 static inline __attribute__((always_inline)) void ndtri_half_z(const __m512 *s, __m512 *g) {
-    __m512 t[NZ], w[NZ], v[NZ], p[NZ];
+    __m512 y[NZ], w[NZ], v[NZ], p[NZ];
     __mmask16 tail[NZ], any_tail = 0;
-    EACHZ t[k] = _mm512_mul_ps(_mm512_mul_ps(ZSET(4.0f), s[k]), _mm512_sub_ps(ZSET(1.0f), s[k]));
-    berry_logf_z(t, w);
+    EACHZ y[k] = _mm512_mul_ps(s[k], _mm512_sub_ps(ZSET(1.0f), s[k]));
+    berry_logf_4y_z(y, w);
     EACHZ {
         w[k] = _mm512_xor_ps(w[k], ZSET(-0.0f));
         v[k] = _mm512_sub_ps(w[k], ZSET(F32_CENTER));
