@@ -209,6 +209,32 @@ def test_large_laws_that_fit_the_dtype_give_finite_values_and_no_warning(law, dt
     assert np.unique(out).size > 100
 
 
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        ({"init": "constant", "value": 1e300, "dtype": "float32"}, "value=1e+300"),
+        ({"init": "constant", "value": 1e5, "dtype": "float16"}, "value=100000.0"),
+        ({"init": "eye", "gain": 1e300, "dtype": "float32"}, "gain=1e+300"),
+        ({"init": "orthogonal", "gain": 1e39, "dtype": "float32"}, "gain=1e+39"),
+        ({"distribution": "normal", "std": 0.0, "mean": 1e39, "dtype": "float32"}, "mean=1e+39"),
+    ],
+)
+def test_structural_values_that_overflow_the_dtype_are_rejected(options, name):
+    # v1 wrote inf (float16) or inf with a RuntimeWarning (float32).
+    with pytest.raises(ValueError, match="beyond the largest finite") as error:
+        berry.sample((2, 2), **options)
+    assert name in str(error.value)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float64"])
+def test_truncation_bounds_beyond_the_dtype_give_no_warning(dtype):
+    # the bounds are unreachable (|z| <= 8.2) but their rounding to the dtype overflows: inf, silently
+    x = draw((1000,), TruncatedNormal(0.0, 1.0, -1e300, 1e300), key=1, dtype=dtype).astype(np.float64)
+    assert np.all(np.abs(x) < 8.3)
+
+
 def test_torch_uniform_with_an_overflowing_width_raises():
     torch = pytest.importorskip("torch")
     import berry.torch as init
