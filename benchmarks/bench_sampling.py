@@ -247,6 +247,30 @@ def kernel_rows(sizes_mib: list[int], repeats: int) -> list[str]:
     return lines
 
 
+def kernel_cpu_lines(repeats: int) -> list[str]:
+    """ns of CPU time per float32 value on ONE thread (thread_time) for every SIMD path, the portable one too."""
+    n = 1 << 22
+    out = np.zeros(n, dtype=np.float32)
+    key = stream.key_for(0, "kernel-cpu")
+    paths = list(stream._CSTREAM.simd_paths())
+    lines = []
+    for name, law in KERNEL_LAWS.items():
+        cells = []
+        for path in paths:
+            stream._CSTREAM.set_simd(path)
+            stream.fill(out, law, key=key, global_shape=(n,), threads=1)
+            times = []
+            for _ in range(repeats):
+                start = time.thread_time()
+                stream.fill(out, law, key=key, global_shape=(n,), threads=1)
+                times.append(time.thread_time() - start)
+            cells.append(f"{statistics.median(times) / n * 1e9:.2f}")
+        stream._CSTREAM.set_simd("auto")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    return lines
+
+
 def kernel_section(sizes_mib: list[int], repeats: int) -> list[str]:
     paths = [path for path in stream._CSTREAM.simd_paths() if path != "generic"] if stream._CSTREAM else []
     header = "| law | size | numpy fill | " + " | ".join(f"berry {p} (of fill)" for p in paths)
@@ -264,7 +288,16 @@ def kernel_section(sizes_mib: list[int], repeats: int) -> list[str]:
         rule,
     ]
     print("\n".join(section), flush=True)
-    return section + kernel_rows(sizes_mib, repeats) + [""]
+    section += [*kernel_rows(sizes_mib, repeats), ""]
+    all_paths = list(stream._CSTREAM.simd_paths()) if stream._CSTREAM else []
+    cpu = [
+        "## CPU time per float32 value on one thread, every path (ns, median of thread_time; robust to load)",
+        "",
+        "| law | " + " | ".join(all_paths) + " |",
+        "|---|" + "---|" * len(all_paths),
+    ]
+    print("\n".join(cpu), flush=True)
+    return section + cpu + (kernel_cpu_lines(repeats) if stream._CSTREAM else []) + [""]
 
 
 def orthogonal_rows(sizes: list[int], repeats: int) -> list[str]:
