@@ -50,7 +50,7 @@ setup(
         Extension(
             "berry._cstream",
             sources=["berry/_cstream.c"],
-            depends=["berry/_cstream_recipe.h"],  # rebuilt (and shipped in the sdist) with the recipe's constants
+            depends=["berry/_cstream_recipe.h", "berry/_cstream_avx2.h", "berry/_cstream_avx512.h"],
             optional=True,
         )
     ],

@@ -205,6 +205,101 @@ def cpu_time_lines(repeats: int) -> list[str]:
     return lines
 
 
+KERNEL_LAWS = {
+    "normal": stream.Normal(0.0, 0.02),
+    "truncated normal [-2, 2]": stream.TruncatedNormal(0.0, 0.02, -2.0, 2.0),
+    "uniform": stream.Uniform(-0.05, 0.05),
+}
+
+
+def kernel_rows(sizes_mib: list[int], repeats: int) -> list[str]:
+    """berry's float32 fill on each SIMD path against NumPy's ``out.fill(1.0)`` (memory bandwidth), interleaved.
+
+    Issue 14, item 6: the normal laws at >= 25% of a plain memory fill's bandwidth, measured in the same
+    run on the same buffer; every path gives the same bits, so only the speed differs.
+    """
+    if stream._CSTREAM is None:
+        return ["| (the C extension is not built) | | | | |"]
+    paths = [path for path in stream._CSTREAM.simd_paths() if path != "generic"]
+    lines = []
+    key = stream.key_for(0, "kernel")
+    for size in sizes_mib:
+        out = np.empty(size * MIB // 4, dtype=np.float32)
+        out.fill(0)
+        for name, law in KERNEL_LAWS.items():
+            runs: dict[str, Callable[[], object]] = {"fill": lambda out=out: out.fill(1.0)}
+            for path in paths:
+
+                def run(path: str = path, law: stream.Law = law, out: np.ndarray = out) -> None:
+                    stream._CSTREAM.set_simd(path)
+                    stream.fill(out, law, key=key, global_shape=out.shape)
+
+                runs[path] = run
+            seconds = interleaved_medians(runs, repeats)
+            stream._CSTREAM.set_simd("auto")
+            cells = [f"{out.nbytes / seconds['fill'] / 1e9:.2f}"]
+            for path in paths:
+                cells.append(f"{out.nbytes / seconds[path] / 1e9:.2f} ({seconds['fill'] / seconds[path]:.0%})")
+            if "avx512" in paths and "avx2" in paths:
+                cells.append(f"{seconds['avx2'] / seconds['avx512']:.2f}x")
+            lines.append(f"| {name} | {size} MiB | " + " | ".join(cells) + " |")
+            print(lines[-1], flush=True)
+    return lines
+
+
+def kernel_cpu_lines(repeats: int) -> list[str]:
+    """ns of CPU time per float32 value on ONE thread (thread_time) for every SIMD path, the portable one too."""
+    n = 1 << 22
+    out = np.zeros(n, dtype=np.float32)
+    key = stream.key_for(0, "kernel-cpu")
+    paths = list(stream._CSTREAM.simd_paths())
+    lines = []
+    for name, law in KERNEL_LAWS.items():
+        cells = []
+        for path in paths:
+            stream._CSTREAM.set_simd(path)
+            stream.fill(out, law, key=key, global_shape=(n,), threads=1)
+            times = []
+            for _ in range(repeats):
+                start = time.thread_time()
+                stream.fill(out, law, key=key, global_shape=(n,), threads=1)
+                times.append(time.thread_time() - start)
+            cells.append(f"{statistics.median(times) / n * 1e9:.2f}")
+        stream._CSTREAM.set_simd("auto")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def kernel_section(sizes_mib: list[int], repeats: int) -> list[str]:
+    paths = [path for path in stream._CSTREAM.simd_paths() if path != "generic"] if stream._CSTREAM else []
+    header = "| law | size | numpy fill | " + " | ".join(f"berry {p} (of fill)" for p in paths)
+    rule = "|---|---|---|" + "---|" * len(paths)
+    if "avx512" in paths and "avx2" in paths:
+        header += " | avx512 / avx2"
+        rule += "---|"
+    section = [
+        "## The CPU kernel against a memory fill (GB/s of float32 output, 2 threads; issue 14, item 6)",
+        "",
+        "Same buffer, same run, interleaved repeats: NumPy's `out.fill(1.0)` is the memory bandwidth a fill",
+        "can reach; berry's SIMD paths give the same bits. Target: the normal laws at >= 25% of the fill.",
+        "",
+        header + " |",
+        rule,
+    ]
+    print("\n".join(section), flush=True)
+    section += [*kernel_rows(sizes_mib, repeats), ""]
+    all_paths = list(stream._CSTREAM.simd_paths()) if stream._CSTREAM else []
+    cpu = [
+        "## CPU time per float32 value on one thread, every path (ns, median of thread_time; robust to load)",
+        "",
+        "| law | " + " | ".join(all_paths) + " |",
+        "|---|" + "---|" * len(all_paths),
+    ]
+    print("\n".join(cpu), flush=True)
+    return section + cpu + (kernel_cpu_lines(repeats) if stream._CSTREAM else []) + [""]
+
+
 def orthogonal_rows(sizes: list[int], repeats: int) -> list[str]:
     torch = optional("torch")
     try:
@@ -304,7 +399,7 @@ def environment() -> list[str]:
         module = optional(name)
         if module is not None:
             versions.append(f"{name} {module.__version__}")
-    simd = stream._CSTREAM.set_simd("auto") if stream._CSTREAM is not None else "-"
+    simd = stream.backend_info()["simd"] or "-"
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
     return [
         f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
@@ -321,7 +416,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--kernel-only", action="store_true", help="only the SIMD paths against a memory fill (its own section)"
+    )
     args = parser.parse_args(argv)
+    if args.kernel_only:
+        sizes = [16, 64] if args.quick else [16, 256, 1024]
+        lines = ["# CPU kernel benchmark (benchmarks/bench_sampling.py --kernel-only)", "", *environment(), ""]
+        print("\n".join(lines), flush=True)
+        lines += kernel_section(sizes, 5 if args.quick else 9)
+        if not args.no_write:
+            write_section(Path(args.output), "\n".join(lines), KERNEL_START, KERNEL_END)
+            print(f"written to {args.output}")
+        return
     if args.quick:
         sizes, repeats, orthogonal, region_n, memory_gib = [16, 64], 5, [512, 1024, 2048], 4096, [1.0]
     else:
@@ -409,15 +516,16 @@ def main(argv: list[str] | None = None) -> None:
 
 
 START, END = "<!-- bench_sampling: start -->", "<!-- bench_sampling: end -->"
+KERNEL_START, KERNEL_END = "<!-- bench_sampling kernel: start -->", "<!-- bench_sampling kernel: end -->"
 
 
-def write_section(path: Path, text: str) -> None:
+def write_section(path: Path, text: str, start: str = START, end: str = END) -> None:
     """Replace this benchmark's section of the results file, keeping whatever else is in it."""
-    block = f"{START}\n{text.rstrip()}\n{END}\n"
+    block = f"{start}\n{text.rstrip()}\n{end}\n"
     old = path.read_text() if path.exists() else ""
-    if START in old and END in old:
-        before, rest = old.split(START, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
+    if start in old and end in old:
+        before, rest = old.split(start, 1)
+        after = rest.split(end, 1)[1].lstrip("\n")
         new = before + block + ("\n" + after if after else "")
     else:
         new = (old.rstrip() + "\n\n" if old.strip() else "") + block

@@ -80,6 +80,9 @@ def round_float64_to_small_bits(
 def round_float64(values: NDArray[np.float64], dtype: np.dtype) -> NDArray[Any]:
     """``values`` (float64) rounded once to ``dtype`` (float16, bfloat16, float32 or float64).
 
+    Values beyond the dtype's range round to infinity, silently: callers that must not produce one check
+    the range first (:func:`largest_finite`).
+
     >>> import numpy as np
     >>> from berry._lowp import resolve_dtype, round_float64
     >>> x = np.array([1.0 + 2.0**-8 + 2.0**-30])  # just above a bfloat16 tie
@@ -88,7 +91,8 @@ def round_float64(values: NDArray[np.float64], dtype: np.dtype) -> NDArray[Any]:
     """
     fmt = small_format(dtype)
     if fmt is None:
-        return np.asarray(values, dtype=np.float64).astype(dtype)
+        with np.errstate(over="ignore"):  # beyond the dtype's range rounds to +-inf, as the 16-bit path does
+            return np.asarray(values, dtype=np.float64).astype(dtype)
     return round_float64_to_small_bits(values, *fmt).view(dtype)
 
 

@@ -200,7 +200,9 @@ def fill_elementwise(
     """
     if _width(law) == 0:
         # A zero-width law is a constant; the stream would insist that it be representable in the dtype.
-        store(out, np.float64(law.low if isinstance(law, stream.Uniform) else law.loc))
+        value = law.low if isinstance(law, stream.Uniform) else law.loc
+        check_fits("low" if isinstance(law, stream.Uniform) else "mean", value, out.dtype)
+        store(out, np.float64(value))
         return
     stream.fill(out, law, key=key, global_shape=shape, region_start=_starts(region), threads=threads)
 
@@ -216,6 +218,16 @@ def store(out: np.ndarray, values: Any, where: Any = Ellipsis) -> None:
     else:
         # float16/bfloat16 straight from the float64 bits, never through float32 (double rounding).
         out[where] = _lowp.round_float64(np.atleast_1d(np.asarray(values, dtype=np.float64)), out.dtype)
+
+
+def check_fits(argument: str, value: float, dtype: np.dtype) -> None:
+    """An error naming ``argument`` when ``value`` (the largest magnitude written) overflows ``dtype``."""
+    largest = _lowp.largest_finite(np.dtype(dtype))
+    if abs(float(value)) > largest:
+        raise ValueError(
+            f"{argument}={value!r} gives values beyond the largest finite {np.dtype(dtype).name} ({largest:.4g}); "
+            f"use a smaller {argument} or a wider dtype"
+        )
 
 
 def out_axis_for(layout: str, rank: int) -> int:
@@ -385,6 +397,7 @@ def orthogonal(
     >>> bool(np.allclose(m.T @ m, np.eye(32)))
     True
     """
+    check_fits("gain", gain, out.dtype)  # |entries| <= 1
     rank = len(shape)
     axis = out_axis % rank
     units = shape[axis]
@@ -430,6 +443,7 @@ def delta_orthogonal(
     >>> bool(np.allclose(w[1, 1] @ w[1, 1].T, np.eye(4))), bool(w[0].any())
     (True, False)
     """
+    check_fits("gain", gain, out.dtype)  # |entries| <= 1
     torch_layout = layout == "torch"
     spatial_axes = range(2, len(shape)) if torch_layout else range(len(shape) - 2)
     in_channels, out_channels = (shape[1], shape[0]) if torch_layout else (shape[-2], shape[-1])
@@ -468,6 +482,7 @@ def eye(out: np.ndarray, *, shape: tuple[int, ...], region: Region, gain: float 
     array([[2., 0., 0.],
            [0., 2., 0.]], dtype=float32)
     """
+    check_fits("gain", gain, out.dtype)
     out[...] = 0
     rows, cols = region[-2], region[-1]
     diagonal = np.arange(max(rows.start, cols.start), min(rows.stop, cols.stop))
@@ -509,6 +524,7 @@ def dirac(
            [1., 0.],
            [0., 1.]], dtype=float32)
     """
+    check_fits("gain", gain, out.dtype)
     torch_layout = layout == "torch"
     rank = len(shape)
     out_axis, in_axis = (0, 1) if torch_layout else (rank - 1, rank - 2)
@@ -549,6 +565,7 @@ def constant(out: np.ndarray, value: float) -> None:
     array([[0.5, 0.5],
            [0.5, 0.5]], dtype=float16)
     """
+    check_fits("value", value, out.dtype)
     store(out, np.float64(value))
 
 

@@ -115,9 +115,10 @@ Design notes
 Backends: a C extension (``berry._cstream``: threads, GIL released, writes straight into the output in
 blocks of 1024 with bounded scratch; AVX-512, AVX2 and portable code paths that give the same bits) and
 the NumPy reference (:mod:`berry._stream_numpy`), which gives the same bits and is the fallback where
-the extension was not built. :func:`backend_info` says which one is active and why; set
-``BERRY_STREAM_BACKEND=numpy`` (or ``c``: an ImportError when the extension is missing) before import
-to force one.
+the extension was not built. :func:`backend_info` says which one is active, which SIMD path it runs
+and why; set ``BERRY_STREAM_BACKEND=numpy`` (or ``c``: an ImportError when the extension is missing
+or stale) before import to force a backend, and ``BERRY_STREAM_SIMD=avx512|avx2|generic`` to force a
+path (the bits never change; it is there for tests and benchmarks).
 """
 
 from __future__ import annotations
@@ -492,6 +493,12 @@ def _select_backend() -> tuple[str, Any, str]:
         if wanted == "c":
             raise ImportError(message)
         return "numpy", None, message
+    simd = os.environ.get("BERRY_STREAM_SIMD", "auto").strip().lower() or "auto"
+    if simd != "auto" and simd not in module.simd_paths():
+        raise ValueError(
+            f"BERRY_STREAM_SIMD={simd!r} is not supported on this CPU; supported: auto, {', '.join(module.simd_paths())}"
+        )
+    module.set_simd(simd)
     return "c", module, "compiled extension loaded" if wanted == "auto" else "BERRY_STREAM_BACKEND=c"
 
 

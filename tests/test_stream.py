@@ -267,6 +267,7 @@ EDGE_LAWS = [
     TruncatedNormal(0.0, 1.0, -6.0, 6.0),
     TruncatedNormal(0.0, 1.0, -3.0, -2.0),
     TruncatedNormal(0.0, 1.0, -INF, 2.0),
+    TruncatedNormal(0.0, 1.0, -INF, -2.4),  # r down to 2**-40, the end of G's fitted range
     TruncatedNormal(0.0, 1.0, -INF, INF),
     TruncatedNormal(0.0, 1.0, 1.0, 1.0001),
     TruncatedNormal(0.5, 1e-3, -1.0, 1.0),

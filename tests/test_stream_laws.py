@@ -8,6 +8,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import berry
 from berry import stream
@@ -209,6 +211,32 @@ def test_large_laws_that_fit_the_dtype_give_finite_values_and_no_warning(law, dt
     assert np.unique(out).size > 100
 
 
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        ({"init": "constant", "value": 1e300, "dtype": "float32"}, "value=1e+300"),
+        ({"init": "constant", "value": 1e5, "dtype": "float16"}, "value=100000.0"),
+        ({"init": "eye", "gain": 1e300, "dtype": "float32"}, "gain=1e+300"),
+        ({"init": "orthogonal", "gain": 1e39, "dtype": "float32"}, "gain=1e+39"),
+        ({"distribution": "normal", "std": 0.0, "mean": 1e39, "dtype": "float32"}, "mean=1e+39"),
+    ],
+)
+def test_structural_values_that_overflow_the_dtype_are_rejected(options, name):
+    # v1 wrote inf (float16) or inf with a RuntimeWarning (float32).
+    with pytest.raises(ValueError, match="beyond the largest finite") as error:
+        berry.sample((2, 2), **options)
+    assert name in str(error.value)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float64"])
+def test_truncation_bounds_beyond_the_dtype_give_no_warning(dtype):
+    # the bounds are unreachable (|z| <= 8.2) but their rounding to the dtype overflows: inf, silently
+    x = draw((1000,), TruncatedNormal(0.0, 1.0, -1e300, 1e300), key=1, dtype=dtype).astype(np.float64)
+    assert np.all(np.abs(x) < 8.3)
+
+
 def test_torch_uniform_with_an_overflowing_width_raises():
     torch = pytest.importorskip("torch")
     import berry.torch as init
@@ -289,3 +317,38 @@ def test_sample_out_of_every_kind():
         berry.sample((10, 6), "he", seed=3, name="w", out=readonly)
     with pytest.raises(ValueError, match="dtype"):
         berry.sample((10, 6), "he", seed=3, name="w", out=np.zeros((10, 6), np.float64), dtype="float32")
+
+
+# --- every law, any parameters: an error or finite values, never a warning (issue 10, item 2) ---------------
+
+_HUGE = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e308, max_value=1e308)
+_SCALE = st.one_of(st.floats(min_value=0.0, max_value=1e308), st.sampled_from([0.0, 1e-300, 1e38, 1e300]))
+_BOUND = st.one_of(st.floats(min_value=-50.0, max_value=50.0), st.sampled_from([-INF, INF, -1e300, 1e300, 0.0]))
+
+
+@st.composite
+def any_law(draw_):
+    kind = draw_(st.sampled_from(["uniform", "normal", "truncated"]))
+    if kind == "uniform":
+        low, high = sorted((draw_(_HUGE), draw_(_HUGE)))
+        return lambda: Uniform(low, high)
+    loc, scale = draw_(_HUGE), draw_(_SCALE)
+    if kind == "normal":
+        return lambda: Normal(loc, scale)
+    a, b = sorted((draw_(_BOUND), draw_(_BOUND)))
+    return lambda: TruncatedNormal(loc, scale, a, b)
+
+
+@pytest.mark.filterwarnings("error")
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(make=any_law(), dtype=st.sampled_from(["float64", "float32", "float16"]))
+def test_any_law_gives_an_error_or_finite_values_never_a_warning(make, dtype):
+    try:
+        law = make()
+        x = draw((64,), law, key=3, dtype=dtype).astype(np.float64)
+    except ValueError as error:
+        assert "overflow" in str(error) or "beyond" in str(error) or "a < b" in str(error) or "narrow" in str(
+            error
+        ) or "37 standard" in str(error) or "no " in str(error), str(error)
+        return
+    assert np.all(np.isfinite(x))
