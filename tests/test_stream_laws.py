@@ -225,7 +225,7 @@ def test_large_laws_that_fit_the_dtype_give_finite_values_and_no_warning(law, dt
 def test_structural_values_that_overflow_the_dtype_are_rejected(options, name):
     # v1 wrote inf (float16) or inf with a RuntimeWarning (float32).
     with pytest.raises(ValueError, match="beyond the largest finite") as error:
-        berry.sample((2, 2), **options)
+        berry.sample((2, 2), name="w", **options)
     assert name in str(error.value)
 
 
