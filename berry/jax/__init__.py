@@ -24,8 +24,14 @@ from berry._optional import require
 
 require("jax", extra="jax", adapter="berry.jax")
 
+from berry._rules import InitReport, ParameterInit, Rule, UnmatchedRuleError, default_rules  # noqa: E402
 from berry.jax import initializers as _initializers  # noqa: E402  (after the check that JAX is installed)
+from berry.jax import model as _model  # noqa: E402  (imports no framework until called)
 from berry.jax._keys import seed_from_key  # noqa: E402
 from berry.jax.initializers import *  # noqa: E402, F403  (the public names are listed once, in initializers.__all__)
+from berry.jax.model import *  # noqa: E402, F403
 
-__all__ = [*_initializers.__all__, "seed_from_key"]
+__all__ = [
+    *_initializers.__all__, *_model.__all__, "InitReport", "ParameterInit", "Rule", "UnmatchedRuleError",
+    "default_rules", "seed_from_key",
+]
