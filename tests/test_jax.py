@@ -477,6 +477,124 @@ def test_repr_names_the_factory():
     assert repr(bj.he_normal(name="w")) == "berry.jax.he_normal(), name='w'"
 
 
+# ------------------------------------------------------------------ everything jax.nn.initializers accepts
+
+
+def test_every_name_of_jax_nn_initializers():
+    theirs = {name for name in dir(jax.nn.initializers) if not name.startswith("_")}
+    missing = theirs - set(dir(bj))
+    assert not missing, missing
+    for name in theirs - {"Initializer"}:
+        assert callable(getattr(bj, name)), name
+    assert isinstance(bj.he_normal(), jax.nn.initializers.Initializer)  # JAX's protocol holds for berry's objects
+
+
+# JAX's own test suite (tests/nn_test.py, NNInitializersTest) with berry.jax in place of jax.nn.initializers.
+_ALL_SHAPES = [(2,), (2, 2), (2, 3), (3, 2), (2, 3, 4), (4, 3, 2), (2, 3, 4, 5)]
+_FLOATING = ["float32", "float16", "bfloat16"]
+_INEXACT = [*_FLOATING, "complex64"]
+_RECORDS = [
+    ("uniform", bj.uniform, _FLOATING, 1, 4),
+    ("normal", bj.normal, _INEXACT, 1, 4),
+    ("he_normal", bj.he_normal, _INEXACT, 2, 4),
+    ("he_uniform", bj.he_uniform, _INEXACT, 2, 4),
+    ("glorot_normal", bj.glorot_normal, _INEXACT, 2, 4),
+    ("glorot_uniform", bj.glorot_uniform, _INEXACT, 2, 4),
+    ("lecun_normal", bj.lecun_normal, _INEXACT, 2, 4),
+    ("lecun_uniform", bj.lecun_uniform, _INEXACT, 2, 4),
+    ("orthogonal", bj.orthogonal, _INEXACT, 2, 2),
+    ("truncated_normal", bj.truncated_normal, _FLOATING, 1, 4),
+    ("delta_orthogonal", bj.delta_orthogonal, _INEXACT, 4, 4),
+    ("variance_scaling_fan_geo_avg", lambda **kw: bj.variance_scaling(1, "fan_geo_avg", "normal", **kw), _FLOATING, 2, 4),
+]
+_CASES = [
+    pytest.param(factory, shape, dtype, id=f"{name}-{'x'.join(map(str, shape))}-{dtype}")
+    for name, factory, dtypes, low, high in _RECORDS
+    for shape in _ALL_SHAPES if low <= len(shape) <= high
+    for dtype in dtypes
+]
+
+
+@pytest.mark.parametrize(("factory", "shape", "dtype"), _CASES)
+def test_jax_suite_initializer_and_provider(factory, shape, dtype):
+    dtype = jnp.dtype(dtype)
+    value = factory()(jax.random.PRNGKey(0), shape, dtype)
+    assert value.shape == shape and value.dtype == jax.dtypes.canonicalize_dtype(dtype)
+    provided = factory(dtype=dtype)(jax.random.PRNGKey(0), shape)
+    assert provided.dtype == value.dtype
+    np.testing.assert_array_equal(np.asarray(provided), np.asarray(value))
+
+
+def test_jax_suite_variance_scaling_axes_and_error():
+    key = jax.random.PRNGKey(0)
+    multi = bj.variance_scaling(1.0, "fan_avg", "truncated_normal", in_axis=(0, 1), out_axis=(-2, -1))
+    assert multi(key, (2, 3, 4, 5)).shape == (2, 3, 4, 5)
+    batched = bj.variance_scaling(1.0, "fan_avg", "truncated_normal", in_axis=0, out_axis=(2, 3), batch_axis=1)
+    assert batched(key, (2, 3, 4, 5)).shape == (2, 3, 4, 5)
+    with pytest.raises(ValueError, match="Can't compute input and output sizes of a 1-dimensional weights tensor"):
+        bj.variance_scaling(1.0, "fan_avg", "truncated_normal")(key, (5,))
+    scalar = jnp.array(1.0, dtype=jnp.float32)  # JAX's testAccidentalUpcasting
+    for init in (bj.uniform(scalar, jnp.bfloat16), bj.normal(scalar, jnp.bfloat16), bj.truncated_normal(scalar, jnp.bfloat16)):
+        assert init(key, (4, 4)).dtype == jnp.bfloat16
+
+
+@pytest.mark.parametrize("stddev", [0.5, np.float32(0.5), np.float64(0.5), np.array(0.5), 1, jnp.array(0.5)],
+                         ids=["float", "np.float32", "np.float64", "0-d ndarray", "int", "0-d jax.Array"])
+def test_scales_as_numbers_numpy_scalars_and_0d_arrays(stddev):
+    expected = float(stddev)
+    for make, reference in [(bj.normal, bj.normal(expected)), (bj.uniform, bj.uniform(expected)),
+                            (lambda s: bj.variance_scaling(s, "fan_in", "normal"), bj.variance_scaling(expected, "fan_in", "normal")),
+                            (bj.orthogonal, bj.orthogonal(expected))]:
+        np.testing.assert_array_equal(np.asarray(make(stddev)(KEY, (4, 3))), np.asarray(reference(KEY, (4, 3))))
+
+
+def test_traced_scales_are_refused_clearly():
+    with pytest.raises(TypeError, match="concrete"):
+        jax.jit(lambda s: bj.normal(s)(KEY, (2,)))(jnp.array(0.5))
+
+
+def test_negative_scales_are_jaxs_stddev_times_z():
+    for negative, positive in [(bj.normal(-0.5), bj.normal(0.5)), (bj.uniform(-2.0), bj.uniform(2.0)),
+                               (bj.truncated_normal(-1.0, lower=-1.0, upper=2.0), bj.truncated_normal(1.0, lower=-1.0, upper=2.0))]:
+        np.testing.assert_array_equal(np.asarray(negative(KEY, (50,))), -np.asarray(positive(KEY, (50,))))
+    ours = np.asarray(bj.uniform(-2.0)(KEY, (4000,)))
+    theirs = np.asarray(jax.nn.initializers.uniform(-2.0)(jax.random.key(1), (4000,)))
+    assert ours.max() <= 0 and ours.min() > -2.0 and ks_two_sample(ours, theirs) > P_MIN
+    assert not np.asarray(bj.uniform(0.0)(KEY, (5,))).any()
+    assert not np.asarray(bj.variance_scaling(0.0, "fan_in", "normal")(KEY, (3, 4))).any()
+
+
+@pytest.mark.parametrize(
+    ("value", "shape", "dtype"),
+    [(-7, (3,), "int32"), ([1.0, 2.0], (3, 2), "float32"), (np.arange(4.0).reshape(2, 2), (2, 2), "bfloat16"),
+     (2.5, (2,), "int32"), (True, (2,), "bool"), (jnp.array([[1.0], [2.0]]), (2, 3), "float16"), (1 + 2j, (2,), "complex64")],
+    ids=["int", "list", "array-bf16", "truncate", "bool", "jax-array", "complex"],
+)
+def test_constant_takes_any_array_like_as_jax(value, shape, dtype):
+    dtype = getattr(jnp, dtype) if dtype != "bool" else jnp.bool_
+    as_jax = np.asarray(value) if isinstance(value, list) else value  # JAX refuses lists; berry takes any array-like
+    ours, theirs = bj.constant(value)(KEY, shape, dtype), jax.nn.initializers.constant(as_jax)(KEY, shape, dtype)
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    np.testing.assert_array_equal(np.asarray(jax.jit(bj.constant(value), static_argnums=(1, 2))(KEY, shape, dtype)),
+                                  np.asarray(theirs))
+
+
+def test_partition_spec_out_sharding_under_set_mesh():
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("x",))
+    init = bj.he_normal()
+    with jax.set_mesh(mesh):
+        w = init(KEY, (4, 6), out_sharding=jax.sharding.PartitionSpec("x"))
+    assert isinstance(w.sharding, jax.sharding.NamedSharding)
+    np.testing.assert_array_equal(np.asarray(w), np.asarray(init(KEY, (4, 6))))
+
+
+def test_delta_orthogonal_column_axis_as_jax():
+    for column_axis in (-2, -1, 0, 1):
+        w = np.asarray(bj.delta_orthogonal(column_axis=column_axis)(KEY, (3, 3, 4, 6)), dtype=np.float64)
+        np.testing.assert_allclose(w[1, 1] @ w[1, 1].T, np.eye(4), atol=1e-5)
+
+
 # ------------------------------------------------------------------ regions (what each shard computes)
 
 hypothesis = pytest.importorskip("hypothesis")

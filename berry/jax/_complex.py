@@ -68,8 +68,8 @@ def real_dtype_of(dtype: np.dtype) -> np.dtype:
 
 
 def _pair_region(shape: tuple[int, ...], region: Region | None) -> tuple[slice, ...]:
-    whole = tuple(slice(0, n) for n in shape) if region is None else region
-    return (*whole, slice(0, 2))
+    given = () if region is None else tuple(region)
+    return (*given, *(slice(0, n) for n in shape[len(given) :]), slice(0, 2))
 
 
 def _uniform_pairs(shape: tuple[int, ...], region: Region | None, seed: int, name: str) -> np.ndarray:

@@ -4,7 +4,7 @@ Given a parameter's path, its owning module and the modules above it, say
 which torch tensor (and which rows of it) the parameter holds: ``Dense`` /
 ``Linear`` kernels are ``weight.T``, ``Conv`` kernels ``weight`` with its
 axes moved (``feature_group_count`` is torch's ``groups``), ``ConvTranspose``
-kernels torch's ``(in, out, *k)``, ``Embed`` tables ``weight``, norms'
+kernels ``(*k, in, out)`` (``(*k, out, in)`` with ``transpose_kernel=True``) torch's ``(in, out, *k)``, ``Embed`` tables ``weight``, norms'
 ``scale``/``bias`` ``weight``/``bias``, attention projections rows of
 ``in_proj_weight`` and ``out_proj``, recurrent cells' gate kernels rows of
 ``weight_ih``/``weight_hh`` (``weight_ih_l0`` under ``nnx.RNN``). Anything
@@ -109,7 +109,8 @@ def _layer(kind: str | None, owner: Any, prefix: str, local: Any, shape: tuple[i
     if kind == "conv" and local == "kernel" and len(shape) >= 3:
         return canonical.conv_weight(prefix, shape, int(getattr(owner, "feature_group_count", 1)))
     if kind == "conv_transpose" and local == "kernel" and len(shape) >= 3:
-        return canonical.conv_transpose_weight(prefix, shape)
+        # transpose_kernel=True stores (*k, out, in) and computes torch's operation; False stores (*k, in, out)
+        return canonical.conv_transpose_weight(prefix, shape, out_before_in=bool(getattr(owner, "transpose_kernel", False)))
     if kind in ("conv", "conv_transpose") and local == "bias":
         spatial = len(getattr(owner, "kernel_size", ())) or 2
         return canonical.vector(prefix, "bias", shape, canonical.conv_types(spatial, transposed=kind != "conv"))
