@@ -28,6 +28,7 @@ gathered. NNX parameters keep their own sharding (from
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -169,6 +170,8 @@ def init_nnx(
     reset (mean 0, var 1); other state (RNG counters, caches) is listed in
     ``report.other_buffers``. A rule's ``init`` may also be a JAX initializer
     ``fn(key, shape, dtype)``: it gets a key made from ``(seed, canonical name)``.
+    On an abstract model, state other than parameters and statistics (RNG
+    counters) stays abstract: it is listed in ``report.skipped``, with a warning.
 
     Parameters
     ----------
@@ -216,28 +219,39 @@ def init_nnx(
     for _, node in found:  # written at the end: a failing rule leaves the model untouched
         if id(node) in made:
             node.set_value(made[id(node)])
-    reset, others = _nnx_state(nodes, nnx)
-    report = InitReport(seed, tuple(entries), tuple(reset), tuple(others))
+    reset, others, abstract = _nnx_state(nodes, nnx)
+    if abstract:
+        warnings.warn(
+            "the model is abstract and berry filled its parameters and statistics only; still abstract: "
+            + ", ".join(name for name, _ in abstract) + " (create them concretely, e.g. with nnx.Rngs, before use)",
+            UserWarning,
+            stacklevel=2,
+        )
+    report = InitReport(seed, tuple(entries), tuple(reset), tuple(others), tuple(abstract))
     if verbose:
         print(report.table())
     return report
 
 
-def _nnx_state(nodes: dict[Path, Any], nnx: Any) -> tuple[list[str], list[str]]:
+def _nnx_state(nodes: dict[Path, Any], nnx: Any) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """Reset BatchNorm statistics; list other state, and state an abstract model still lacks (RNG counters)."""
+    import jax
     import jax.numpy as jnp
 
-    reset, others = [], []
+    reset, others, abstract = [], [], []
     for path, node in nodes.items():
         if not isinstance(node, nnx.Variable) or isinstance(node, nnx.Param):
             continue
         owner = nodes.get(tuple(path[:-1]))
+        value = node.get_value()
         if isinstance(node, nnx.BatchStat) and isinstance(owner, nnx.BatchNorm) and path[-1] in _BATCH_STATS:
-            value = node.get_value()
             node.set_value(jnp.full(value.shape, _BATCH_STATS[path[-1]], dtype=value.dtype))
             reset.append(_flax_name(path))
+        elif isinstance(value, jax.ShapeDtypeStruct):
+            abstract.append((_flax_name(path), f"abstract {type(node).__name__}: berry makes parameters and statistics only"))
         else:
             others.append(_flax_name(path))
-    return reset, others
+    return reset, others, abstract
 
 
 # ----------------------------------------------------------------------------- Linen
