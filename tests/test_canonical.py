@@ -18,7 +18,16 @@ from hypothesis import strategies as st
 import berry
 from berry import _canonical as canonical
 from berry._canonical import AttentionDims, CanonicalTensor, Parameter, fan_blocks
-from berry._rules import Identity, InitReport, ParameterInit, Rule, action_of, choose, default_rules, parse_rules
+from berry._rules import (
+    Identity,
+    InitReport,
+    ParameterInit,
+    Rule,
+    action_of,
+    choose,
+    default_rules,
+    parse_rules,
+)
 
 SPEC = berry.InitSpec("he", distribution="uniform")
 
@@ -167,9 +176,9 @@ def test_rules_match_either_identity():
         assert source == match and action == berry.InitSpec("zeros")
     rule, source, action = choose(identities, 2, [], default_rules())
     assert source == "default Linear:weight" and action == berry.InitSpec("xavier")
-    rule, source, _ = choose((Identity("x/scale", "scale", ("Custom",)),), 1, [], default_rules())
+    _, source, _ = choose((Identity("x/scale", "scale", ("Custom",)),), 1, [], default_rules())
     assert source == "default *:*"
-    with pytest.raises(ValueError, match="rule 'fc.weight'"):
+    with pytest.raises(ValueError, match=r"rule 'fc\.weight'"):
         parse_rules({"fc.weight": "xavierr"})
     with pytest.raises(TypeError, match="module class"):
         parse_rules([(int, "zeros")], module_class=Rule, framework="test")

@@ -378,8 +378,9 @@ def test_torch_flax_and_keras_give_the_same_weights_and_function(architecture):
     reference = {key: value.detach().numpy() for key, value in torch_model.state_dict().items() if value.dtype == torch.float32}
     expected = torch_model(torch.from_numpy(x)).detach().numpy()
 
-    import berry.jax as bj
     from flax import nnx
+
+    import berry.jax as bj
 
     make = _nnx_models()[architecture]
     if architecture == "rnn":  # nnx.RNN holds RNG state, which an abstract model would lack
@@ -396,8 +397,9 @@ def test_torch_flax_and_keras_give_the_same_weights_and_function(architecture):
         _assert_state_equal(bj.canonical_state(linen_model, variables, x), reference, "linen")
         np.testing.assert_allclose(np.asarray(linen_model.apply(variables, x)), expected, rtol=1e-4, atol=1e-5)
 
-    import berry.keras as bk
     import keras
+
+    import berry.keras as bk
 
     keras_model = _keras_models()[architecture]()
     bk.init_model(keras_model, rules, seed=SEED)
