@@ -172,9 +172,9 @@ def test_rules_match_either_identity():
     canonical_identity = Identity("fc.weight", "weight", ("Linear",))
     identities = (framework, canonical_identity)
     for match in ("fc/kernel", "fc.weight", "Dense:kernel", "Linear:weight", "nn.Linear:weight", "keras.layers.Dense:*"):
-        rule, source, action = choose(identities, 2, parse_rules({match: "zeros"}), default_rules())
+        _, source, action = choose(identities, 2, parse_rules({match: "zeros"}), default_rules())
         assert source == match and action == berry.InitSpec("zeros")
-    rule, source, action = choose(identities, 2, [], default_rules())
+    _, source, action = choose(identities, 2, [], default_rules())
     assert source == "default Linear:weight" and action == berry.InitSpec("xavier")
     _, source, _ = choose((Identity("x/scale", "scale", ("Custom",)),), 1, [], default_rules())
     assert source == "default *:*"
