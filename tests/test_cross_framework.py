@@ -158,6 +158,28 @@ def test_keras_torch_backend_matches_numpy(tmp_path):
             assert values.dtype == np.float32 and values.tobytes() == reference(spec).tobytes(), spec
         from berry.keras import HeNormal
         assert keras.backend.standardize_dtype(HeNormal(seed=2)((3, 3), dtype="bfloat16").dtype) == "bfloat16"
+        import berry.keras as bk
+        assert keras.ops.convert_to_numpy(bk.Constant([1.0, 2.0])((2, 2))).tolist() == [[1.0, 2.0], [1.0, 2.0]]
+        values = np.arange(6.0, dtype="float32").reshape(2, 3)
+        assert (keras.ops.convert_to_numpy(bk.get(values)((2, 3))) == values).all()
+        stft = keras.ops.convert_to_numpy(bk.STFT()((8, 1, 5)))
+        assert np.allclose(stft, keras.ops.convert_to_numpy(keras.initializers.STFT()((8, 1, 5))), atol=1e-5)
+        # whole-model initialization on the torch backend: the same weights as berry.torch's, in Keras' layout
+        import torch, berry.torch as bt
+        inputs = keras.Input((5, 4))
+        x = keras.layers.Dense(6, name="fc")(inputs)
+        model = keras.Model(inputs, keras.layers.GRU(3, name="gru")(x))
+        rules = {"*bias*": {"std": 0.1}}
+        bk.init_model(model, rules, seed=3)
+        class Torch(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc, self.gru = torch.nn.Linear(4, 6), torch.nn.GRU(6, 3)
+        reference = Torch()
+        bt.init_model(reference, rules, seed=3)
+        state = bk.canonical_state(model)
+        for key, value in reference.state_dict().items():
+            assert state[key].tobytes() == value.detach().numpy().tobytes(), key
         print("ok")
         """
     )
