@@ -154,7 +154,7 @@ def test_einsum_dense_and_unknown_layers():
         report = bk.init_model(model, seed=2)
     np.testing.assert_array_equal(numpy(model.get_layer("proj").kernel),
                                   berry.sample((5, 6), "xavier", seed=2, name="proj.weight").T)
-    table = [v for v in model.get_layer("gain_layer").weights if v.path.endswith("table")][0]
+    table = next(v for v in model.get_layer("gain_layer").weights if v.path.endswith("table"))
     np.testing.assert_array_equal(numpy(table), berry.sample((3, 4, 5), "xavier", seed=2, name="gain_layer.table"))
     assert report["gain_layer/gain"].rule == "default *:*"
 
