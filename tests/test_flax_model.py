@@ -25,14 +25,18 @@ import berry.jax as bj  # noqa: E402
 from berry._rules import UnmatchedRuleError  # noqa: E402
 
 
+#: Modules start from berry's constants (no JAX compilation of Flax's random initializers); berry replaces them.
+CHEAP = {"kernel_init": bj.constant(0.5)}
+
+
 class Net(nnx.Module):
     def __init__(self, rngs, extra=False):
         if extra:
-            self.pre = nnx.Linear(8, 8, rngs=rngs)
-        self.fc1 = nnx.Linear(8, 16, rngs=rngs)
+            self.pre = nnx.Linear(8, 8, rngs=rngs, **CHEAP)
+        self.fc1 = nnx.Linear(8, 16, rngs=rngs, **CHEAP)
         self.norm = nnx.LayerNorm(16, rngs=rngs)
         self.bn = nnx.BatchNorm(16, rngs=rngs)
-        self.fc2 = nnx.Linear(16, 4, param_dtype=jnp.bfloat16, rngs=rngs)
+        self.fc2 = nnx.Linear(16, 4, param_dtype=jnp.bfloat16, rngs=rngs, **CHEAP)
 
 
 def xavier(shape_out_in, name, **kw):

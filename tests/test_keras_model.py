@@ -22,6 +22,8 @@ import berry  # noqa: E402
 from berry._rules import UnmatchedRuleError  # noqa: E402
 
 layers = keras.layers
+#: Layers start from berry's constants (no JAX compilation of Keras' random initializers); init_model replaces them.
+CHEAP = {"kernel_initializer": bk.Constant(0.5), "bias_initializer": bk.Zeros()}
 
 
 def numpy(variable):
@@ -31,11 +33,11 @@ def numpy(variable):
 def net(extra=False):
     x = inputs = keras.Input((8,))
     if extra:
-        x = layers.Dense(8, name="pre")(x)
-    x = layers.Dense(16, name="fc1")(x)
+        x = layers.Dense(8, name="pre", **CHEAP)(x)
+    x = layers.Dense(16, name="fc1", **CHEAP)(x)
     x = layers.BatchNormalization(name="bn")(x)
     x = layers.Dropout(0.1, name="drop")(x)
-    return keras.Model(inputs, layers.Dense(4, name="fc2")(x))
+    return keras.Model(inputs, layers.Dense(4, name="fc2", **CHEAP)(x))
 
 
 def test_defaults_are_berry_torchs_in_keras_layout():
@@ -72,7 +74,7 @@ def test_subclassed_models_drop_their_own_name():
     class Model(keras.Model):
         def __init__(self):
             super().__init__(name="my_model")
-            self.fc = layers.Dense(3, name="fc")
+            self.fc = layers.Dense(3, name="fc", **CHEAP)
 
         def call(self, x):
             return self.fc(x)
@@ -87,7 +89,7 @@ def test_frozen_layers_are_initialized_and_statistics_kept():
     norm = layers.Normalization(name="norm")
     norm.adapt(np.arange(12.0).reshape(6, 2))
     x = inputs = keras.Input((2,))
-    frozen = layers.Dense(3, name="frozen")
+    frozen = layers.Dense(3, name="frozen", **CHEAP)
     frozen.trainable = False
     model = keras.Model(inputs, frozen(norm(x)))
     mean = numpy(norm.mean).copy()
@@ -111,8 +113,9 @@ def test_depthwise_and_separable_convolutions_are_torchs_grouped_ones():
     import berry.torch as bt
 
     x = inputs = keras.Input((7, 3))
-    x = layers.DepthwiseConv1D(3, depth_multiplier=2, name="dw")(x)
-    x = layers.SeparableConv1D(4, 3, depth_multiplier=2, name="sep")(x)
+    x = layers.DepthwiseConv1D(3, depth_multiplier=2, name="dw", depthwise_initializer=bk.Zeros())(x)
+    x = layers.SeparableConv1D(4, 3, depth_multiplier=2, name="sep", depthwise_initializer=bk.Zeros(),
+                               pointwise_initializer=bk.Zeros())(x)
     model = keras.Model(inputs, x)
     rules = {"*.bias": {"std": 0.1}, "_ConvNd:weight": "he"}
     bk.init_model(model, rules, seed=6)
@@ -141,14 +144,14 @@ def test_depthwise_and_separable_convolutions_are_torchs_grouped_ones():
 def test_einsum_dense_and_unknown_layers():
     class Gain(layers.Layer):
         def build(self, shape):
-            self.table = self.add_weight(shape=(3, 4, 5), name="table")
-            self.gain = self.add_weight(shape=(5,), name="gain")
+            self.table = self.add_weight(shape=(3, 4, 5), name="table", initializer="zeros")
+            self.gain = self.add_weight(shape=(5,), name="gain", initializer="zeros")
 
         def call(self, x):
             return x
 
     x = inputs = keras.Input((4, 6))
-    x = layers.EinsumDense("abc,cd->abd", output_shape=(None, 5), bias_axes="d", name="proj")(x)
+    x = layers.EinsumDense("abc,cd->abd", output_shape=(None, 5), bias_axes="d", name="proj", **CHEAP)(x)
     model = keras.Model(inputs, Gain(name="gain_layer")(x))
     with pytest.warns(UserWarning, match="gain"):
         report = bk.init_model(model, seed=2)
@@ -161,7 +164,7 @@ def test_einsum_dense_and_unknown_layers():
 
 def test_low_precision_variables():
     x = inputs = keras.Input((8,))
-    model = keras.Model(inputs, layers.Dense(4, dtype="bfloat16", name="fc")(x))
+    model = keras.Model(inputs, layers.Dense(4, dtype="bfloat16", name="fc", **CHEAP)(x))
     bk.init_model(model, seed=1)
     kernel = numpy(model.get_layer("fc").kernel)
     expected = berry.sample((4, 8), "xavier", seed=1, name="fc.weight", dtype="bfloat16").T

@@ -1,11 +1,14 @@
-"""berry for JAX and Flax: initializers with JAX's ``(key, shape, dtype)`` protocol.
+"""berry for JAX and Flax: initializers with JAX's ``(key, shape, dtype)`` protocol, and whole Flax models.
 
-The factories mirror ``jax.nn.initializers`` (same names, arguments and
-meanings) and add berry's own rules; every initializer draws its values from
-berry's keyed stream, so the same key, parameter name and spec give the same
-bits eagerly, under ``jax.jit``, on any mesh (:func:`sharded`), and in
-``berry.sample``, ``berry.torch`` and ``berry.keras`` with the matching seed
-(:func:`seed_from_key`).
+The factories mirror ``jax.nn.initializers`` (every name, same arguments,
+meanings and errors, complex dtypes included) and add berry's own rules;
+every initializer draws its values from berry's keyed stream, so the same
+key, parameter name and spec give the same bits eagerly, under ``jax.jit``,
+on any mesh (:func:`sharded`), and in ``berry.sample``, ``berry.torch`` and
+``berry.keras`` with the matching seed (:func:`seed_from_key`).
+:func:`init_nnx` and :func:`init_linen` initialize whole Flax models from
+declarative rules, with the same weights as ``berry.torch.init_model`` and
+``berry.keras.init_model`` for the same architecture (:mod:`berry.jax.model`).
 
 Importing this module needs JAX (``pip install 'berry[jax]'``); ``import
 berry`` alone does not import it.

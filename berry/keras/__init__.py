@@ -29,8 +29,6 @@ True
 
 from __future__ import annotations
 
-from typing import Any
-
 from berry._optional import missing_extra, require
 from berry.keras._backend import FALLBACK_BACKENDS, ensure_backend
 
@@ -48,9 +46,11 @@ except ModuleNotFoundError as error:  # Keras is installed but its backend is no
 
 from berry.keras import _constants, _lookup  # noqa: E402  (the backend must be chosen before Keras loads)
 from berry.keras import initializers as _initializers  # noqa: E402
+from berry.keras import model as _model  # noqa: E402
 from berry.keras._constants import *  # noqa: E402, F403  (public names listed once, in each module's __all__)
 from berry.keras._lookup import *  # noqa: E402, F403
 from berry.keras.initializers import *  # noqa: E402, F403
+from berry.keras.model import *  # noqa: E402, F403
 
 # keras.initializers' other spellings of the same classes.
 IdentityInitializer = _constants.Identity
@@ -78,17 +78,4 @@ _ALIASES = [
     "glorot_uniform", "he_normal", "he_uniform", "identity", "lecun_normal", "lecun_uniform", "ones",
     "orthogonal", "random_normal", "random_uniform", "stft", "truncated_normal", "variance_scaling", "zeros",
 ]
-_MODEL_NAMES = ("InitReport", "ParameterInit", "Rule", "UnmatchedRuleError", "canonical_state", "default_rules",
-                "init_model")
-
-__all__ = [
-    *_initializers.__all__, *_constants.__all__, *_lookup.__all__, *_ALIASES, *_MODEL_NAMES,
-]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MODEL_NAMES:  # whole-model initialization loads on first use
-        from berry.keras import model
-
-        return getattr(model, name)
-    raise AttributeError(f"module 'berry.keras' has no attribute {name!r}")
+__all__ = [*_initializers.__all__, *_constants.__all__, *_lookup.__all__, *_ALIASES, *_model.__all__]

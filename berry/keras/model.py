@@ -150,7 +150,7 @@ def _einsum_inputs(layer: Any, shape: tuple[int, ...]) -> int | None:
     return n_in if "batch" not in roles and roles == ["in"] * n_in + ["out"] * (len(roles) - n_in) else None
 
 
-def _attention(walk: _Walk, owner: Any, parent: Any, parent_path: Path, local: str, shape: tuple[int, ...],
+def _attention(owner: Any, parent: Any, parent_path: Path, local: str, shape: tuple[int, ...],
                naming: Naming) -> list[Piece] | None:
     roles = {id(parent._query_dense): "q", id(parent._key_dense): "k", id(parent._value_dense): "v",
              id(parent._output_dense): "out"}
@@ -163,7 +163,7 @@ def _attention(walk: _Walk, owner: Any, parent: Any, parent_path: Path, local: s
     return canonical.attention_param(naming(parent_path), role, local == "bias", shape, dims)
 
 
-def _recurrent(kind: str, owner: Any, wrapped: bool, prefix: str, local: str, shape: tuple[int, ...]) -> list[Piece] | None:
+def _recurrent(kind: str, wrapped: bool, prefix: str, local: str, shape: tuple[int, ...]) -> list[Piece] | None:
     order = {"LSTM": "ifgo", "GRU": "zrn", "RNN": "h"}[kind]  # Keras' gate order, in torch's letters
     if local in ("kernel", "recurrent_kernel"):
         matrix = "ih" if local == "kernel" else "hh"
@@ -184,14 +184,14 @@ def _pieces(walk: _Walk, variable: Any, naming: Naming, classes: dict[str, type]
     parent = walk.parent_of(owner) if owner is not None else None
     parent_kind = _kind(parent, classes) if parent is not None else None
     if parent_kind == "attention" and layer_path:
-        pieces = _attention(walk, owner, parent, layer_path[:-1], local, shape, naming)
+        pieces = _attention(owner, parent, layer_path[:-1], local, shape, naming)
         if pieces is not None:
             return pieces
     kind = _kind(owner, classes) if owner is not None else None
     prefix = naming(layer_path)
     if kind in ("LSTM", "GRU", "RNN"):
         wrapped = parent_kind == "wrapper"
-        pieces = _recurrent(kind, owner, wrapped, naming(layer_path[:-1]) if wrapped else prefix, local, shape)
+        pieces = _recurrent(kind, wrapped, naming(layer_path[:-1]) if wrapped else prefix, local, shape)
         if pieces is not None:
             return pieces
     pieces = _layer(kind, owner, prefix, local, shape)
