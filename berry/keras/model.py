@@ -327,7 +327,7 @@ def init_model(
     >>> [(p.name, p.key, p.rule) for p in report]
     [('fc/kernel', 'fc.weight', 'default Linear:weight'), ('fc/bias', 'fc.bias', '*.bias')]
     >>> w = berry.sample((4, 16), "xavier", seed=1, name="fc.weight")     # torch's (out, in) layout
-    >>> bool((keras.ops.convert_to_numpy(model.layers[0].kernel) == w.T).all())
+    >>> bool((keras.ops.convert_to_numpy(model.layers[0].kernel.value) == w.T).all())
     True
     """
     seed = check_seed(seed)
