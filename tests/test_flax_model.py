@@ -24,7 +24,6 @@ import berry  # noqa: E402
 import berry.jax as bj  # noqa: E402
 from berry._rules import UnmatchedRuleError  # noqa: E402
 
-
 #: Modules start from berry's constants (no JAX compilation of Flax's random initializers); berry replaces them.
 CHEAP = {"kernel_init": bj.constant(0.5)}
 

@@ -432,6 +432,52 @@ def test_clear_errors(make, error, words):
         assert word in message, (word, message)
 
 
+def _same_error(call):
+    """``call(module)`` raises the same kind of error, worded the same way first, with JAX's module and berry's."""
+    with pytest.raises(Exception) as theirs:
+        call(jax.nn.initializers)
+    with pytest.raises(Exception) as ours:
+        call(bj)
+    assert isinstance(ours.value, type(theirs.value)), (type(ours.value), type(theirs.value))
+    return str(theirs.value), str(ours.value)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: m.variance_scaling(1.0, "fan_mean", "normal")(KEY, (2, 3)),
+        lambda m: m.variance_scaling(1.0, "fan_in", "gaussian")(KEY, (2, 3)),
+        lambda m: m.he_normal()(KEY, (5,)),
+        lambda m: m.he_normal(in_axis=3)(KEY, (4, 5)),
+        lambda m: m.he_normal()(7, (4, 5)),
+        lambda m: m.he_normal()(jnp.zeros(2), (4, 5)),
+        lambda m: m.he_normal()(KEY, (4, 5), jnp.int32),
+        lambda m: m.glorot_uniform()(KEY, (4, 5), jnp.int32),
+        lambda m: m.normal()(KEY, (4, 5), jnp.int32),
+        lambda m: m.uniform()(KEY, (4, 5), jnp.complex64),
+        lambda m: m.truncated_normal()(KEY, (4, 5), jnp.complex64),
+        lambda m: m.he_normal()(KEY, (4, -5)),  # (JAX's normal crashes in MLIR here; berry says the same as he_normal)
+        lambda m: m.normal()(KEY, (4.0, 5)),
+        lambda m: m.orthogonal()(KEY, (4,)),
+        lambda m: m.orthogonal(column_axis=2)(KEY, (4, 4)),
+        lambda m: m.delta_orthogonal()(KEY, (3, 4)),
+        lambda m: m.delta_orthogonal()(KEY, (3, 8, 4)),
+        lambda m: m.he_normal()(KEY, (4, 4), out_sharding=jax.sharding.PartitionSpec()),
+    ],
+)
+def test_errors_are_jaxs_side_by_side(call):
+    theirs, ours = _same_error(call)
+    assert ours.startswith(theirs), (theirs, ours)
+
+
+def test_errors_side_by_side_where_jax_names_its_own_function():
+    theirs, ours = _same_error(lambda m: m.he_normal()(jax.random.split(KEY, 2), (4, 5)))
+    tail = "accepts a single key, but was given a key array of shape (2,) != (). Use jax.vmap for batching."
+    assert theirs.endswith(tail) and tail in ours
+    theirs, ours = _same_error(lambda m: m.constant(jnp.ones(2))(KEY, (3, 3)))
+    assert theirs.startswith("Incompatible types for broadcasting:") and ours.startswith("Incompatible types for broadcasting:")
+
+
 def test_arguments_are_checked_when_the_factory_is_called():
     # Construction validates everything that does not depend on the shape (no key, no call needed).
     for make in (lambda: bj.initializer("he", "uniform", mean=0.5, low=0.0, high=1.0),

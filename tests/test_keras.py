@@ -299,6 +299,37 @@ def test_clear_errors(make, error, words):
         assert word in str(info.value), (word, str(info.value))
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: m.VarianceScaling(mode="fan_mean"),
+        lambda m: m.VarianceScaling(distribution="cauchy"),
+        lambda m: m.VarianceScaling(scale=-1.0),
+        lambda m: m.HeNormal(seed="abc"),
+        lambda m: m.HeNormal(seed=1.5),
+        lambda m: m.Orthogonal(seed=0)((4,)),
+        lambda m: m.Identity()((2, 2, 2)),
+        lambda m: m.Constant(np.ones(2))((3, 3)),
+        lambda m: m.get(np.ones((2, 2)))((2, 3)),
+        lambda m: m.STFT("imaginary"),
+        lambda m: m.STFT(scaling="l2"),
+        lambda m: m.STFT(window="unknown"),
+        lambda m: m.STFT(window=np.ones(5))((16, 1, 9)),
+        lambda m: m.STFT()((16, 9)),
+        lambda m: m.get("typo"),
+        lambda m: m.get(3.5),
+    ],
+)
+def test_errors_are_keras_side_by_side(call):
+    with pytest.raises(Exception) as theirs:
+        call(keras.initializers)
+    with pytest.raises(Exception) as ours:
+        call(bk)
+    assert isinstance(ours.value, type(theirs.value)), (type(ours.value), type(theirs.value))
+    expected = str(theirs.value).split("{")[0]  # Keras prints sets of choices, in no fixed order
+    assert str(ours.value).startswith(expected), (str(theirs.value), str(ours.value))
+
+
 def test_bad_options_fail_when_constructed_not_when_called():
     with pytest.raises(ValueError, match="sparsity"):
         bk.BerryInitializer("sparse", sparsity=2.0, seed=0)  # no call: construction checks every option

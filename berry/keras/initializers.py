@@ -270,7 +270,7 @@ class VarianceScaling(BerryInitializer):
             lowered = "truncated_normal"  # Keras' alias
         if lowered not in KERAS_DISTRIBUTIONS:
             raise ValueError(
-                f"Invalid `distribution` argument: {distribution}. Please use one of {list(KERAS_DISTRIBUTIONS)} "
+                f"Invalid `distribution` argument: {distribution}.Please use one of {list(KERAS_DISTRIBUTIONS)} "
                 f"(berry.keras.{type(self).__name__})"
             )
         self.distribution = lowered
