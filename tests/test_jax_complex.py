@@ -141,6 +141,8 @@ def test_constants_and_zeros_fill_complex_as_jax():
         a, b = ours(KEY, (2, 3), jnp.complex64), theirs(KEY, (2, 3), jnp.complex64)
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    eye = bj.initializer("eye")(KEY, (2, 3), jnp.complex64)  # berry's exact initializers: the real part
+    np.testing.assert_array_equal(np.asarray(eye), np.eye(2, 3, dtype=np.complex64))
 
 
 def test_complex_shards_are_the_whole_arrays_regions():

@@ -92,12 +92,12 @@ class Prepared:
             whole = np.broadcast_to(self.value.astype(dtype), self.shape)
             return np.ascontiguousarray(whole if region is None else whole[region])
         assert self.plan is not None
-        if dtype.kind == "c" and self.plan.constant is None:
+        if dtype.kind == "c" and self.plan.random:
             return complex_values(
                 self.complex_law or "normal", sigma=self.sign * self._sigma(), shape=self.shape, seed=seed,
                 name=name, dtype=dtype, region=region, column_axis=self.column_axis,
             )
-        if dtype.kind == "c":  # zeros, ones, a scalar constant: exact in the real part
+        if dtype.kind == "c":  # exact values (zeros, ones, eye, a constant): the real part
             real = self.plan.values(seed, name, np.float64, region)
             return (self.sign * real).astype(dtype)
         values = self.plan.values(seed, name, dtype, region)
