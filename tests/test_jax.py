@@ -375,32 +375,53 @@ def test_flax_nnx_models():
 @pytest.mark.parametrize(
     ("make", "error", "words"),
     [
-        (lambda: bj.variance_scaling(1.0, "fan_mean", "normal"), ValueError, ["mode", "fan_mean", "fan_avg"]),
-        (lambda: bj.variance_scaling(1.0, "fan_in", "gaussian"), ValueError, ["distribution", "gaussian"]),
+        (lambda: bj.variance_scaling(1.0, "fan_mean", "normal"), ValueError,
+         ["invalid mode for variance scaling initializer: fan_mean", "'fan_avg'"]),
+        (lambda: bj.variance_scaling(1.0, "fan_in", "gaussian"), ValueError,
+         ["invalid distribution for variance scaling initializer: gaussian"]),
         (lambda: bj.variance_scaling(-1.0, "fan_in", "normal"), ValueError, ["scale", "-1.0"]),
-        (lambda: bj.he_normal()(KEY, (5,)), ValueError, ["in_axis", "(5,)"]),
-        (lambda: bj.he_normal(in_axis=3)(KEY, (4, 5)), ValueError, ["in_axis", "3"]),
+        (lambda: bj.he_normal()(KEY, (5,)), ValueError,
+         ["Can't compute input and output sizes of a 1-dimensional weights tensor with default in_axis. "
+          "Must be at least 2D or specify in_axis explicitly.", "(5,)"]),
+        (lambda: bj.he_normal(in_axis=3)(KEY, (4, 5)), IndexError, ["tuple index out of range", "in_axis=3"]),
         (lambda: bj.he_normal(in_axis=0, out_axis=1, batch_axis=1)(KEY, (4, 5)), ValueError, ["batch_axis"]),
-        (lambda: bj.he_normal()(7, (4, 5)), TypeError, ["key", "jax.random.key"]),
-        (lambda: bj.he_normal()(jnp.zeros(2), (4, 5)), TypeError, ["key", "float32"]),
-        (lambda: bj.he_normal()(jax.random.split(KEY, 2), (4, 5)), ValueError, ["key", "single"]),
-        (lambda: bj.he_normal()(KEY, (4, 5), jnp.int32), ValueError, ["dtype", "int32"]),  # ValueError, as JAX
-        (lambda: bj.he_normal()(KEY, (4, -5)), ValueError, ["shape"]),
-        (lambda: bj.orthogonal()(KEY, (4,)), ValueError, ["orthogonal", "rank >= 2", "(4,)"]),
-        (lambda: bj.orthogonal(column_axis=2)(KEY, (4, 4)), ValueError, ["column_axis"]),
-        (lambda: bj.delta_orthogonal()(KEY, (3, 4)), ValueError, ["3-D"]),
-        (lambda: bj.delta_orthogonal()(KEY, (3, 8, 4)), ValueError, ["in_channels <= out_channels"]),
-        (lambda: bj.uniform(0.0), ValueError, ["scale"]),
+        (lambda: bj.he_normal()(7, (4, 5)), TypeError,
+         ["JAX encountered invalid PRNG key data: expected key_data to have ndim, shape, and dtype", "jax.random.key"]),
+        (lambda: bj.he_normal()(jnp.zeros(2), (4, 5)), TypeError,
+         ["JAX encountered invalid PRNG key data: expected key_data.dtype = uint32; got dtype=float32"]),
+        (lambda: bj.he_normal()(jax.random.split(KEY, 2), (4, 5)), ValueError,
+         ["accepts a single key, but was given a key array of shape (2,) != (). Use jax.vmap for batching."]),
+        (lambda: bj.he_normal()(KEY, (4, 5), jnp.int32), ValueError,
+         ["dtype argument to `uniform` must be a float dtype, got int32"]),
+        (lambda: bj.normal()(KEY, (4, 5), jnp.int32), ValueError,
+         ["dtype argument to `normal` must be a float or complex dtype, got int32"]),
+        (lambda: bj.uniform()(KEY, (4, 5), jnp.complex64), ValueError,
+         ["dtype argument to `uniform` must be a float dtype, got complex64"]),
+        (lambda: bj.truncated_normal()(KEY, (4, 5), jnp.complex64), ValueError,
+         ["dtype argument to `truncated_normal` must be a float dtype, got complex64"]),
+        (lambda: bj.he_normal()(KEY, (4, -5)), TypeError,
+         ["Only non-negative indices are allowed when broadcasting static shapes, but got shape (4, -5)."]),
+        (lambda: bj.he_normal()(KEY, (4.0, 5)), TypeError,
+         ["Shapes must be 1D sequences of concrete values of integer type, got (4.0, 5)."]),
+        (lambda: bj.orthogonal()(KEY, (4,)), ValueError, ["orthogonal initializer requires at least a 2D shape", "(4,)"]),
+        (lambda: bj.orthogonal(column_axis=2)(KEY, (4, 4)), IndexError, ["tuple index out of range", "column_axis"]),
+        (lambda: bj.delta_orthogonal()(KEY, (3, 4)), ValueError,
+         ["Delta orthogonal initializer requires a 3D, 4D or 5D shape."]),
+        (lambda: bj.delta_orthogonal()(KEY, (3, 8, 4)), ValueError, ["`fan_in` must be less or equal than `fan_out`. "]),
         (lambda: bj.truncated_normal(lower=1.0, upper=-1.0), ValueError, ["lower", "upper"]),
+        (lambda: bj.constant([1.0, 2.0])(KEY, (3, 3)), ValueError, ["Incompatible types for broadcasting", "(2,)"]),
+        (lambda: bj.constant("x"), TypeError, ["value"]),
         (lambda: bj.initializer("xavierr"), ValueError, ["xavierr", "xavier"]),
         (lambda: bj.initializer("xavier", "cauchy"), ValueError, ["distribution", "cauchy"]),
         (lambda: bj.initializer("xavier", std=0.1, gain=2.0), ValueError, ["gain=2.0", "initializer('xavier'"]),
         (lambda: bj.initializer("constant"), ValueError, ["value="]),
-        (lambda: bj.normal(-1.0), ValueError, ["stddev", "-1.0"]),
+        (lambda: bj.initializer("xavier")(KEY, (4, 4), jnp.complex64), ValueError, ["complex64"]),
         (lambda: bj.orthogonal("big"), TypeError, ["scale"]),
         (lambda: bj.initializer("xavier", seed=3), TypeError, ["seed"]),
         (lambda: bj.xavier(name=3), TypeError, ["name"]),
         (lambda: bj.sharded(bj.he_normal(), (4, 4), "cpu", KEY), TypeError, ["sharding"]),
+        (lambda: bj.he_normal()(KEY, (4, 4), out_sharding=jax.sharding.PartitionSpec()), ValueError,
+         ["Using PartitionSpec when you are not under a mesh context is not allowed"]),
     ],
 )
 def test_clear_errors(make, error, words):
@@ -409,6 +430,52 @@ def test_clear_errors(make, error, words):
     message = str(info.value)
     for word in words:
         assert word in message, (word, message)
+
+
+def _same_error(call):
+    """``call(module)`` raises the same kind of error, worded the same way first, with JAX's module and berry's."""
+    with pytest.raises(Exception) as theirs:
+        call(jax.nn.initializers)
+    with pytest.raises(Exception) as ours:
+        call(bj)
+    assert isinstance(ours.value, type(theirs.value)), (type(ours.value), type(theirs.value))
+    return str(theirs.value), str(ours.value)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: m.variance_scaling(1.0, "fan_mean", "normal")(KEY, (2, 3)),
+        lambda m: m.variance_scaling(1.0, "fan_in", "gaussian")(KEY, (2, 3)),
+        lambda m: m.he_normal()(KEY, (5,)),
+        lambda m: m.he_normal(in_axis=3)(KEY, (4, 5)),
+        lambda m: m.he_normal()(7, (4, 5)),
+        lambda m: m.he_normal()(jnp.zeros(2), (4, 5)),
+        lambda m: m.he_normal()(KEY, (4, 5), jnp.int32),
+        lambda m: m.glorot_uniform()(KEY, (4, 5), jnp.int32),
+        lambda m: m.normal()(KEY, (4, 5), jnp.int32),
+        lambda m: m.uniform()(KEY, (4, 5), jnp.complex64),
+        lambda m: m.truncated_normal()(KEY, (4, 5), jnp.complex64),
+        lambda m: m.he_normal()(KEY, (4, -5)),  # (JAX's normal crashes in MLIR here; berry says the same as he_normal)
+        lambda m: m.normal()(KEY, (4.0, 5)),
+        lambda m: m.orthogonal()(KEY, (4,)),
+        lambda m: m.orthogonal(column_axis=2)(KEY, (4, 4)),
+        lambda m: m.delta_orthogonal()(KEY, (3, 4)),
+        lambda m: m.delta_orthogonal()(KEY, (3, 8, 4)),
+        lambda m: m.he_normal()(KEY, (4, 4), out_sharding=jax.sharding.PartitionSpec()),
+    ],
+)
+def test_errors_are_jaxs_side_by_side(call):
+    theirs, ours = _same_error(call)
+    assert ours.startswith(theirs), (theirs, ours)
+
+
+def test_errors_side_by_side_where_jax_names_its_own_function():
+    theirs, ours = _same_error(lambda m: m.he_normal()(jax.random.split(KEY, 2), (4, 5)))
+    tail = "accepts a single key, but was given a key array of shape (2,) != (). Use jax.vmap for batching."
+    assert theirs.endswith(tail) and tail in ours
+    theirs, ours = _same_error(lambda m: m.constant(jnp.ones(2))(KEY, (3, 3)))
+    assert theirs.startswith("Incompatible types for broadcasting:") and ours.startswith("Incompatible types for broadcasting:")
 
 
 def test_arguments_are_checked_when_the_factory_is_called():
@@ -454,6 +521,124 @@ def test_import_berry_jax_does_not_import_jax():
 
 def test_repr_names_the_factory():
     assert repr(bj.he_normal(name="w")) == "berry.jax.he_normal(), name='w'"
+
+
+# ------------------------------------------------------------------ everything jax.nn.initializers accepts
+
+
+def test_every_name_of_jax_nn_initializers():
+    theirs = {name for name in dir(jax.nn.initializers) if not name.startswith("_")}
+    missing = theirs - set(dir(bj))
+    assert not missing, missing
+    for name in theirs - {"Initializer"}:
+        assert callable(getattr(bj, name)), name
+    assert isinstance(bj.he_normal(), jax.nn.initializers.Initializer)  # JAX's protocol holds for berry's objects
+
+
+# JAX's own test suite (tests/nn_test.py, NNInitializersTest) with berry.jax in place of jax.nn.initializers.
+_ALL_SHAPES = [(2,), (2, 2), (2, 3), (3, 2), (2, 3, 4), (4, 3, 2), (2, 3, 4, 5)]
+_FLOATING = ["float32", "float16", "bfloat16"]
+_INEXACT = [*_FLOATING, "complex64"]
+_RECORDS = [
+    ("uniform", bj.uniform, _FLOATING, 1, 4),
+    ("normal", bj.normal, _INEXACT, 1, 4),
+    ("he_normal", bj.he_normal, _INEXACT, 2, 4),
+    ("he_uniform", bj.he_uniform, _INEXACT, 2, 4),
+    ("glorot_normal", bj.glorot_normal, _INEXACT, 2, 4),
+    ("glorot_uniform", bj.glorot_uniform, _INEXACT, 2, 4),
+    ("lecun_normal", bj.lecun_normal, _INEXACT, 2, 4),
+    ("lecun_uniform", bj.lecun_uniform, _INEXACT, 2, 4),
+    ("orthogonal", bj.orthogonal, _INEXACT, 2, 2),
+    ("truncated_normal", bj.truncated_normal, _FLOATING, 1, 4),
+    ("delta_orthogonal", bj.delta_orthogonal, _INEXACT, 4, 4),
+    ("variance_scaling_fan_geo_avg", lambda **kw: bj.variance_scaling(1, "fan_geo_avg", "normal", **kw), _FLOATING, 2, 4),
+]
+_CASES = [
+    pytest.param(factory, shape, dtype, id=f"{name}-{'x'.join(map(str, shape))}-{dtype}")
+    for name, factory, dtypes, low, high in _RECORDS
+    for shape in _ALL_SHAPES if low <= len(shape) <= high
+    for dtype in dtypes
+]
+
+
+@pytest.mark.parametrize(("factory", "shape", "dtype"), _CASES)
+def test_jax_suite_initializer_and_provider(factory, shape, dtype):
+    dtype = jnp.dtype(dtype)
+    value = factory()(jax.random.PRNGKey(0), shape, dtype)
+    assert value.shape == shape and value.dtype == jax.dtypes.canonicalize_dtype(dtype)
+    provided = factory(dtype=dtype)(jax.random.PRNGKey(0), shape)
+    assert provided.dtype == value.dtype
+    np.testing.assert_array_equal(np.asarray(provided), np.asarray(value))
+
+
+def test_jax_suite_variance_scaling_axes_and_error():
+    key = jax.random.PRNGKey(0)
+    multi = bj.variance_scaling(1.0, "fan_avg", "truncated_normal", in_axis=(0, 1), out_axis=(-2, -1))
+    assert multi(key, (2, 3, 4, 5)).shape == (2, 3, 4, 5)
+    batched = bj.variance_scaling(1.0, "fan_avg", "truncated_normal", in_axis=0, out_axis=(2, 3), batch_axis=1)
+    assert batched(key, (2, 3, 4, 5)).shape == (2, 3, 4, 5)
+    with pytest.raises(ValueError, match="Can't compute input and output sizes of a 1-dimensional weights tensor"):
+        bj.variance_scaling(1.0, "fan_avg", "truncated_normal")(key, (5,))
+    scalar = jnp.array(1.0, dtype=jnp.float32)  # JAX's testAccidentalUpcasting
+    for init in (bj.uniform(scalar, jnp.bfloat16), bj.normal(scalar, jnp.bfloat16), bj.truncated_normal(scalar, jnp.bfloat16)):
+        assert init(key, (4, 4)).dtype == jnp.bfloat16
+
+
+@pytest.mark.parametrize("stddev", [0.5, np.float32(0.5), np.float64(0.5), np.array(0.5), 1, jnp.array(0.5)],
+                         ids=["float", "np.float32", "np.float64", "0-d ndarray", "int", "0-d jax.Array"])
+def test_scales_as_numbers_numpy_scalars_and_0d_arrays(stddev):
+    expected = float(stddev)
+    for make, reference in [(bj.normal, bj.normal(expected)), (bj.uniform, bj.uniform(expected)),
+                            (lambda s: bj.variance_scaling(s, "fan_in", "normal"), bj.variance_scaling(expected, "fan_in", "normal")),
+                            (bj.orthogonal, bj.orthogonal(expected))]:
+        np.testing.assert_array_equal(np.asarray(make(stddev)(KEY, (4, 3))), np.asarray(reference(KEY, (4, 3))))
+
+
+def test_traced_scales_are_refused_clearly():
+    with pytest.raises(TypeError, match="concrete"):
+        jax.jit(lambda s: bj.normal(s)(KEY, (2,)))(jnp.array(0.5))
+
+
+def test_negative_scales_are_jaxs_stddev_times_z():
+    for negative, positive in [(bj.normal(-0.5), bj.normal(0.5)), (bj.uniform(-2.0), bj.uniform(2.0)),
+                               (bj.truncated_normal(-1.0, lower=-1.0, upper=2.0), bj.truncated_normal(1.0, lower=-1.0, upper=2.0))]:
+        np.testing.assert_array_equal(np.asarray(negative(KEY, (50,))), -np.asarray(positive(KEY, (50,))))
+    ours = np.asarray(bj.uniform(-2.0)(KEY, (4000,)))
+    theirs = np.asarray(jax.nn.initializers.uniform(-2.0)(jax.random.key(1), (4000,)))
+    assert ours.max() <= 0 and ours.min() > -2.0 and ks_two_sample(ours, theirs) > P_MIN
+    assert not np.asarray(bj.uniform(0.0)(KEY, (5,))).any()
+    assert not np.asarray(bj.variance_scaling(0.0, "fan_in", "normal")(KEY, (3, 4))).any()
+
+
+@pytest.mark.parametrize(
+    ("value", "shape", "dtype"),
+    [(-7, (3,), "int32"), ([1.0, 2.0], (3, 2), "float32"), (np.arange(4.0).reshape(2, 2), (2, 2), "bfloat16"),
+     (2.5, (2,), "int32"), (True, (2,), "bool"), (jnp.array([[1.0], [2.0]]), (2, 3), "float16"), (1 + 2j, (2,), "complex64")],
+    ids=["int", "list", "array-bf16", "truncate", "bool", "jax-array", "complex"],
+)
+def test_constant_takes_any_array_like_as_jax(value, shape, dtype):
+    dtype = getattr(jnp, dtype) if dtype != "bool" else jnp.bool_
+    as_jax = np.asarray(value) if isinstance(value, list) else value  # JAX refuses lists; berry takes any array-like
+    ours, theirs = bj.constant(value)(KEY, shape, dtype), jax.nn.initializers.constant(as_jax)(KEY, shape, dtype)
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    np.testing.assert_array_equal(np.asarray(jax.jit(bj.constant(value), static_argnums=(1, 2))(KEY, shape, dtype)),
+                                  np.asarray(theirs))
+
+
+def test_partition_spec_out_sharding_under_set_mesh():
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("x",))
+    init = bj.he_normal()
+    with jax.set_mesh(mesh):
+        w = init(KEY, (4, 6), out_sharding=jax.sharding.PartitionSpec("x"))
+    assert isinstance(w.sharding, jax.sharding.NamedSharding)
+    np.testing.assert_array_equal(np.asarray(w), np.asarray(init(KEY, (4, 6))))
+
+
+def test_delta_orthogonal_column_axis_as_jax():
+    for column_axis in (-2, -1, 0, 1):
+        w = np.asarray(bj.delta_orthogonal(column_axis=column_axis)(KEY, (3, 3, 4, 6)), dtype=np.float64)
+        np.testing.assert_allclose(w[1, 1] @ w[1, 1].T, np.eye(4), atol=1e-5)
 
 
 # ------------------------------------------------------------------ regions (what each shard computes)

@@ -24,24 +24,43 @@ __all__ = ["key_words", "seed_from_key", "seed_from_words"]
 _KEY_HELP = "a JAX PRNG key: jax.random.key(seed) or jax.random.PRNGKey(seed)"
 
 
-def key_words(key: Any) -> Any:
-    """The raw ``uint32`` words of a JAX key (a tracer under ``jit``), after checking it is a key."""
+def key_words(key: Any, caller: str = "berry.jax initializer") -> Any:
+    """The raw ``uint32`` words of a JAX key (a tracer under ``jit``), after checking it is a key.
+
+    Errors begin with JAX's own wording (``jax.random``'s key checks), then say what berry expects.
+    """
     import jax
     import jax.numpy as jnp
 
     dtype = getattr(key, "dtype", None)
     shape = getattr(key, "shape", None)
-    if dtype is None or shape is None:
-        raise TypeError(f"key must be {_KEY_HELP}, got {key!r} of type {type(key).__name__}")
+    if dtype is None or shape is None or getattr(key, "ndim", None) is None:
+        raise TypeError(
+            "JAX encountered invalid PRNG key data: expected key_data to have ndim, shape, and dtype attributes. "
+            f"Got {key!r} ({caller} needs {_KEY_HELP})"
+        )
     if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
         if shape != ():
-            raise ValueError(f"key must be a single PRNG key, got an array of keys with shape {shape}")
+            raise ValueError(
+                f"{caller} accepts a single key, but was given a key array of shape {tuple(shape)} != (). "
+                "Use jax.vmap for batching."
+            )
         return jax.random.key_data(key)
-    if dtype == jnp.uint32 and len(shape) == 1 and shape[0] in (2, 4):
+    if dtype != jnp.uint32:
+        raise TypeError(
+            f"JAX encountered invalid PRNG key data: expected key_data.dtype = uint32; got dtype={dtype} "
+            f"({caller} needs {_KEY_HELP})"
+        )
+    if len(shape) == 1 and shape[0] in (2, 4):
         return key  # a legacy raw key (uint32[2] for threefry, uint32[4] for rbg)
+    if len(shape) > 1 and shape[-1] in (2, 4):
+        raise ValueError(
+            f"{caller} accepts a single key, but was given a key array of shape {tuple(shape)} != (). "
+            "Use jax.vmap for batching."
+        )
     raise TypeError(
-        f"key must be {_KEY_HELP}, got an array of dtype {dtype} and shape {tuple(shape)}; "
-        "legacy raw keys must be uint32 arrays of shape (2,) or (4,)"
+        f"JAX encountered invalid PRNG key data: expected key_data.shape to end with (2,); got shape="
+        f"{tuple(shape)} ({caller} needs {_KEY_HELP}; legacy raw keys are uint32 arrays of shape (2,) or (4,))"
     )
 
 

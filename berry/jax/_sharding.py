@@ -1,62 +1,58 @@
-"""Sharded arrays from a plan: each device's shard is computed from its own region of the global tensor.
-
-Outside ``jax.jit`` any ``Sharding`` works (``jax.make_array_from_callback``:
-each distinct shard is made once, on the host, and placed on its devices);
-inside ``jit`` a ``NamedSharding`` whose dimensions split evenly, each device's
-host callback making its own block (``jax.shard_map``). The values are those of
-:meth:`berry._adapter.Plan.values`, so the global array is the same for every
-mesh and ``PartitionSpec``.
-"""
+"""Sharded ``jax.Array``s whose shards are each generated from their own region of the global tensor."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from berry._adapter import Plan, seed_from_words
-from berry.jax._keys import key_words
+from berry._jax_arrays import array_from_regions
+from berry.jax._keys import key_words, seed_from_words
+
+if TYPE_CHECKING:
+    from berry.jax._initializer import Prepared
 
 __all__ = ["sharded_values"]
 
-Region = tuple[slice, ...]
 
-
-def _region_of_index(index: tuple[slice, ...], shape: tuple[int, ...]) -> Region:
-    return tuple(slice(*s.indices(dim)[:2]) for s, dim in zip(index, shape, strict=True))
-
-
-def sharded_values(plan: Plan, name: str, shape: tuple[int, ...], sharding: Any, key: Any, dtype: np.dtype) -> Any:
-    """A sharded ``jax.Array`` of ``plan``'s values, each addressable shard computed from its own region."""
+def _named_sharding(sharding: Any) -> Any:
+    """A ``Sharding``, or a ``PartitionSpec`` completed with the mesh of ``jax.set_mesh`` (as JAX does)."""
     import jax
 
+    if isinstance(sharding, jax.sharding.PartitionSpec):
+        mesh = jax.sharding.get_mesh()
+        if mesh.empty:
+            raise ValueError(
+                "Using PartitionSpec when you are not under a mesh context is not allowed. Please pass a "
+                f"NamedSharding instance or enter into a mesh context via `jax.set_mesh`. Got {sharding}"
+            )
+        return jax.sharding.NamedSharding(mesh, sharding)
     if not isinstance(sharding, jax.sharding.Sharding):
-        raise TypeError(f"sharding must be a jax.sharding.Sharding, got {sharding!r}")
-    words = None if not plan.random else key_words(key)
+        raise TypeError(
+            f"out_sharding must be a jax.sharding.Sharding or a PartitionSpec (under jax.set_mesh), got {sharding!r}"
+        )
+    return sharding
+
+
+def sharded_values(prepared: Prepared, name: str, sharding: Any, key: Any, dtype: np.dtype, caller: str) -> Any:
+    """The array of ``prepared`` for ``key``, laid out by ``sharding``, each shard made from its region."""
+    import jax
+
+    sharding = _named_sharding(sharding)
+    words = None if not prepared.random else key_words(key, caller)
     if isinstance(words, jax.core.Tracer):
-        return _traced_sharded(plan, name, shape, sharding, words, dtype)
+        return _traced_sharded(prepared, name, sharding, words, dtype)
     seed = 0 if words is None else seed_from_words(np.asarray(words))
-    made: dict[tuple[tuple[int, int], ...], np.ndarray] = {}  # replicated shards are generated once
-
-    def shard(index: tuple[slice, ...] | None) -> np.ndarray:
-        region = _region_of_index(index or tuple(slice(None) for _ in shape), shape)
-        bounds = tuple((s.start, s.stop) for s in region)
-        if bounds not in made:
-            whole = all(s.start == 0 and s.stop == dim for s, dim in zip(region, shape, strict=True))
-            made[bounds] = plan.values(seed, name, dtype, None if whole else region)
-        return made[bounds]
-
-    return jax.make_array_from_callback(shape, sharding, shard)
+    return array_from_regions(prepared.shape, sharding, lambda region: prepared.values(seed, name, dtype, region))
 
 
-def _traced_sharded(
-    plan: Plan, name: str, shape: tuple[int, ...], sharding: Any, words: Any, dtype: np.dtype
-) -> Any:
+def _traced_sharded(prepared: Prepared, name: str, sharding: Any, words: Any, dtype: np.dtype) -> Any:
     """Under ``jit``: each device's callback makes its own block (``shard_map``), for a ``NamedSharding``."""
     import jax
     import jax.numpy as jnp
 
+    shape = prepared.shape
     if not isinstance(sharding, jax.sharding.NamedSharding):
         raise TypeError(
             f"inside jax.jit, out_sharding must be a jax.sharding.NamedSharding, got {type(sharding).__name__}; "
@@ -68,18 +64,14 @@ def _traced_sharded(
         axes = () if entry is None else (entry,) if isinstance(entry, str) else tuple(entry)
         parts = math.prod(mesh.shape[axis] for axis in axes)
         if size % parts:
-            raise ValueError(
-                f"dimension {dim} of shape={shape} ({size}) does not split evenly over {parts} devices"
-            )
+            raise ValueError(f"dimension {dim} of shape={shape} ({size}) does not split evenly over {parts} devices")
         block.append(size // parts)
         axes_of_dim.append(axes)
 
     def host(data: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        region = tuple(
-            slice(int(start), int(start) + size) for start, size in zip(starts, block, strict=True)
-        )
+        region = tuple(slice(int(start), int(start) + size) for start, size in zip(starts, block, strict=True))
         whole = tuple(block) == shape
-        return plan.values(seed_from_words(data), name, dtype, None if whole else region)
+        return prepared.values(seed_from_words(data), name, dtype, None if whole else region)
 
     def local(data: Any) -> Any:
         starts = [

@@ -1,4 +1,4 @@
-"""JAX initializers backed by berry's keyed sampler.
+"""JAX initializers backed by berry's keyed sampler: every name of ``jax.nn.initializers``, and berry's own.
 
 Every factory returns an :class:`Initializer`: a callable with JAX's protocol
 ``init(key, shape, dtype=None, out_sharding=None) -> jax.Array``, usable as a
@@ -10,7 +10,8 @@ The key's data becomes berry's seed (:func:`berry.jax.seed_from_key`): for
 ``0 <= s < 2**32``, ``jax.random.key(s)`` gives what ``berry.sample(...,
 seed=s)`` gives.
 
-The factories named after ``jax.nn.initializers`` keep JAX's meaning:
+The factories named after ``jax.nn.initializers`` keep JAX's meaning and
+accept what JAX accepts:
 
 * ``glorot_normal``/``he_normal``/``lecun_normal`` and ``variance_scaling``'s
   default distribution are *truncated* normals on [-2, 2] standard units whose
@@ -18,8 +19,19 @@ The factories named after ``jax.nn.initializers`` keep JAX's meaning:
 * ``uniform(scale)`` is uniform on [0, scale), not symmetric;
 * ``normal``/``truncated_normal`` default to ``stddev=1e-2``, and
   ``truncated_normal``'s ``stddev`` is the parent normal's (no correction);
+  the values are ``stddev * z``, so a negative ``stddev`` (or ``scale``) flips
+  the sign as in JAX;
 * fans follow ``in_axis=-2``, ``out_axis=-1``, ``batch_axis=()``; every other
-  axis is a receptive-field axis.
+  axis is a receptive-field axis;
+* complex dtypes (``complex64``, ``complex128``) for ``normal``,
+  ``variance_scaling`` and its named rules, ``orthogonal`` and
+  ``delta_orthogonal``, with JAX's laws (:mod:`berry.jax._complex`);
+* scales as Python floats, NumPy scalars or 0-d arrays; ``constant`` takes any
+  array-like value that broadcasts to the shape.
+
+Errors begin with JAX's own wording (so code and tests matching on it keep
+working) and then say what berry expected; arguments are checked when the
+factory is called, the key, shape and dtype when the initializer is.
 
 berry's own rules come from the registry (:func:`berry.list_initializations`)
 through :func:`initializer`, or :func:`xavier` and :func:`deepnet` directly.
@@ -33,10 +45,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.exceptions import AxisError
 
-from berry._adapter import TRUNCATED_2_STD, FanReader, Plan, Recipe, as_float, check_init_name, variance_rule
-from berry._validation import check_choice, check_int, check_key, check_positive, check_shape, resolve_dtype
-from berry.jax._keys import key_words, seed_from_words
+from berry._adapter import TRUNCATED_2_STD, FanReader, as_float, check_init_name, variance_rule
+from berry._validation import check_int
+from berry.jax._initializer import Initializer, ShapeCheck, canonical_shape, made
 from berry.jax._sharding import sharded_values
 
 __all__ = [
@@ -68,8 +81,8 @@ __all__ = [
 
 Axes = int | Sequence[int]
 DTypeLike = Any
-Region = tuple[slice, ...]
 
+VARIANCE_MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 VARIANCE_DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
 
 
@@ -78,113 +91,55 @@ def _law(distribution: str) -> dict[str, Any]:
     return dict(TRUNCATED_2_STD) if distribution == "truncated_normal" else {"distribution": distribution}
 
 
-class Initializer:
-    """A JAX initializer whose values come from berry's keyed stream.
-
-    Call it as ``init(key, shape, dtype=None, out_sharding=None)``.
-    ``dtype=None`` means the factory's ``dtype``, else JAX's default float
-    (float32, or float64 with ``jax_enable_x64``). ``out_sharding`` (a
-    ``jax.sharding.Sharding``) makes a sharded array whose shards are each
-    generated on their own (see :func:`sharded`).
-
-    The key is JAX's random state: as with ``jax.nn.initializers``, the same
-    key gives the same values, so give each parameter its own key (Flax does)
-    or its own ``name``. ``values(seed, shape, dtype, region)`` is berry's
-    keyed form on the NumPy side (an integer seed, optionally one region of the
-    global tensor); like :func:`berry.sample` it needs the initializer's
-    ``name`` when the values are random.
-
-    The arguments are checked when the factory is called (the
-    :class:`berry._adapter.Recipe` is built then), and the shape when the
-    initializer is called, before any value is drawn.
-    """
-
-    def __init__(
-        self, description: str, recipe: Recipe, *, dtype: DTypeLike = None, name: str | None = None
-    ) -> None:
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a string (the parameter name), got {name!r}")
-        self.description = description
-        self.recipe = recipe
-        self.name = name
-        self.random = recipe.random
-        self.dtype = None if dtype is None else _numpy_dtype(dtype, random=self.random)
-
-    def __repr__(self) -> str:
-        extras = "" if not self.name else f", name={self.name!r}"
-        return f"berry.jax.{self.description}{extras}"
-
-    def plan(self, shape: Sequence[int]) -> Plan:
-        """Check ``shape`` against the arguments and return what the host computes (:class:`berry._adapter.Plan`)."""
-        return self.recipe.plan(shape)  # a ValueError names the factory (the recipe's label)
-
-    def values(
-        self,
-        seed: int,
-        shape: Sequence[int],
-        dtype: DTypeLike = None,
-        region: Region | None = None,
-    ) -> np.ndarray:
-        """The NumPy array for an integer ``seed`` (what a key with that seed gives), optionally one region."""
-        seed, name = check_key(seed, self.name, keyed=self.random, what=f"berry.jax.{self.description}.values()")
-        return self.plan(shape).values(seed, name, self._dtype(dtype), region)
-
-    def _dtype(self, dtype: DTypeLike) -> np.dtype:
-        if dtype is None:
-            dtype = self.dtype
-        if dtype is None:
-            import jax.numpy as jnp
-
-            dtype = jnp.float_
-        return _numpy_dtype(dtype, random=self.random)
-
-    def __call__(
-        self,
-        key: Any,
-        shape: Sequence[int],
-        dtype: DTypeLike = None,
-        out_sharding: Any = None,
-    ) -> Any:
-        import jax
-        import jax.numpy as jnp
-
-        shape = check_shape("shape", shape)
-        np_dtype = self._dtype(dtype)
-        plan = self.plan(shape)
-        name = self.name or ""  # the JAX key is the random state; the name is optional, as in JAX
-        if out_sharding is not None:
-            return sharded_values(plan, name, shape, out_sharding, key, np_dtype)
-        if plan.constant is not None:  # constants (and empty shapes) need no key and no host work
-            return jnp.full(shape, plan.constant, dtype=np_dtype)
-        words = key_words(key)
-        if not isinstance(words, jax.core.Tracer):
-            return jnp.asarray(plan.values(seed_from_words(np.asarray(words)), name, np_dtype))
-
-        def host(data: np.ndarray) -> np.ndarray:
-            return plan.values(seed_from_words(data), name, np_dtype)
-
-        result = jax.ShapeDtypeStruct(shape, np_dtype)
-        return jax.pure_callback(host, result, words, vmap_method="sequential")
+def _scalar(argument: str, value: Any) -> float:
+    """A scale argument (Python or NumPy number, 0-d array) as a Python float; traced values are refused."""
+    if any(cls.__name__.endswith("Tracer") for cls in type(value).__mro__):
+        raise TypeError(
+            f"{argument} must be a concrete number, got a traced value {value!r}: berry computes the values on "
+            "the host, so build the initializer outside jax.jit (or pass a Python float)"
+        )
+    return as_float(argument, value)
 
 
-def _numpy_dtype(dtype: DTypeLike, *, random: bool) -> np.dtype:
-    """``dtype`` as the NumPy dtype JAX would use (float64 becomes float32 without x64), from berry's table."""
-    import jax
-
-    try:
-        np_dtype = np.dtype(dtype)
-    except TypeError:
-        return resolve_dtype(dtype, floating_only=random)  # the table's error names the allowed dtypes
-    return resolve_dtype(np.dtype(jax.dtypes.canonicalize_dtype(np_dtype)), floating_only=random)
+def _axis_error(message: str) -> Exception:
+    """JAX reports an out-of-range axis as an IndexError; NumPy's AxisError is both that and a ValueError."""
+    axis_error = np.exceptions.AxisError if hasattr(np, "exceptions") else AxisError  # NumPy < 1.25
+    return axis_error(message)
 
 
-def _made(description: str, dtype: DTypeLike, name: str | None, **recipe: Any) -> Initializer:
-    """An :class:`Initializer` whose recipe is built (and so validated) now, naming the factory in errors."""
-    try:
-        built = Recipe.make(label=description, **recipe)
-    except (TypeError, ValueError) as error:
-        raise type(error)(f"{description}: {error}") from None
-    return Initializer(description, built, dtype=dtype, name=name)
+def _as_axes(axes: Axes) -> tuple[int, ...]:
+    if isinstance(axes, Sequence):
+        return tuple(int(axis) for axis in axes)
+    return (int(axes),)
+
+
+def _fan_checks(description: str, in_axis: Axes, out_axis: Axes, batch_axis: Axes) -> list[ShapeCheck]:
+    """JAX's ``_compute_fans`` errors for a shape: the rank without ``in_axis``, then axes out of range."""
+
+    def check(shape: tuple[int, ...]) -> None:
+        rank = len(shape)
+        if isinstance(in_axis, numbers.Integral) and in_axis == -2 and rank <= 1:
+            raise ValueError(
+                f"Can't compute input and output sizes of a {rank}-dimensional weights tensor with default "
+                "in_axis. Must be at least 2D or specify in_axis explicitly. "
+                f"(berry.jax.{description} got shape={shape})"
+            )
+        for argument, axes in (("in_axis", in_axis), ("out_axis", out_axis), ("batch_axis", batch_axis)):
+            for axis in _as_axes(axes):
+                if not -rank <= axis < rank:
+                    raise _axis_error(
+                        f"tuple index out of range: berry.jax.{description} has {argument}={axes!r}, "
+                        f"out of range for shape={shape} of rank {rank}"
+                    )
+
+    return [check]
+
+
+def _check_choice(value: Any, choices: Sequence[str], what: str, description: str) -> str:
+    if isinstance(value, str) and value in choices:
+        return value
+    allowed = ", ".join(repr(choice) for choice in choices)
+    raise ValueError(f"invalid {what} for variance scaling initializer: {value}; berry.jax.{description} accepts {allowed}")
 
 
 # ---------------------------------------------------------------- variance scaling
@@ -214,12 +169,13 @@ def variance_scaling(
     ``"truncated_normal"`` draws a normal truncated to [-2, 2] standard units
     whose std is corrected to exactly :math:`\sigma`; ``"normal"`` draws
     :math:`N(0, \sigma^2)`; ``"uniform"`` draws
-    :math:`U(-\sqrt{3}\sigma, \sqrt{3}\sigma)`.
+    :math:`U(-\sqrt{3}\sigma, \sqrt{3}\sigma)`. For complex dtypes
+    :math:`E|w|^2 = \sigma^2` with JAX's complex laws (:mod:`berry.jax._complex`).
 
     Parameters
     ----------
     scale : float
-        Positive scale of the variance.
+        Scale of the variance, ``>= 0`` (0 gives zeros, as in JAX).
     mode : {"fan_in", "fan_out", "fan_avg", "fan_geo_avg"}
     distribution : {"truncated_normal", "normal", "uniform"}
     in_axis, out_axis, batch_axis : int or sequence of ints
@@ -238,11 +194,38 @@ def variance_scaling(
     >>> w.shape, w.dtype, round(float(w.std()) * 16, 1)
     ((256, 512), dtype('float32'), 1.4)
     """
-    rule = variance_rule(scale, mode)
-    distribution = check_choice("distribution", distribution, VARIANCE_DISTRIBUTIONS)
-    description = f"variance_scaling({float(scale)!r}, {mode!r}, {distribution!r})"
+    scale = _scalar("scale", scale)
+    description = f"variance_scaling({scale!r}, {mode!r}, {distribution!r})"
+    mode = _check_choice(mode, VARIANCE_MODES, "mode", description)
+    distribution = _check_choice(distribution, VARIANCE_DISTRIBUTIONS, "distribution", description)
+    if scale < 0:
+        raise ValueError(
+            f"scale must be >= 0, got {scale!r}: the variance scale / n is negative "
+            f"(jax.nn.initializers returns NaNs; berry.jax.{description} refuses)"
+        )
+    rule: Any = _zero_scale if scale == 0 else variance_rule(scale, mode)
+    return _variance(description, rule, distribution, in_axis, out_axis, batch_axis, dtype, name)
+
+
+def _zero_scale(**_: Any) -> float:
+    """The rule of ``variance_scaling(0.0, ...)``: a std of 0 (zeros), whatever the fans."""
+    return 0.0
+
+
+def _variance(
+    description: str,
+    rule: Any,
+    distribution: str,
+    in_axis: Axes,
+    out_axis: Axes,
+    batch_axis: Axes,
+    dtype: DTypeLike,
+    name: str | None,
+) -> Initializer:
     fans = FanReader("jax", in_axis, out_axis, batch_axis)
-    return _made(description, dtype, name, init=rule, fans=fans, **_law(distribution))
+    law = "normal" if distribution == "normal" else "uniform"  # the jax.random sampler JAX's dtype errors name
+    options = {"law": law, "complex_law": distribution, "checks": _fan_checks(description, in_axis, out_axis, batch_axis)}
+    return made(description, dtype, name, initializer=options, init=rule, fans=fans, **_law(distribution))
 
 
 def _rule_initializer(
@@ -256,8 +239,7 @@ def _rule_initializer(
     name: str | None,
 ) -> Initializer:
     """A JAX-named factory as berry's registry rule ``rule``, so it equals ``berry.sample(shape, rule, ...)``."""
-    fans = FanReader("jax", in_axis, out_axis, batch_axis)
-    return _made(description, dtype, name, init=rule, fans=fans, **_law(distribution))
+    return _variance(description, rule, distribution, in_axis, out_axis, batch_axis, dtype, name)
 
 
 def glorot_normal(
@@ -402,10 +384,19 @@ kaiming_uniform = he_uniform
 # ---------------------------------------------------------------- plain distributions
 
 
+def _signed(argument: str, value: Any) -> tuple[float, float]:
+    """JAX draws ``value * z``: berry draws ``|value| * z`` and flips the sign of a negative value (exact)."""
+    number = _scalar(argument, value)
+    return abs(number), (-1.0 if number < 0 else 1.0)
+
+
 def normal(stddev: float = 1e-2, dtype: DTypeLike = None, *, name: str | None = None) -> Initializer:
     r"""Normal with a fixed std, JAX's ``normal``.
 
-    .. math:: W \sim N(0, \text{stddev}^2)
+    .. math:: W = \text{stddev} \cdot z, \quad z \sim N(0, 1)
+
+    For complex dtypes the real and imaginary parts are independent
+    :math:`N(0, \text{stddev}^2/2)` (:math:`E|w|^2 = \text{stddev}^2`), as in JAX.
 
     Examples
     --------
@@ -414,8 +405,9 @@ def normal(stddev: float = 1e-2, dtype: DTypeLike = None, *, name: str | None = 
     >>> round(float(w.std()), 1)
     0.5
     """
-    stddev = check_positive("stddev", as_float("stddev", stddev), allow_zero=True)
-    return _made(f"normal({stddev!r})", dtype, name, distribution="normal", std=stddev)
+    stddev, sign = _signed("stddev", stddev)
+    options = {"law": "normal", "complex_law": "normal", "sign": sign}
+    return made(f"normal({sign * stddev!r})", dtype, name, initializer=options, distribution="normal", std=stddev)
 
 
 def truncated_normal(
@@ -439,14 +431,17 @@ def truncated_normal(
     >>> bool(abs(w).max() <= 2.0)
     True
     """
-    stddev = check_positive("stddev", as_float("stddev", stddev), allow_zero=True)
-    lower = as_float("lower", lower) if not _is_neg_inf(lower) else -math.inf
-    upper = as_float("upper", upper) if not _is_pos_inf(upper) else math.inf
+    stddev, sign = _signed("stddev", stddev)
+    lower = _scalar("lower", lower) if not _is_neg_inf(lower) else -math.inf
+    upper = _scalar("upper", upper) if not _is_pos_inf(upper) else math.inf
+    description = f"truncated_normal({sign * stddev!r}, lower={lower!r}, upper={upper!r})"
     if not lower < upper:
-        raise ValueError(f"lower must be < upper, got lower={lower!r}, upper={upper!r}")
-    description = f"truncated_normal({stddev!r}, lower={lower!r}, upper={upper!r})"
-    return _made(
-        description, dtype, name,
+        raise ValueError(
+            f"lower must be < upper, got lower={lower!r}, upper={upper!r} (jax.nn.initializers returns meaningless "
+            f"values for an empty interval; berry.jax.{description} refuses)"
+        )
+    return made(
+        description, dtype, name, initializer={"law": "truncated_normal", "sign": sign},
         distribution="truncated_normal", std=stddev, bounds=(lower, upper), correct_variance=False,
     )
 
@@ -462,7 +457,7 @@ def _is_pos_inf(value: Any) -> bool:
 def uniform(scale: float = 1e-2, dtype: DTypeLike = None, *, name: str | None = None) -> Initializer:
     r"""Uniform on [0, scale), JAX's ``uniform`` (note: not symmetric around 0).
 
-    .. math:: W \sim U[0, \text{scale})
+    .. math:: W = \text{scale} \cdot u, \quad u \sim U[0, 1)
 
     Examples
     --------
@@ -471,11 +466,24 @@ def uniform(scale: float = 1e-2, dtype: DTypeLike = None, *, name: str | None = 
     >>> bool(w.min() >= 0), bool(w.max() < 2.0)
     (True, True)
     """
-    scale = check_positive("scale", as_float("scale", scale))
-    return _made(f"uniform({scale!r})", dtype, name, distribution="uniform", low=0.0, high=scale)
+    scale, sign = _signed("scale", scale)
+    options = {"law": "uniform", "sign": sign}
+    return made(f"uniform({sign * scale!r})", dtype, name, initializer=options, distribution="uniform", low=0.0, high=scale)
 
 
 # ---------------------------------------------------------------- structural
+
+
+def _column_axis_check(description: str, column_axis: int, matrix_rank: int | None = None) -> ShapeCheck:
+    def check(shape: tuple[int, ...]) -> None:
+        rank = len(shape) if matrix_rank is None else matrix_rank
+        if not -rank <= column_axis < rank:
+            raise _axis_error(
+                f"tuple index out of range: berry.jax.{description} has column_axis={column_axis}, "
+                f"out of range for a matrix of rank {rank} (shape={shape})"
+            )
+
+    return check
 
 
 def orthogonal(
@@ -486,7 +494,7 @@ def orthogonal(
     Saxe, McClelland & Ganguli (2014). The tensor is seen as a matrix with
     ``shape[column_axis]`` columns and the product of the other dimensions as
     rows; its rows or columns (whichever are fewer) are orthonormal, times
-    ``scale``.
+    ``scale``. Complex dtypes give a Haar (semi-)unitary matrix, as in JAX.
 
     .. math:: W^\top W = \text{scale}^2 I \ \ (\text{rows} \ge \text{columns})
 
@@ -497,10 +505,20 @@ def orthogonal(
     >>> bool(np.allclose(w.T @ w, np.eye(4), atol=1e-5))
     True
     """
-    scale = as_float("scale", scale)
+    scale = _scalar("scale", scale)
     column_axis = check_int("column_axis", column_axis)
     description = f"orthogonal({scale!r}, column_axis={column_axis})"
-    return _made(description, dtype, name, init="orthogonal", gain=scale, column_axis=column_axis)
+
+    def rank_check(shape: tuple[int, ...]) -> None:
+        if len(shape) < 2:
+            raise ValueError(
+                f"orthogonal initializer requires at least a 2D shape; berry.jax.{description} got shape={shape}"
+            )
+
+    options = {
+        "law": "normal", "complex_law": "orthogonal", "checks": [rank_check, _column_axis_check(description, column_axis)]
+    }
+    return made(description, dtype, name, initializer=options, init="orthogonal", gain=scale, column_axis=column_axis)
 
 
 def delta_orthogonal(
@@ -510,7 +528,9 @@ def delta_orthogonal(
 
     Xiao et al. (2018), "Dynamical Isometry and a Mean Field Theory of CNNs".
     The kernel (3-D, 4-D or 5-D, channels last, ``in <= out``) is zero except
-    at the spatial centre, which holds an orthogonal ``(in, out)`` matrix.
+    at the spatial centre, which holds an orthogonal ``(in, out)`` matrix with
+    orthonormal rows (unitary for complex dtypes). ``column_axis`` (an axis of
+    that matrix) is accepted as in JAX; the law does not depend on it.
 
     Examples
     --------
@@ -519,21 +539,32 @@ def delta_orthogonal(
     >>> bool(np.allclose(w[1, 1].T @ w[1, 1], np.eye(4), atol=1e-5)), float(abs(w[0]).sum())
     (True, 0.0)
     """
-    scale = as_float("scale", scale)
+    scale = _scalar("scale", scale)
     column_axis = check_int("column_axis", column_axis)
-    if column_axis not in (-1, 1):
-        raise ValueError(
-            f"column_axis={column_axis} is not supported by delta_orthogonal; supported: -1 (or 1), "
-            "the out axis of the (in, out) centre matrix"
-        )
     description = f"delta_orthogonal({scale!r}, column_axis={column_axis})"
-    return _made(description, dtype, name, init="delta_orthogonal", gain=scale, layout="channels_last")
+
+    def shape_check(shape: tuple[int, ...]) -> None:
+        if len(shape) not in (3, 4, 5):
+            raise ValueError(
+                f"Delta orthogonal initializer requires a 3D, 4D or 5D shape. (berry.jax.{description} got "
+                f"shape={shape})"
+            )
+        if shape[-1] < shape[-2]:
+            raise ValueError(
+                f"`fan_in` must be less or equal than `fan_out`. (berry.jax.{description} got in_channels="
+                f"{shape[-2]} > out_channels={shape[-1]} for shape={shape})"
+            )
+
+    options = {
+        "law": "normal", "complex_law": "delta_orthogonal",
+        "checks": [shape_check, _column_axis_check(description, column_axis, matrix_rank=2)],
+    }
+    return made(description, dtype, name, initializer=options, init="delta_orthogonal", gain=scale,
+                layout="channels_last")
 
 
-def zeros(
-    key: Any = None, shape: Sequence[int] = (), dtype: DTypeLike = None, out_sharding: Any = None
-) -> Any:
-    """Zeros, like ``jax.nn.initializers.zeros`` (an initializer itself, not a factory).
+def zeros(key: Any, shape: Sequence[int], dtype: DTypeLike = None, out_sharding: Any = None) -> Any:
+    """Zeros, like ``jax.nn.initializers.zeros`` (an initializer itself, not a factory; any dtype).
 
     Examples
     --------
@@ -541,13 +572,11 @@ def zeros(
     >>> berry.jax.zeros(jax.random.key(0), (2, 3)).sum().item()
     0.0
     """
-    return _made("zeros", None, None, init="zeros")(key, shape, dtype, out_sharding)
+    return made("zeros", None, None, init="zeros")(key, shape, dtype, out_sharding)
 
 
-def ones(
-    key: Any = None, shape: Sequence[int] = (), dtype: DTypeLike = None, out_sharding: Any = None
-) -> Any:
-    """Ones, like ``jax.nn.initializers.ones`` (an initializer itself, not a factory).
+def ones(key: Any, shape: Sequence[int], dtype: DTypeLike = None, out_sharding: Any = None) -> Any:
+    """Ones, like ``jax.nn.initializers.ones`` (an initializer itself, not a factory; any dtype).
 
     Examples
     --------
@@ -555,20 +584,30 @@ def ones(
     >>> berry.jax.ones(jax.random.key(0), (2, 3)).sum().item()
     6.0
     """
-    return _made("ones", None, None, init="ones")(key, shape, dtype, out_sharding)
+    return made("ones", None, None, init="ones")(key, shape, dtype, out_sharding)
 
 
-def constant(value: float, dtype: DTypeLike = None) -> Initializer:
-    """A constant, like ``jax.nn.initializers.constant``.
+def constant(value: Any, dtype: DTypeLike = None) -> Initializer:
+    """A constant, like ``jax.nn.initializers.constant``: any array-like ``value`` broadcast to the shape.
+
+    The value is cast to the dtype once (as ``jnp.full`` does) and broadcast
+    with NumPy's rules; complex and integer dtypes work as in JAX.
 
     Examples
     --------
     >>> import jax, berry.jax
     >>> berry.jax.constant(-7.0)(jax.random.key(0), (2,)).tolist()
     [-7.0, -7.0]
+    >>> berry.jax.constant([1.0, 2.0])(jax.random.key(0), (2, 2)).tolist()
+    [[1.0, 2.0], [1.0, 2.0]]
     """
-    value = as_float("value", value)
-    return _made(f"constant({value!r})", dtype, None, init="constant", value=value)
+    if any(cls.__name__.endswith("Tracer") for cls in type(value).__mro__):
+        raise TypeError(f"value must be a concrete array or number, got a traced value {value!r}")
+    array = np.asarray(value)
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"value must be a number or an array of numbers, got {value!r} (berry.jax.constant)")
+    description = f"constant({array.item()!r})" if array.ndim == 0 else f"constant(<array of shape {array.shape}>)"
+    return Initializer(description, dtype=dtype, value=array)
 
 
 # ---------------------------------------------------------------- berry's registry
@@ -595,6 +634,7 @@ def initializer(
     ``"truncated_normal"`` has its std corrected unless
     ``correct_variance=False``). Fans follow the channels-last layout unless
     ``in_axis``/``out_axis`` are given (then JAX's axis convention).
+    Complex dtypes are not offered here (JAX has no such laws for berry's rules).
 
     Parameters
     ----------
@@ -627,9 +667,10 @@ def initializer(
         raise TypeError(f"initializer() does not take {sorted(reserved)}: they come from the call or the axes")
     axes_given = in_axis is not None or out_axis is not None or batch_axis != ()
     fans = FanReader("jax", in_axis, out_axis, batch_axis) if axes_given else None
-    return _made(
-        f"initializer({init!r}, {distribution!r})", dtype, name,
-        init=init, distribution=distribution, gain=as_float("gain", gain), layout="channels_last", fans=fans, **options,
+    law = {"uniform": "uniform", "truncated_normal": "truncated_normal"}.get(str(distribution).lower(), "normal")
+    return made(
+        f"initializer({init!r}, {distribution!r})", dtype, name, initializer={"law": law},
+        init=init, distribution=distribution, gain=_scalar("gain", gain), layout="channels_last", fans=fans, **options,
     )
 
 
@@ -674,16 +715,7 @@ def deepnet(
     return initializer("deepnet", distribution, gain=gain, dtype=dtype, name=name)
 
 
-# ---------------------------------------------------------------- sharding
-
-
-def sharded(
-    init: Initializer,
-    shape: Sequence[int],
-    sharding: Any,
-    key: Any,
-    dtype: DTypeLike = None,
-) -> Any:
+def sharded(init: Initializer, shape: Sequence[int], sharding: Any, key: Any, dtype: Any = None) -> Any:
     """A sharded ``jax.Array`` whose shards are each generated from their own region.
 
     Each addressable device's shard is computed on the host from its region
@@ -703,8 +735,9 @@ def sharded(
         A berry JAX initializer.
     shape : sequence of int
         The global shape.
-    sharding : jax.sharding.Sharding
-        For example ``NamedSharding(mesh, PartitionSpec("x", None))``.
+    sharding : jax.sharding.Sharding or PartitionSpec
+        For example ``NamedSharding(mesh, PartitionSpec("x", None))``; a bare
+        ``PartitionSpec`` takes the mesh of ``jax.set_mesh``.
     key : jax.Array
         The PRNG key, as for the unsharded call.
     dtype : dtype, optional
@@ -721,5 +754,5 @@ def sharded(
     """
     if not isinstance(init, Initializer):
         raise TypeError(f"init must be a berry.jax initializer, got {init!r}")
-    shape = check_shape("shape", shape)
-    return sharded_values(init.plan(shape), init.name or "", shape, sharding, key, init._dtype(dtype))
+    prepared = init.prepare(canonical_shape(shape))
+    return sharded_values(prepared, init.name or "", sharding, key, init.resolve_dtype(dtype), init.description)

@@ -26,14 +26,16 @@ the same values for the same seed too.
 
 Every initializer is built through the adapter contract
 (:mod:`berry._adapter`): its arguments are checked when it is constructed,
-its shape when it is called, and its values are ``berry.sample``'s.
+its shape when it is called, and its values are ``berry.sample``'s. Errors
+begin with Keras' own wording (code and tests match on it), then say what
+berry expected. The constant initializers (``Constant``, ``Zeros``, ``Ones``,
+``Identity``, ``STFT``) are in :mod:`berry.keras._constants`, ``get``,
+``serialize`` and ``deserialize`` in :mod:`berry.keras._lookup`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import random
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,37 +51,28 @@ from berry._adapter import (
     seed_from_words,
     variance_rule,
 )
-from berry._validation import (
-    check_choice,
-    check_int,
-    check_positive,
-    check_seed,
-    check_shape,
-    resolve_dtype,
-    unknown_name,
-)
+from berry._validation import check_int, check_positive, check_seed, check_shape, resolve_dtype
 
 __all__ = [
     "BerryInitializer",
-    "Constant",
     "DeepNet",
     "GlorotNormal",
     "GlorotUniform",
     "HeNormal",
     "HeUniform",
-    "Identity",
+    "Initializer",
     "LecunNormal",
     "LecunUniform",
-    "Ones",
     "Orthogonal",
     "RandomNormal",
     "RandomUniform",
     "TruncatedNormal",
     "VarianceScaling",
     "Xavier",
-    "Zeros",
-    "get",
 ]
+
+#: Keras' own base class: subclass it (or berry's classes) for custom initializers.
+Initializer = keras.initializers.Initializer
 
 KERAS_MODES = ("fan_in", "fan_out", "fan_avg")
 KERAS_DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
@@ -167,13 +160,14 @@ class BerryInitializer(keras.initializers.Initializer):
             seed = keras.saving.deserialize_keras_object(seed)
         if isinstance(seed, keras.random.SeedGenerator):
             self.seed: int | keras.random.SeedGenerator = seed
-        elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-            self.seed = check_seed(seed)
+        elif isinstance(seed, (int, np.integer)):
+            self.seed = check_seed(int(seed))  # a bool is an int to Keras too
         else:
-            raise TypeError(
-                f"seed must be an int in [0, 2**64), None or a keras.random.SeedGenerator, got {seed!r}"
+            raise ValueError(
+                "`seed` argument should be an instance of `keras.random.SeedGenerator()` or an integer. "
+                f"Received: seed={seed} (berry.keras takes an int in [0, 2**64), None or a SeedGenerator)"
             )
-        self.recipe = dataclasses.replace(self.make_recipe(), label=type(self).__name__)  # errors name the class
+        self.recipe = self.make_recipe()
 
     # -- what to sample (subclasses override) --
 
@@ -187,6 +181,9 @@ class BerryInitializer(keras.initializers.Initializer):
     @property
     def random_values(self) -> bool:
         return self.recipe.random
+
+    #: -1 when a negative ``stddev`` is drawn as ``-(|stddev| z - mean)`` (Keras' ``mean + stddev z``, exactly).
+    sign = 1.0
 
     # -- Keras protocol --
 
@@ -205,7 +202,8 @@ class BerryInitializer(keras.initializers.Initializer):
         if not plan.random or 0 in dims:
             return plan.values(0, self.name, dtype_name)  # no key is read, no generator advanced
         call_seed = self.call_seed() if seed is None else check_seed(seed)
-        return plan.values(call_seed, self.name, dtype_name)
+        values = plan.values(call_seed, self.name, dtype_name)
+        return -values if self.sign < 0 else values
 
     def __call__(self, shape: Sequence[int], dtype: Any = None) -> Any:
         dtype_name = _standard_dtype(dtype, floating=self.random_values)
@@ -255,11 +253,27 @@ class VarianceScaling(BerryInitializer):
         *,
         name: str = "",
     ) -> None:
-        self.scale = check_positive("scale", as_float("scale", scale))
-        self.mode = check_choice("mode", mode, KERAS_MODES)
-        if isinstance(distribution, str) and distribution.lower() == "normal":
-            distribution = "truncated_normal"  # Keras' alias
-        self.distribution = check_choice("distribution", distribution, KERAS_DISTRIBUTIONS)
+        scale_value = as_float("scale", scale)
+        if not scale_value > 0:
+            raise ValueError(
+                f"Argument `scale` must be positive float. Received: scale={scale} (berry.keras.{type(self).__name__})"
+            )
+        self.scale = scale_value
+        if not isinstance(mode, str) or mode.lower() not in KERAS_MODES:
+            raise ValueError(
+                f"Invalid `mode` argument: {mode}. Please use one of {list(KERAS_MODES)} "
+                f"(berry.keras.{type(self).__name__})"
+            )
+        self.mode = mode.lower()
+        lowered = distribution.lower() if isinstance(distribution, str) else distribution
+        if lowered == "normal":
+            lowered = "truncated_normal"  # Keras' alias
+        if lowered not in KERAS_DISTRIBUTIONS:
+            raise ValueError(
+                f"Invalid `distribution` argument: {distribution}.Please use one of {list(KERAS_DISTRIBUTIONS)} "
+                f"(berry.keras.{type(self).__name__})"
+            )
+        self.distribution = lowered
         self.input_axes = None if input_axes is None else [check_int("input_axes", a) for a in input_axes]
         self.output_axes = None if output_axes is None else [check_int("output_axes", a) for a in output_axes]
         self._setup(seed, name)
@@ -441,11 +455,16 @@ class RandomNormal(BerryInitializer):
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: Any = None, *, name: str = "") -> None:
         self.mean = as_float("mean", mean)
-        self.stddev = check_positive("stddev", as_float("stddev", stddev))
+        self.stddev = as_float("stddev", stddev)
+        self.sign = -1.0 if self.stddev < 0 else 1.0
         self._setup(seed, name)
 
+    def _location(self) -> dict[str, Any]:
+        """``mean`` and ``std`` for berry: a negative stddev draws ``-(-mean + |stddev| z)``, exactly Keras' law."""
+        return {"mean": self.sign * self.mean, "std": abs(self.stddev)}
+
     def make_recipe(self) -> Recipe:
-        return Recipe.make(distribution="normal", mean=self.mean, std=self.stddev)
+        return Recipe.make(distribution="normal", **self._location())
 
     def get_config(self) -> dict[str, Any]:
         return {"mean": self.mean, "stddev": self.stddev, **self._base_config()}
@@ -468,9 +487,7 @@ class TruncatedNormal(RandomNormal):
 
     def make_recipe(self) -> Recipe:
         bounds = TRUNCATED_2_STD["bounds"]
-        return Recipe.make(
-            distribution="truncated_normal", mean=self.mean, std=self.stddev, bounds=bounds, correct_variance=False
-        )
+        return Recipe.make(distribution="truncated_normal", bounds=bounds, correct_variance=False, **self._location())
 
 
 @_serializable
@@ -490,8 +507,11 @@ class RandomUniform(BerryInitializer):
     ) -> None:
         self.minval = as_float("minval", minval)
         self.maxval = as_float("maxval", maxval)
-        if not self.minval < self.maxval:
-            raise ValueError(f"minval must be < maxval, got minval={minval!r}, maxval={maxval!r}")
+        if self.minval > self.maxval:
+            raise ValueError(
+                f"minval must be <= maxval, got minval={minval!r}, maxval={maxval!r} (Keras' backends disagree on "
+                "such an interval: JAX returns minval everywhere; berry.keras.RandomUniform refuses it)"
+            )
         self._setup(seed, name)
 
     def make_recipe(self) -> Recipe:
@@ -520,112 +540,18 @@ class Orthogonal(BerryInitializer):
         self.gain = as_float("gain", gain)
         self._setup(seed, name)
 
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        if len(shape) < 2:
+            raise ValueError(
+                "The tensor to initialize must be at least two-dimensional. Received: "
+                f"shape={shape} of rank {len(shape)}. (berry.keras.Orthogonal)"
+            )
+
     def make_recipe(self) -> Recipe:
         return Recipe.make(init="orthogonal", gain=self.gain)
 
     def get_config(self) -> dict[str, Any]:
         return {"gain": self.gain, **self._base_config()}
-
-
-class _ConstantValues(BerryInitializer):
-    """Non-random initializers: no seed, any dtype."""
-
-    def _setup_constant(self) -> None:
-        self.name = ""
-        self._init_seed = None
-        self.seed = 0
-        self.recipe = dataclasses.replace(self.make_recipe(), label=type(self).__name__)
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
-
-    def __repr__(self) -> str:
-        arguments = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
-        return f"berry.keras.{type(self).__name__}({arguments})"
-
-
-@_serializable
-class Constant(_ConstantValues):
-    """A constant, as Keras' ``Constant`` (a scalar ``value``).
-
-    Examples
-    --------
-    >>> import berry.keras
-    >>> keras.ops.convert_to_numpy(berry.keras.Constant(2.5)((2,))).tolist()
-    [2.5, 2.5]
-    """
-
-    def __init__(self, value: float = 0.0) -> None:
-        self.value = as_float("value", value)
-        self._setup_constant()
-
-    def make_recipe(self) -> Recipe:
-        return Recipe.make(init="constant", value=self.value)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"value": self.value}
-
-
-@_serializable
-class Zeros(Constant):
-    """Zeros, as Keras' ``Zeros``.
-
-    Examples
-    --------
-    >>> import berry.keras
-    >>> float(keras.ops.sum(berry.keras.Zeros()((2, 3))))
-    0.0
-    """
-
-    def __init__(self) -> None:
-        super().__init__(0.0)
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
-
-
-@_serializable
-class Ones(Constant):
-    """Ones, as Keras' ``Ones``.
-
-    Examples
-    --------
-    >>> import berry.keras
-    >>> float(keras.ops.sum(berry.keras.Ones()((2, 3))))
-    6.0
-    """
-
-    def __init__(self) -> None:
-        super().__init__(1.0)
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
-
-
-@_serializable
-class Identity(_ConstantValues):
-    """The identity matrix times ``gain``, as Keras' ``Identity`` (2-D shapes only).
-
-    Examples
-    --------
-    >>> import berry.keras
-    >>> keras.ops.convert_to_numpy(berry.keras.Identity(2.0)((2, 3))).tolist()
-    [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]]
-    """
-
-    def __init__(self, gain: float = 1.0) -> None:
-        self.gain = as_float("gain", gain)
-        self._setup_constant()
-
-    def check_shape(self, shape: tuple[int, ...]) -> None:
-        if len(shape) != 2:  # Keras' Identity fills matrices only (berry's "eye" would batch the leading axes)
-            raise ValueError(f"Identity can only fill 2-D matrices, got shape={shape} of rank {len(shape)}")
-
-    def make_recipe(self) -> Recipe:
-        return Recipe.make(init="eye", gain=self.gain)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"gain": self.gain}
 
 
 @_serializable
@@ -675,76 +601,3 @@ class DeepNet(Xavier):
 
 
 _serializable(BerryInitializer)
-
-
-def _snake_case(name: str) -> str:
-    """``GlorotUniform`` -> ``glorot_uniform`` (Keras' spelling of its initializers' names)."""
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
-
-
-_CLASSES: dict[str, type[keras.initializers.Initializer]] = {
-    cls.__name__: cls
-    for cls in (
-        BerryInitializer,
-        Constant,
-        DeepNet,
-        GlorotNormal,
-        GlorotUniform,
-        HeNormal,
-        HeUniform,
-        Identity,
-        LecunNormal,
-        LecunUniform,
-        Ones,
-        Orthogonal,
-        RandomNormal,
-        RandomUniform,
-        TruncatedNormal,
-        VarianceScaling,
-        Xavier,
-        Zeros,
-    )
-}
-_BY_NAME: dict[str, type[keras.initializers.Initializer]] = {
-    **_CLASSES,
-    **{_snake_case(name): cls for name, cls in _CLASSES.items()},
-    "deepnet": DeepNet,
-    "berry": BerryInitializer,
-    "xavier_normal": GlorotNormal,
-    "xavier_uniform": GlorotUniform,
-    "kaiming_normal": HeNormal,
-    "kaiming_uniform": HeUniform,
-    "normal": RandomNormal,
-    "uniform": RandomUniform,
-    "zero": Zeros,
-    "one": Ones,
-}
-
-
-def get(identifier: Any) -> keras.initializers.Initializer | None:
-    """A berry Keras initializer from a name, a config dict, or an instance.
-
-    Names are the class names in CamelCase (``"GlorotUniform"``) or
-    snake_case (``"glorot_uniform"``), as ``keras.initializers.get`` accepts
-    them; ``None`` gives ``None``.
-
-    Examples
-    --------
-    >>> import berry.keras
-    >>> type(berry.keras.get("glorot_uniform")).__name__, type(berry.keras.get("DeepNet")).__name__
-    ('GlorotUniform', 'DeepNet')
-    """
-    if identifier is None or isinstance(identifier, keras.initializers.Initializer):
-        return identifier
-    if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            raise unknown_name("identifier", identifier, list(_BY_NAME))
-        return _BY_NAME[identifier]()
-    if isinstance(identifier, dict):
-        name = identifier.get("class_name")
-        if name in _CLASSES:
-            return _CLASSES[name].from_config(identifier.get("config", {}))
-        result = keras.saving.deserialize_keras_object(identifier)
-        if isinstance(result, keras.initializers.Initializer):
-            return result
-    raise TypeError(f"identifier must be a name, a config dict or an initializer, got {identifier!r}")
