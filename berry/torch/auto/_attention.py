@@ -202,6 +202,12 @@ def _multi_head(forward: Forward, index: int) -> Stat:
                         float(embed if separate else 3 * embed))
         sigma, _ = forward.policy.weight_scales(forward, use, x, role="in_proj")
         sigmas.append(sigma)
+    for name in ("in_proj_bias", "out_proj_bias", "bias_k", "bias_v"):
+        ref = bound.get(name)
+        if isinstance(ref, Ref) and structure.nature[ref.index] == "param":
+            if name.startswith("bias_"):
+                forward.note(index, f"{name} (a learned key/value appended to the sequence) not modelled: zeros")
+            forward.policy.record(structure.param_root[ref.index], "zeros", 0.0, "bias", "bias: zeros", index)
     q_q = sigmas[0] ** 2 * embed * x_query.q
     q_k, s_k = sigmas[1] ** 2 * embed * x_key.q, sigmas[1] ** 2 * embed * x_key.s
     q_v, s_v = sigmas[2] ** 2 * embed * x_value.q, sigmas[2] ** 2 * embed * x_value.s

@@ -223,7 +223,10 @@ def _residual_text(structure: Structure, node: int) -> str | None:
     how, add_index = knob
     add = structure.residual[add_index]
     if how == "branch" and add.stream is not None:
-        return f"branch {add.position}/{len(structure.streams[add.stream].adds)} of stream {add.stream}"
+        stream = structure.streams[add.stream]
+        if stream.chain > len(stream.adds):
+            return f"branch of a {stream.chain}-addition post-norm chain"
+        return f"branch {add.position}/{len(stream.adds)} of stream {add.stream}"
     if how == "shortcut":
         return f"shortcut of stream {add.stream}"
     return "summed"
@@ -235,7 +238,7 @@ def _rows(structure: Structure, policy: Policy, forward: Forward, r: list[float]
     rows = []
     for name, _local, _module, parameter, others in named_parameters_of(graph):
         decision = decisions[name]
-        node = decision.node
+        node = _output_node(structure, decision.node)
         stat = forward.stats[node] if node is not None else None
         op = None
         predicted = predicted_grad = None
@@ -258,6 +261,17 @@ def _rows(structure: Structure, policy: Policy, forward: Forward, r: list[float]
             predicted_std=predicted, predicted_grad=predicted_grad, node=node,
         ))
     return rows
+
+
+def _output_node(structure: Structure, node: int | None) -> int | None:
+    """The node holding an op's (first) output: the op itself, or item 0 of a tuple result."""
+    if node is None or structure.graph.nodes[node].kind not in ("op", "module") or \
+            structure.categories[node] not in ("attention", "module"):
+        return node
+    for user in structure.users[node]:
+        if structure.graph.nodes[user].kind == "part" and structure.graph.nodes[user].part == 0:
+            return user
+    return node
 
 
 def named_parameters_of(graph: Graph) -> list[tuple[str, str, Any, Any, list[str]]]:

@@ -104,6 +104,7 @@ class StackInfo:
     bias_var: float  #: sigma_b^2 of the biases feeding the activation
     chi: float  #: chi at the chosen point (1: critical)
     slope: float = 1.0  #: slope of the q-map at the chosen point (> 1: the fixed point is unstable)
+    convex: bool = False  #: E' > D2: criticality and stability conflict (GELU, SiLU); hidden weights orthogonal
 
 
 #: Plain stacks shorter than this keep the target and no bias: their chi^depth stays near 1.
@@ -158,7 +159,8 @@ def _stack_point(composite: Any, depth: int, target: float, has_bias: bool) -> S
     costs = [cost(q) for q in grid]
     chosen = grid[min(range(len(grid)), key=lambda i: (round(costs[i], 9), i))]
     _, bias_var, chi, slope = point(chosen)
-    return StackInfo([], composite.description, depth, chi_target, chosen, max(bias_var, 0.0), chi, slope)
+    convex = slope > chi * (1.0 + 1e-9)  # slope / chi = E' / D2 whatever the gain
+    return StackInfo([], composite.description, depth, chi_target, chosen, max(bias_var, 0.0), chi, slope, convex)
 
 
 class Policy:
@@ -241,13 +243,14 @@ class Policy:
         add = structure.residual[add_index]
         assert add.stream is not None
         stream = structure.streams[add.stream]
-        length = len(stream.adds)
+        length = stream.chain or len(stream.adds)
         q0 = forward.stat(stream.source).q if forward.stat(stream.source).kind == "data" else options.target
         scheme = options.residual
         if scheme == "auto":
             c = options.residual_growth
-            return c * q0 / length, (f"residual branch {add.position}/{length}: adds {c:g}/{length} of the "
-                                     f"stream's {q0:.3g} (stream grows at most {1 + c:g}x)")
+            where = f"{add.position}/{length}" if length == len(stream.adds) else f"of a chain of {length} (post-norm)"
+            return c * q0 / length, (f"residual branch {where}: adds {c:g}/{length} of the stream's {q0:.3g} "
+                                     f"(stream grows at most {1 + c:g}x)")
         if scheme == "none":
             return q0, "residual branch: unit ratio to the stream (residual='none')"
         if scheme == "gpt2":
@@ -304,8 +307,8 @@ class Policy:
             info.uses = list(stack)
             for use in stack[:-1]:
                 self.stacks[use] = info
-            for use in stack[1:-1]:
-                self.orthogonal.add(use)
+            if info.convex:  # dynamical isometry cuts the finite-width noise the marginal fixed point lets grow
+                self.orthogonal.update(stack[1:-1])
 
     # ---------------------------------------------------------------------------------- parameters
     def weight_scales(self, forward: Forward, use: WeightUse, x: Stat | None, role: str | None = None
@@ -415,8 +418,8 @@ class Policy:
                      "joins data: the same second moment as what it is added to or concatenated with", node)
         return float(self.decisions[name].std or sigma)
 
-    def recurrent(self, name: str, init: Any, std: float | None, role: str, reason: str, node: int) -> None:
-        """Record a recurrent module's parameter (chosen by :mod:`berry.torch.auto._rnn`)."""
+    def record(self, name: str, init: Any, std: float | None, role: str, reason: str, node: int) -> None:
+        """Record a parameter chosen by a module rule (:mod:`~berry.torch.auto._rnn`, attention modules)."""
         self._decide(name, init, std, role, reason, node)
 
     def input_stat(self, forward: Forward, index: int) -> Stat:

@@ -108,8 +108,9 @@ class AutoInitReport:
         return len(self.parameters)
 
     def __getitem__(self, name: str) -> ParameterPlan:
+        """The row of a parameter, by its name or any other name of a tied tensor."""
         for row in self.parameters:
-            if row.name == name:
+            if row.name == name or (row.tie and name in row.tie.split(", ")):
                 return row
         raise KeyError(f"no parameter named {name!r}; parameters: {[p.name for p in self.parameters][:8]}...")
 

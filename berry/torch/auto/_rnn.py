@@ -139,15 +139,15 @@ def recurrent(forward: Forward, index: int) -> Stat:
             name_ih = canonical_name([*prefix.split("."), f"weight_ih_l{layer}{suffix}"])
             name_hh = canonical_name([*prefix.split("."), f"weight_hh_l{layer}{suffix}"])
             sigma = math.sqrt(sigma2)
-            forward.policy.recurrent(name_ih, forward.policy._spec(sigma), sigma, "recurrent input",
+            forward.policy.record(name_ih, forward.policy._spec(sigma), sigma, "recurrent input",
                                      f"{kind} input weights: gates' pre-activations at unit second moment over "
                                      f"{steps} steps (recurrent share {gain**2 * q_prev:.3g})", index)
-            forward.policy.recurrent(name_hh, {"init": "orthogonal", "gain": gain}, None, "recurrent",
+            forward.policy.record(name_hh, {"init": "orthogonal", "gain": gain}, None, "recurrent",
                                      f"{kind} recurrent weights: orthogonal per gate, gain {gain:g}", index)
             if module.bias:
                 for bias in ("bias_ih", "bias_hh"):
                     name = canonical_name([*prefix.split("."), f"{bias}_l{layer}{suffix}"])
-                    forward.policy.recurrent(name, "zeros", 0.0, "bias", "bias: zeros", index)
+                    forward.policy.record(name, "zeros", 0.0, "bias", "bias: zeros", index)
         q_in = float(record["qh"].mean())
     forward.scales[index] = {"layers": layers, "kind": kind, "directions": directions,  # type: ignore[dict-item]
                              "hidden": module.hidden_size, "gain": gain}

@@ -78,6 +78,8 @@ class Stream:
     index: int
     adds: list[int]  #: nodes of its additions, in order
     source: int  #: the skip operand of the first addition (the stream's input)
+    follows: int | None = None  #: the stream whose last addition, normalized, is this one's source (post-LN)
+    chain: int = 0  #: additions in the whole chain of streams linked through norms (its own if none)
 
 
 @dataclasses.dataclass
@@ -464,6 +466,9 @@ def _residuals(structure: Structure) -> None:
             stream = structure.streams[stream_of[previous]]
         else:
             stream = Stream(len(structure.streams), [], add.skip)
+            through_norm = _previous_addition(structure, add, through_norms=True)
+            if through_norm is not None and through_norm in stream_of:
+                stream.follows = stream_of[through_norm]
             structure.streams.append(stream)
         stream.adds.append(index)
         stream_of[index] = stream.index
@@ -472,10 +477,20 @@ def _residuals(structure: Structure) -> None:
             structure.knob_of.setdefault(add.knob, ("branch", index))
         for knob in add.shortcut_knobs:
             structure.knob_of.setdefault(knob, ("shortcut", index))
+    # a chain of streams linked through norms (post-LN) shares one depth budget
+    group: dict[int, int] = {}
+    for stream in structure.streams:
+        group[stream.index] = group[stream.follows] if stream.follows is not None else stream.index
+    totals: dict[int, int] = {}
+    for stream in structure.streams:
+        totals[group[stream.index]] = totals.get(group[stream.index], 0) + len(stream.adds)
+    for stream in structure.streams:
+        stream.chain = totals[group[stream.index]]
 
 
-def _previous_addition(structure: Structure, add: ResidualAdd) -> int | None:
-    """The residual addition whose output this one's skip carries on (through elementwise/shape ops or a shortcut)."""
+def _previous_addition(structure: Structure, add: ResidualAdd, through_norms: bool = False) -> int | None:
+    """The residual addition whose output this one's skip carries on (through elementwise/shape ops or a shortcut;
+    with ``through_norms``, also through norms: the previous stream of a post-LN chain)."""
     assert add.skip is not None
     current = add.skip if not add.shortcut_knobs or add.common is None else add.common
     shortcut = set(add.shortcut_knobs)
@@ -483,8 +498,8 @@ def _previous_addition(structure: Structure, add: ResidualAdd) -> int | None:
         if current in structure.residual and structure.residual[current].skip is not None:
             return current
         kind = structure.categories[current]
-        if kind not in _STREAM_CARRIERS and current not in shortcut and not _is_shortcut_part(structure, current,
-                                                                                             shortcut):
+        carried = kind in _STREAM_CARRIERS or (through_norms and kind == "norm")
+        if not carried and current not in shortcut and not _is_shortcut_part(structure, current, shortcut):
             return None
         data = structure.data_inputs(current)
         if not data:
@@ -509,6 +524,9 @@ def _knob(structure: Structure, start: int) -> int | None:
         kind = structure.categories[current]
         if current in structure.use_of or kind == "attention" or (kind == "norm" and nodes[current].op != "normalize"):
             return current
+        if kind == "part" and structure.categories[nodes[current].inputs[0]] in ("attention", "module"):
+            current = nodes[current].inputs[0]  # the output of an attention module or a recurrent module
+            continue
         if kind in _BRANCH_TAIL or (kind == "elementwise" and _is_linear_scalar_op(structure, current)):
             data = structure.data_inputs(current)
             if len(data) != 1:
