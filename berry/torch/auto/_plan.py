@@ -250,6 +250,8 @@ def _rows(structure: Structure, policy: Policy, forward: Forward, r: list[float]
                 predicted = math.sqrt(max(stat.q - stat.m * stat.m, 0.0))
                 predicted_grad = math.sqrt(r[node]) if r[node] > 0 else None
         target = decision.target
+        if decision.reason.startswith(("tied", "shared")) and predicted is not None:
+            target = predicted**2  # fixed by another use: the plan expects what it predicts here
         rows.append(ParameterPlan(
             name=name, shape=tuple(parameter.shape), init=decision.init, role=decision.role, reason=decision.reason,
             op=op, fan_in=decision.fan_in,
