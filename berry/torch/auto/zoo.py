@@ -375,3 +375,36 @@ def zoo_table(seed: int = 0) -> str:
     from berry.torch.auto._zoodocs import render
 
     return render(seed)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """``python -m berry.torch.auto.zoo [--write | --check] docs/auto.md``: regenerate or check the zoo table."""
+    import argparse
+
+    from berry.torch.auto._zoodocs import BEGIN, END
+
+    parser = argparse.ArgumentParser(prog="python -m berry.torch.auto.zoo", description=_main.__doc__)
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--write", metavar="FILE", help="replace the table between the markers in FILE")
+    group.add_argument("--check", metavar="FILE", help="exit 1 if the table in FILE is not the generated one")
+    options = parser.parse_args(argv)
+    path = options.write or options.check
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    if BEGIN not in text or END not in text:
+        parser.error(f"{path} has no zoo-table markers ({BEGIN!r} ... {END!r})")
+    before, rest = text.split(BEGIN, 1)
+    _, after = rest.split(END, 1)
+    fresh = before + zoo_table() + after
+    if options.check:
+        if fresh != text:
+            print(f"{path}: the zoo table is stale; run python -m berry.torch.auto.zoo --write {path}")
+            return 1
+        return 0
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(fresh)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
