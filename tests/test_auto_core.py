@@ -183,7 +183,7 @@ def test_check_raises_where_the_measurement_leaves_the_band_and_measured_refinem
     x = torch.randn(256, 16, generator=_gen())
     report = auto_init(model, x)  # real inputs: measured columns filled
     assert report.measured
-    with pytest.raises(AutoInitCheckError, match="out.weight"):
+    with pytest.raises(AutoInitCheckError, match=r"out\.weight"):
         report.check()
     refined = auto_init(model, x, measured=True)
     assert refined["out.weight"].refined is not None and refined["out.weight"].refined < 0.5
@@ -262,7 +262,7 @@ def test_bad_options_name_the_argument():
         auto_plan(model, (2, 4), taget=1.0)
     with pytest.raises(ValueError, match="seed"):
         auto_plan(model, (2, 4), seed=-1)
-    with pytest.raises(TypeError, match="torch.nn.Module"):
+    with pytest.raises(TypeError, match=r"torch\.nn\.Module"):
         auto_plan("model", (2, 4))
     with pytest.raises(ValueError, match="real example inputs"):
         auto_init(model, InputSpec((2, 4)), measured=True)

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from berry.torch.auto.zoo import _main  # noqa: E402
+from berry.torch.auto.zoo import _main
 
 pytestmark = pytest.mark.slow
 

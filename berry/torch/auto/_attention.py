@@ -17,7 +17,9 @@ expected maximum of ``n`` correlated Gaussians.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -136,16 +138,21 @@ def activation_matmul(forward: Forward, index: int) -> Stat:
 
 
 # ---------------------------------------------------------------------------------------- attention
-def _counts(forward: Forward, mask: Any, causal: bool, rows: int, keys: int, where: int) -> list[int]:
+@functools.lru_cache(maxsize=64)
+def _causal(rows: int, keys: int) -> tuple[int, ...]:
+    return tuple(min(i + 1, keys) for i in range(rows))
+
+
+def _counts(forward: Forward, mask: Any, causal: bool, rows: int, keys: int, where: int) -> Sequence[int]:
     if causal:
-        return [min(i + 1, keys) for i in range(rows)]
+        return _causal(rows, keys)
     if isinstance(mask, Ref):
         value = const_value(forward, mask.index)
         counts = _row_counts(value, rows, keys, allowed=True) if value is not None else None
         if counts is not None:
             return counts
         forward.note(where, "attention mask values unknown (recorded on meta tensors): every key taken as visible")
-    return [keys] * rows
+    return (keys,) * rows
 
 
 def attention(forward: Forward, index: int) -> Stat:

@@ -127,8 +127,8 @@ def measure(model: nn.Module, report: AutoInitReport, args: Sequence[Any],
         if node is None or node not in stds or p.predicted_std is None:
             rows.append(p)
             continue
-        grad = math.sqrt(sum(grads[node])) / scale if node in grads and scale > 0 else None
-        rows.append(dataclasses.replace(p, measured_std=stds[node], measured_grad=grad))
+        measured_grad = math.sqrt(sum(grads[node])) / scale if node in grads and scale > 0 else None
+        rows.append(dataclasses.replace(p, measured_std=stds[node], measured_grad=measured_grad))
     report.parameters = tuple(rows)
     report.blocks = tuple(_measured_blocks(report, structure, grads))
     report.measured = True

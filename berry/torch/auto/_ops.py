@@ -195,10 +195,10 @@ def conv_counts(transposed: bool, spatial_in: tuple[int, ...], kernel: tuple[int
     ones_kernel = torch.ones((1, 1, *kernel), dtype=torch.float64)
     with torch.enable_grad():
         if transposed:
-            convolution = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[n - 1]
-            out = convolution(ones_in, ones_kernel, None, stride, padding, output_padding, 1, dilation)
+            transposed_convolution: Any = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[n - 1]
+            out = transposed_convolution(ones_in, ones_kernel, None, stride, padding, output_padding, 1, dilation)
         else:
-            convolution = (F.conv1d, F.conv2d, F.conv3d)[n - 1]
+            convolution: Any = (F.conv1d, F.conv2d, F.conv3d)[n - 1]
             out = convolution(ones_in, ones_kernel, None, stride, padding, dilation, 1)
         out.sum().backward()
     assert ones_in.grad is not None

@@ -21,6 +21,8 @@ from berry.torch.auto._structure import Structure, analyze
 __all__ = ["build_plan", "exact_pattern"]
 
 _MAX_PASSES = 8
+#: Tied scales are iterated until they move by less than this (relative): far below any effect on a model.
+_PIN_TOLERANCE = 1e-4
 
 
 def exact_pattern(name: str) -> str:
@@ -157,7 +159,7 @@ def _converge(structure: Structure, policy: Policy) -> Forward:
         forward = Forward(structure, policy)
         forward.run()
         new = policy.next_pins
-        if all(name in policy.pins and math.isclose(policy.pins[name], value, rel_tol=1e-9)
+        if all(name in policy.pins and math.isclose(policy.pins[name], value, rel_tol=_PIN_TOLERANCE)
                for name, value in new.items()):
             break
         policy.pins = dict(new)

@@ -547,9 +547,10 @@ class Forward:
         shape = self.graph.nodes[data[0]].shape
         eps = float_value(bound.get("eps", 1e-5), 1e-5)
         op = node.op
+        n: float
         if op == "normalize":
             dim = int(bound.get("dim", 1))
-            n = shape[dim % len(shape)] if shape else 1
+            n = float(shape[dim % len(shape)]) if shape else 1.0
             self.scales[index] = {"gamma": 1.0, "var": source.q, "eps": 0.0, "n": float(n), "k": 1.0}
             return dataclasses.replace(source, q=1.0 / n, m=source.m / math.sqrt(max(n * source.q, 1e-300)),
                                        s=source.s / max(n * source.q, 1e-300), chain=None)

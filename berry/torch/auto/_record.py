@@ -64,6 +64,10 @@ _DUNDER = {
 }
 
 
+#: Ops whose meta output :meth:`_Recorder.fast_meta` makes itself (their meta kernels are slow Python).
+_FAST_META = frozenset({"layer_norm", "rms_norm", "group_norm", "gelu", "silu", "relu", "tanh", "sigmoid", "linear",
+                        "scaled_dot_product_attention"})
+
 #: Conversions that may return their input unchanged (depending on dtype, device or memory layout).
 _NO_OP_IF_SAME = frozenset({"float", "double", "half", "bfloat16", "type_as", "to", "contiguous", "detach",
                             "requires_grad_", "cpu", "cuda", "type", "attr_data"})
@@ -158,7 +162,7 @@ def unwrap(model: nn.Module) -> nn.Module:
         if (parallel is not None and isinstance(model, parallel)) or isinstance(model, nn.DataParallel):
             model = model.module
         elif type(model).__name__ == "OptimizedModule" and isinstance(getattr(model, "_orig_mod", None), nn.Module):
-            model = model._orig_mod
+            model = model._orig_mod  # type: ignore[assignment]
         else:
             return model
 
@@ -220,6 +224,7 @@ class _Recorder(TorchFunctionMode):
                  observe: Callable[[int, torch.Tensor], None] | None = None) -> None:
         super().__init__()
         self.observe = observe
+        self.on_meta = False
         self.originals: dict[int, torch.Tensor] = {}  # meta twin id -> the model's tensor
         self.nodes: list[Node] = []
         self.by_id: dict[int, int] = {}
@@ -290,7 +295,9 @@ class _Recorder(TorchFunctionMode):
         if self.atomic_depth or self.busy:
             return func(*args, **kwargs)
         try:
-            result = func(*args, **kwargs)
+            result = self.fast_meta(func, args, kwargs)
+            if result is None:
+                result = func(*args, **kwargs)
         except RuntimeError as error:
             if "meta" in str(error) and ("item()" in str(error) or "data-dependent" in str(error)
                                          or "_local_scalar_dense" in str(error)):
@@ -324,6 +331,37 @@ class _Recorder(TorchFunctionMode):
                 continue  # an op returning one of its inputs (max with indices returns a fresh pair; rare)
             self.add(tensor, kind="part", op="part", inputs=(parent,), part=position)
         return result
+
+    def fast_meta(self, func: Any, args: Any, kwargs: Mapping[str, Any]) -> torch.Tensor | None:
+        """The output of a common op on meta tensors without running torch's meta kernel.
+
+        Several meta kernels are Python decompositions costing milliseconds per
+        call (layer_norm, scaled_dot_product_attention, linear through addmm);
+        their output's shape, dtype and layout are known, so a fresh meta tensor
+        stands in. ``None``: run the op itself.
+        """
+        if not self.on_meta:
+            return None
+        name = getattr(func, "__name__", None)
+        if name not in _FAST_META or not args or not _is_tensor(args[0]) or not args[0].is_meta:
+            return None
+        x = args[0]
+        if name in ("layer_norm", "rms_norm", "group_norm"):
+            return torch.empty(tuple(x.shape), dtype=x.dtype, device="meta")
+        if name in ("gelu", "silu", "relu", "tanh", "sigmoid"):
+            return None if kwargs.get("inplace") else torch.empty_like(x)
+        if name == "linear":
+            weight = args[1] if len(args) > 1 else kwargs.get("weight")
+            if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or x.dim() < 1 or \
+                    x.shape[-1] != weight.shape[1]:
+                return None
+            return torch.empty((*x.shape[:-1], weight.shape[0]), dtype=x.dtype, device="meta")
+        if name == "scaled_dot_product_attention":
+            value = args[2] if len(args) > 2 else kwargs.get("value")
+            if not isinstance(value, torch.Tensor) or x.dim() < 2 or value.dim() < 2:
+                return None
+            return torch.empty((*x.shape[:-1], value.shape[-1]), dtype=x.dtype, device="meta")
+        return None
 
     # ----------------------------------------------------------------- module hooks
     def pre_hook(self, module: nn.Module, args: Any, kwargs: Any) -> None:
@@ -463,6 +501,7 @@ def record(model: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any] | No
                     named_twins[id(tensor)] = ("buffer", canonical_name([*module_name.split("."), key]))
 
     recorder = _Recorder(module_names, named_twins, observe)
+    recorder.on_meta = on_meta
     recorder.originals = {id(twin): original for original, twin in ((o, twins[id(o)]) for _, _, o in swapped
                                                                     if id(o) in twins)}
     input_nodes: list[int] = []

@@ -66,6 +66,11 @@ def softmax_sum_squares(counts: Sequence[int], var: float) -> float:
     """
     if not counts:
         return 1.0
+    return _mean_sum_squares(tuple(int(c) for c in counts), round(float(var), 12))
+
+
+@functools.lru_cache(maxsize=256)
+def _mean_sum_squares(counts: tuple[int, ...], var: float) -> float:
     unique, inverse = np.unique(np.maximum(np.asarray(counts, dtype=np.int64), 1), return_inverse=True)
     var = round(float(var), 12)
     if unique.size <= _EXACT_COUNTS:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -162,7 +162,7 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(idx.size(1), device=idx.device)
         x = self.transformer["wte"](idx) + self.transformer["wpe"](positions)
-        for block in self.transformer["h"]:
+        for block in cast(nn.ModuleList, self.transformer["h"]):
             x = block(x)
         return self.lm_head(self.transformer["ln_f"](x))
 
