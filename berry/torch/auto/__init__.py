@@ -37,7 +37,7 @@ from typing import Any
 from torch import nn
 
 from berry._validation import check_int
-from berry.torch.auto._inputs import InputSpec
+from berry.torch.auto._inputs import InputSpec, load_model, parse_input
 from berry.torch.auto._plan import build_plan, exact_pattern
 from berry.torch.auto._policy import RESIDUAL_SCHEMES, Options
 from berry.torch.auto._record import DataDependentError
@@ -54,8 +54,11 @@ __all__ = [
     "ParameterPlan",
     "auto_init",
     "auto_plan",
+    "before_after",
     "default_rules_for",
     "exact_pattern",
+    "load_model",
+    "parse_input",
 ]
 
 
@@ -155,3 +158,24 @@ def default_rules_for(model: nn.Module, *example_args: Any, **options: Any) -> d
     except (ValueError, TypeError, RuntimeError, NotImplementedError):
         return None
     return report.rules
+
+
+def before_after(model: nn.Module, *example_args: Any, seed: int = 0, **options: Any) -> tuple[Any, AutoInitReport, Any]:
+    """What ``berry probe --model`` shows: the probe of the model as it is, ``auto_init``, the probe after.
+
+    Returns ``(probe before, auto_init report, probe after)``; the probes are
+    :func:`berry.torch.probe` reports (tables and plots) on real inputs
+    (specs are filled with deterministic values from ``seed``).
+    """
+    from berry.torch import probe
+    from berry.torch.auto import _inputs
+
+    device = next((p.device for p in model.parameters()), None)
+    import torch
+
+    real = [_inputs.materialize(a, device=device or torch.device("cpu"), seed=seed + i)
+            for i, a in enumerate(_inputs.normalize_inputs(example_args))]
+    before = probe(model, tuple(real), seed=seed)
+    report = auto_init(model, *real, seed=seed, **options)
+    after = probe(model, tuple(real), seed=seed)
+    return before, report, after

@@ -12,7 +12,7 @@ from torch import nn
 
 from berry._validation import check_finite, check_int
 
-__all__ = ["InputSpec", "infer_inputs", "materialize", "normalize_inputs", "statistics_of"]
+__all__ = ["InputSpec", "infer_inputs", "load_model", "materialize", "normalize_inputs", "parse_input", "statistics_of"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,3 +143,44 @@ def infer_inputs(model: nn.Module) -> tuple[list[Any], str]:
         f"cannot infer an input for {type(model).__name__}: its first layer is not an Embedding, Linear, "
         "convolution or recurrent module; pass example inputs, e.g. auto_init(model, torch.randn(8, 3, 32, 32)) "
         "or berry.torch.auto.InputSpec((8, 128), dtype=torch.long)")
+
+
+def parse_input(text: str) -> InputSpec:
+    """An :class:`InputSpec` from command-line text: ``8x3x32x32`` (standardized floats) or ``4x128:long``.
+
+    >>> parse_input("4x128:long")
+    InputSpec(shape=(4, 128), dtype=torch.int64, mean=0.0, std=1.0, high=None)
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"input must look like 8x3x32x32 or 4x128:long, got {text!r}")
+    shape_text, _, dtype_text = text.strip().partition(":")
+    try:
+        shape = tuple(int(part) for part in shape_text.replace(",", "x").split("x") if part)
+    except ValueError:
+        raise ValueError(f"input shape {shape_text!r} must be integers separated by x, e.g. 8x3x32x32") from None
+    dtypes = {"": torch.float32, "float": torch.float32, "float32": torch.float32, "float16": torch.float16,
+              "bfloat16": torch.bfloat16, "float64": torch.float64, "long": torch.long, "int64": torch.long,
+              "int": torch.int32, "int32": torch.int32}
+    if dtype_text.strip().lower() not in dtypes:
+        raise ValueError(f"input dtype {dtype_text!r} is not one of {sorted(k for k in dtypes if k)}")
+    return InputSpec(shape, dtype=dtypes[dtype_text.strip().lower()])
+
+
+def load_model(spec: str) -> nn.Module:
+    """The model built by ``MODULE:FACTORY`` (a module path and a callable in it taking no argument).
+
+    >>> type(load_model("berry.torch.auto.zoo:ViT")).__name__
+    'ViT'
+    """
+    import importlib
+
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"model must be MODULE:FACTORY (e.g. mypkg.models:make_model), got {spec!r}")
+    factory = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        factory = getattr(factory, part)
+    model = factory()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
+    return model

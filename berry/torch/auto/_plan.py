@@ -142,6 +142,7 @@ def _build_plan(model: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any]
         stacks=tuple(_stack_rows(policy)),
         streams=tuple(_stream_rows(structure, forward)),
         not_understood=tuple(_unknown_rows(structure)),
+        roles=_roles(structure, policy),
         notes=tuple(dict.fromkeys(notes)),
         inputs=(input_note + "; " if input_note and described else "") + described if described else input_note,
         recorded_on="meta" if graph.on_meta else "real",
@@ -306,8 +307,64 @@ def _blocks(structure: Structure, forward: Forward, r: list[float]) -> list[Bloc
             if s_in is None or s_out is None:
                 continue
             chi = r[ins[0]] / r[outs[0]] if r[outs[0]] > 0 else float("nan")
-            out.append(BlockSummary(call.name, kind, s_in.q, s_out.q, chi))
+            out.append(BlockSummary(call.name, kind, s_in.q, s_out.q, chi, stream=_stream_of(structure, ins[0])))
     return out
+
+
+def _stream_of(structure: Structure, node: int) -> int | None:
+    """The residual stream a node lies on (an addition of it, or its source), through shape ops."""
+    current = node
+    for _ in range(64):
+        for stream in structure.streams:
+            if current == stream.source or current in stream.adds:
+                return stream.index
+        data = structure.data_inputs(current)
+        if structure.categories[current] not in ("alias", "shape", "dropout", "elementwise") or len(data) != 1:
+            return None
+        current = data[0]
+    return None
+
+
+def _roles(structure: Structure, policy: Policy) -> dict[str, str]:
+    """What each called module is, for tools that judge signals per role (embeddings, norms and heads rescale).
+
+    Roles: "model", "embedding", "norm", "attention", "recurrent", "block" (holds a residual addition),
+    "residual branch end", "lm head", "head", "linear", "conv", "conv_transpose", "matmul", "activation",
+    "container".
+    """
+    graph = structure.graph
+    heads = set(structure.heads)
+    roles: dict[str, str] = {}
+    for call in graph.calls:
+        own = [i for i in range(call.first, call.stop) if graph.nodes[i].kind in ("op", "module")]
+        ops = {structure.categories[i] for i in own}
+        uses = [structure.use_of[i] for i in own if i in structure.use_of]
+        if not call.name:
+            role = "model"
+        elif len(uses) == 1 and uses[0].node in heads:
+            role = "lm head" if uses[0].node in policy.lm_heads else "head"
+        elif uses and all(u.kind == "embedding" for u in uses) and len(uses) == len(own):
+            role = "embedding"
+        elif "norm" in ops and ops <= {"norm", "alias", "shape", "elementwise", "reduce"}:
+            role = "norm"
+        elif "Norm" in type(call.module).__name__ and ops <= {"alias", "shape", "elementwise", "reduce"} and ops:
+            role = "norm"  # a norm written by hand (RMSNorm)
+        elif "module" in ops:
+            role = "recurrent"
+        elif any(i in structure.residual and structure.residual[i].skip is not None for i in own):
+            role = "block"
+        elif "attention" in ops or {"softmax", "matmul"} <= ops:
+            role = "attention"
+        elif len(uses) == 1 and (uses[0].node in structure.knob_of or any(i in structure.knob_of for i in own)):
+            role = "residual branch end"
+        elif len(uses) == 1:
+            role = uses[0].kind
+        elif ops and ops <= {"elementwise", "alias", "shape", "dropout"}:
+            role = "activation"
+        else:
+            role = "container"
+        roles[call.name] = role
+    return roles
 
 
 def _stack_rows(policy: Policy) -> list[dict[str, Any]]:

@@ -69,6 +69,7 @@ class BlockSummary:
     q_out: float
     chi: float  #: gradient second moment at its input / at its output (Schoenholz et al. 2017)
     measured_chi: float | None = None
+    stream: int | None = None  #: the residual stream its input is on (a reference for per-stream judgements)
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -93,6 +94,7 @@ class AutoInitReport:
     stacks: tuple[dict[str, Any], ...] = ()
     streams: tuple[dict[str, Any], ...] = ()
     not_understood: tuple[dict[str, str], ...] = ()
+    roles: dict[str, str] = dataclasses.field(default_factory=dict)  #: module -> embedding, norm, head, block, ...
     notes: tuple[str, ...] = ()
     inputs: str = ""
     recorded_on: str = "meta"
@@ -173,6 +175,7 @@ class AutoInitReport:
             "stacks": list(self.stacks),
             "streams": list(self.streams),
             "not_understood": list(self.not_understood),
+            "roles": dict(self.roles),
             "notes": list(self.notes),
             "inputs": self.inputs,
             "recorded_on": self.recorded_on,

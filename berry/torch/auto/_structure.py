@@ -563,8 +563,8 @@ def _heads(structure: Structure) -> list[int]:
                 break
             for user in structure.users[current]:
                 kind = structure.categories[user]
-                if kind in ("alias", "shape", "dropout", "elementwise", "split", "part") or \
-                        (kind == "softmax"):
+                unary = kind != "elementwise" or len(structure.data_inputs(user)) == 1
+                if kind in ("alias", "shape", "dropout", "elementwise", "split", "part", "softmax") and unary:
                     frontier.append(user)
         if reaches:
             heads.append(use.node)
