@@ -252,6 +252,14 @@ def test_residual_schemes_change_the_branch_scale_as_stated():
     assert plans["deepnorm"][knob].init["std"] == pytest.approx(none.init["std"] * beta**2, rel=1e-6)
 
 
+def test_mup_zeroes_queries_and_shrinks_the_readout():
+    model, inputs = build("swiglu")
+    report = auto_plan(model, *inputs, mup=True)
+    assert report["layers.0.wq.weight"].init == "zeros"
+    assert report["layers.0.wk.weight"].init != "zeros"
+    assert report["output.weight"].init["std"] == pytest.approx(1 / 64)
+
+
 def test_bad_options_name_the_argument():
     model = nn.Linear(4, 4)
     with pytest.raises(ValueError, match="residual"):

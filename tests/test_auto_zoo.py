@@ -117,12 +117,11 @@ def test_deep_mlps_keep_signal_and_gradient(measured, name):
     assert report.stacks and report.stacks[0]["depth"] == 50
 
 
-@pytest.mark.parametrize("name", sorted(n for n in BLOCKS if not n.startswith("mlp_")))
+@pytest.mark.parametrize("name", sorted(n for n in BLOCKS if not n.startswith("mlp_") and n != "lstm_lm"))
 def test_blocks_neither_grow_nor_vanish(measured, name):
     _, _, _, stats, _, _ = measured(name)
     blocks = [record for record in stats.values() if record["block"]]
-    if len(blocks) < 2:
-        pytest.skip(f"{name} has one block")
+    assert len(blocks) >= 2
     entering = [b["in"] for b in blocks]
     forward = [value / entering[0] for value in entering]
     assert 0.5 <= min(forward) and max(forward) <= 2.0, forward

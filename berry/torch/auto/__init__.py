@@ -120,7 +120,9 @@ def auto_init(model: nn.Module, *example_args: Any, seed: int = 0, measured: boo
         "gpt2", "deepnorm", "t-fixup", "fixup", "none"), ``residual_growth``
         (1.0), ``logit_std`` (0.2), ``output_std``, ``critical`` (True),
         ``backward_budget`` (3.0), ``distribution`` ("normal",
-        "truncated_normal", "uniform"), ``recurrent_gain`` (1.0).
+        "truncated_normal", "uniform"), ``recurrent_gain`` (1.0), ``mup``
+        (False: muP's readout std ``1/fan_in`` and zero query projections,
+        Yang et al. 2021; the ``1/d`` attention scale is the model's to apply).
 
     Returns
     -------

@@ -64,7 +64,7 @@ class Options:
     backward_budget: float = 3.0
     distribution: str = "normal"
     recurrent_gain: float = 1.0
-    mup: bool = False
+    mup: bool = False  #: muP's readout (std 1/fan_in) and zero query projections (Yang et al. 2021)
 
     def __post_init__(self) -> None:
         check_positive("target", self.target)
@@ -177,6 +177,7 @@ class Policy:
         self.orthogonal: set[int] = set()  #: hidden layers of deep plain stacks: orthogonal weights
         self._stacks_ready = False
         self.lm_heads = self._lm_heads()
+        self.queries = _query_projections(structure) if options.mup else set()
 
     def start_pass(self) -> None:
         self.decisions = {}
@@ -329,6 +330,13 @@ class Policy:
             reason = f"fan_in {use.fan_in:g}, input second moment {x.q:.4g}: {reason}"
         name = use.param
         tied_head = use.node in self.structure.heads and len(self.structure.param_uses.get(name, [])) > 1
+        if options.mup and not tied_head and use.kind != "embedding":
+            if use.node in self.structure.heads:  # muP's readout (Yang et al. 2021, Table 3): variance 1/fan_in^2
+                sigma = 1.0 / use.fan_in
+                reason = f"muP readout: std 1/fan_in = {sigma:.4g} (Yang et al. 2021)"
+            elif use.node in self.queries:
+                sigma = 0.0
+                reason = "muP: query projection zero (Yang et al. 2021), attention starts uniform"
         if tied_head:
             self.next_pins[name] = sigma
         if name in self.pins and not tied_head:
@@ -339,7 +347,7 @@ class Policy:
             reason = "shared: the scale chosen at its first use"
         if tied_head and name in self.pins:
             reason = "tied: " + reason
-        if options.residual == "fixup" and target == 0.0:
+        if (options.residual == "fixup" and target == 0.0) or sigma == 0.0:
             self._decide(name, "zeros", 0.0, "weight", reason, use.node, use.fan_in, target)
         elif use.node in self.orthogonal and name not in self.decisions and self._square(use):
             gain = sigma * math.sqrt(use.fan_in)
@@ -424,6 +432,25 @@ class Policy:
 
     def input_stat(self, forward: Forward, index: int) -> Stat:
         return self.input_stats[index]
+
+
+def _query_projections(structure: Structure) -> set[int]:
+    """Weight uses that feed only the query of a scaled-dot-product attention (not a packed q/k/v projection)."""
+    from berry.torch.auto._ops import bind
+    from berry.torch.auto._record import Ref
+
+    found: set[int] = set()
+    for node in structure.graph.nodes:
+        if node.op != "scaled_dot_product_attention":
+            continue
+        query = bind(node).get("query")
+        current = query.index if isinstance(query, Ref) else None
+        while current is not None and structure.categories[current] in ("alias", "shape"):
+            data = structure.data_inputs(current)
+            current = data[0] if len(data) == 1 else None
+        if current is not None and current in structure.use_of:
+            found.add(current)
+    return found
 
 
 def _knob_of_operand(structure: Structure, operand: int, knobs: tuple[int, ...]) -> int | None:
