@@ -118,8 +118,7 @@ def auto_init(model: nn.Module, *example_args: Any, seed: int = 0, measured: boo
     **options:
         See :class:`Options`: ``target`` (1.0), ``residual`` ("auto",
         "gpt2", "deepnorm", "t-fixup", "fixup", "none"), ``residual_growth``
-        (1.0), ``logit_std`` (0.2), ``output_std``, ``critical`` (True),
-        ``backward_budget`` (3.0), ``distribution`` ("normal",
+        (1.0), ``logit_std`` (0.2), ``output_std``, ``critical`` (True), ``distribution`` ("normal",
         "truncated_normal", "uniform"), ``recurrent_gain`` (1.0), ``mup``
         (False: muP's readout std ``1/fan_in`` and zero query projections,
         Yang et al. 2021; the ``1/d`` attention scale is the model's to apply).
@@ -133,6 +132,15 @@ def auto_init(model: nn.Module, *example_args: Any, seed: int = 0, measured: boo
     report = auto_plan(model, *example_args, seed=seed, example_kwargs=example_kwargs, on_meta=on_meta, **options)
     report.apply(model)
     from berry.torch.auto import _measure
+
+    if report.recorded_on == "real":  # the path was taken with the model's old weights: is it still taken?
+        replanned = auto_plan(model, *example_args, seed=seed, example_kwargs=example_kwargs, on_meta=False,
+                              **options)
+        if replanned.rules != report.rules:
+            replanned.apply(model)
+            replanned.notes = (*replanned.notes, "the initialized model took another path on the example inputs: "
+                                                 "planned again on that path")
+            report = replanned
 
     real = _measure.has_real_inputs(example_args, example_kwargs) and _measure.holds_values(model)
     if measured:

@@ -18,13 +18,13 @@ Targets (the second moment each op's output should have):
 * a language-model head (output width = an embedding's vocabulary, tied or
   not): logits of std ``logit_std`` (default 0.2), so the initial loss is
   ``ln(V) + logit_std^2 / 2`` (0.02 nats above ``ln V``);
-* a plain stack of ``D`` layers with one activation ``f`` (a deep MLP): where
-  the mean-field slope ``chi = q E[f'^2] / E[f^2]`` at the target would make
-  the gradient change by more than ``backward_budget`` over the stack, the
-  layers' biases are drawn with ``sigma_b^2 = q (1 - 1/chi)``, which puts the
-  stack on the critical line ``chi = 1`` of Schoenholz et al. (2017) at the
-  same ``q``; without biases the operating point ``q*`` is lowered (or raised)
-  until the gradient stays within the budget.
+* a plain stack of ``D >= 4`` layers with one activation (a deep MLP): the
+  operating point, gain and bias of :func:`_stack_point` (the edge of chaos of
+  Schoenholz et al. 2017 where its fixed point is stable, else the largest
+  stable gain), hidden weights orthogonal where criticality and stability
+  conflict (GELU, SiLU);
+* with ``mup``: the readout's std ``1/fan_in`` and zero query projections
+  (Yang et al. 2021).
 
 Defaults that need no propagation: biases zero (unless critical), norm weights
 one and norm biases zero (a branch-ending norm's weight is its branch's
@@ -61,7 +61,6 @@ class Options:
     logit_std: float = 0.2
     output_std: float | None = None
     critical: bool = True
-    backward_budget: float = 3.0
     distribution: str = "normal"
     recurrent_gain: float = 1.0
     mup: bool = False  #: muP's readout (std 1/fan_in) and zero query projections (Yang et al. 2021)
@@ -70,7 +69,6 @@ class Options:
         check_positive("target", self.target)
         check_positive("residual_growth", self.residual_growth)
         check_positive("logit_std", self.logit_std)
-        check_positive("backward_budget", self.backward_budget)
         check_positive("recurrent_gain", self.recurrent_gain)
         if self.output_std is not None:
             check_positive("output_std", self.output_std)
