@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -40,6 +41,10 @@ def record_model(model: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any
                  on_meta: bool | None) -> tuple[Graph, list[str]]:
     """Record on meta tensors; on values only when the forward needs them (data-dependent control flow)."""
     notes: list[str] = []
+    floating = next((p.dtype for p in model.parameters() if p.dtype.is_floating_point), torch.float32)
+    if floating != torch.float32:  # a float spec takes the model's precision (a bfloat16 model reads bfloat16)
+        args = [dataclasses.replace(a, dtype=floating) if isinstance(a, _inputs.InputSpec)
+                and a.dtype == torch.float32 else a for a in args]
     recordable_args = [_inputs.as_recordable(a) for a in args]
     recordable_kwargs = {k: _inputs.as_recordable(v) for k, v in kwargs.items()}
     if on_meta is not False:
