@@ -177,9 +177,11 @@ def load_model(spec: str) -> nn.Module:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"model must be MODULE:FACTORY (e.g. mypkg.models:make_model), got {spec!r}")
-    factory = importlib.import_module(module_name)
+    factory: Any = importlib.import_module(module_name)
     for part in attribute.split("."):
         factory = getattr(factory, part)
+    if not callable(factory):
+        raise TypeError(f"{spec} is a {type(factory).__name__}, not a callable that builds a model")
     model = factory()
     if not isinstance(model, nn.Module):
         raise TypeError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
