@@ -158,7 +158,10 @@ def _import_graph() -> dict[str, set[str]]:
     for module, path in modules.items():
         package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
         found = _imports(ast.parse(path.read_text()), package)
-        graph[module] = {name for name in found if name in modules and name not in (module, "berry")}
+        # A module's own packages are always imported before it, so naming one (`from berry.torch.auto import
+        # _ops` inside berry.torch.auto) adds no import-order constraint: only the submodule counts.
+        ancestors = {module.rsplit(".", depth)[0] for depth in range(1, module.count(".") + 1)}
+        graph[module] = {name for name in found if name in modules and name not in (module, *ancestors)}
     return graph
 
 

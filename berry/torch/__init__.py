@@ -7,8 +7,9 @@ float16/bfloat16/float32/float64, views, meta tensors, DTensors). Each also
 takes keyword-only ``seed=`` and ``name=`` to use berry's keyed stream, whose
 values depend on nothing but (seed, name, shape, initializer).
 
-:func:`init_model` initializes a whole ``torch.nn.Module`` from declarative
-rules, keyed by each parameter's fully qualified name, so that the values are
+:func:`auto_init` chooses every parameter's initialization from the model's
+executed graph (see ``docs/auto.md``); :func:`init_model` initializes a whole
+``torch.nn.Module`` from declarative rules, keyed by each parameter's fully qualified name, so that the values are
 the same whatever the order of layers, the device, or the sharding (DTensor,
 FSDP2). :func:`materialize` gives a model built on the meta device its
 storage without untying tied weights. See ``docs/torch.md`` for the
@@ -41,9 +42,12 @@ from berry.torch._nn_init import _calculate_correct_fan, _calculate_fan_in_and_f
 
 __all__ = [
     *_nn_init.__all__,
+    "AutoInitReport",
     "InitReport",
     "Rule",
     "UnmatchedRuleError",
+    "auto_init",
+    "auto_plan",
     "default_rules",
     "init_model",
     "materialize",
@@ -54,12 +58,18 @@ __all__ = [
 _PRIVATE_COMPAT = (_calculate_correct_fan, _calculate_fan_in_and_fan_out)
 
 
-_LAZY_SUBMODULES = frozenset({"schemes", "models"})
+_LAZY_SUBMODULES = frozenset({"schemes", "models", "auto"})
+#: Architecture-aware initialization (berry.torch.auto), loaded on first use.
+_LAZY_AUTO = frozenset({"auto_init", "auto_plan", "AutoInitReport"})
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY_SUBMODULES:
         return importlib.import_module(f"berry.torch.{name}")
+    if name in _LAZY_AUTO:
+        value = getattr(importlib.import_module("berry.torch.auto"), name)
+        globals()[name] = value
+        return value
     if name == "probe":  # signal-propagation diagnostics, loaded on first use
         value = importlib.import_module("berry.torch._probe").probe
         globals()[name] = value
@@ -69,3 +79,4 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from berry.torch._probe import probe
+    from berry.torch.auto import AutoInitReport, auto_init, auto_plan

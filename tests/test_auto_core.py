@@ -1,0 +1,306 @@
+"""auto_init's contract: rules reproduce the weights bit for bit, meta planning, inline activations, reports."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+import berry.torch as bt  # noqa: E402
+from berry.gains import gain  # noqa: E402
+from berry.torch import init_model  # noqa: E402
+from berry.torch.auto import (  # noqa: E402
+    AutoInitCheckError,
+    DataDependentError,
+    InputSpec,
+    auto_init,
+    auto_plan,
+    default_rules_for,
+)
+from berry.torch.auto.zoo import GPT, build  # noqa: E402
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+# --------------------------------------------------------------------------------------- reproducibility
+@pytest.mark.parametrize("name", ["gpt", "resnet18_bn", "lstm_lm", "transformer_post_ln"])
+def test_rules_reproduce_the_weights_bit_for_bit(name):
+    model, inputs = build(name)
+    report = auto_init(model, *inputs, seed=11, measure=False)
+    expected = _state(model)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_()
+    rules = json.loads(json.dumps(report.rules))  # as it would come back from a config file
+    init_model(model, rules, seed=11, strict=True)
+    for key, value in _state(model).items():
+        assert torch.equal(value, expected[key]), key
+
+
+def test_plan_on_meta_then_materialize_and_apply_equals_auto_init():
+    with torch.device("meta"):
+        meta = GPT(vocab=200, block=16, layers=2, d=32, heads=4)
+    report = auto_plan(meta, InputSpec((4, 16), dtype=torch.long), seed=5)
+    assert report.recorded_on == "meta" and not report.applied
+    meta.to_empty(device="cpu")
+    meta.lm_head.weight = meta.transformer["wte"].weight  # to_empty unties; re-tie as nanoGPT's recipe does
+    report.apply(meta)
+
+    torch.manual_seed(0)
+    real = GPT(vocab=200, block=16, layers=2, d=32, heads=4)
+    auto_init(real, InputSpec((4, 16), dtype=torch.long), seed=5)
+    for (name, a), (_, b) in zip(meta.named_parameters(), real.named_parameters(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_plan_needs_no_memory_beyond_the_model():
+    with torch.device("meta"):
+        model = GPT(vocab=50257, block=1024, layers=2, d=768, heads=12)
+    report = auto_plan(model, InputSpec((1, 1024), dtype=torch.long))
+    assert all(p.is_meta for p in model.parameters())  # nothing was materialized
+    assert report["transformer.wte.weight"].tie == "lm_head.weight"
+
+
+# --------------------------------------------------------------------------------------- inline activations
+class Inline(nn.Module):
+    def __init__(self, activation):
+        super().__init__()
+        self.first, self.second, self.activation = nn.Linear(128, 128), nn.Linear(128, 64), activation
+
+    def forward(self, x):
+        return self.second(self.activation(self.first(x)))
+
+
+@pytest.mark.parametrize(("activation", "name"), [
+    (lambda x: x * torch.sigmoid(1.702 * x), "quick_gelu"),
+    (lambda x: 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0))), "gelu"),
+    (lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * torch.pow(x, 3)))), "gelu_tanh"),
+    (F.silu, "silu"),
+    (lambda x: F.relu(x) ** 2, "squared_relu"),
+    (torch.tanh, "tanh"),
+    (lambda x: F.leaky_relu(x, 0.2), ("leaky_relu", 0.2)),
+])
+def test_inline_activation_is_integrated_as_one_function(activation, name):
+    model = Inline(activation)
+    x = InputSpec((64, 128))
+    report = auto_plan(model, x)
+    named, param = (name, None) if isinstance(name, str) else name
+    expected = gain(named, param) / math.sqrt(128)  # unit second moment after the activation at q = 1
+    assert math.isclose(report["second.weight"].init["std"], expected, rel_tol=1e-9)
+
+
+def test_inline_quick_gelu_is_named_as_its_ops():
+    report = auto_plan(Inline(lambda x: x * torch.sigmoid(1.702 * x)), InputSpec((8, 128)))
+    assert report["first.weight"].feeds == "(mul -> sigmoid -> mul)"
+    assert report["first.weight"].feeds != "sigmoid"
+
+
+class GLU(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w1, self.w3, self.w2 = nn.Linear(64, 96, bias=False), nn.Linear(64, 96, bias=False), \
+            nn.Linear(96, 64, bias=False)
+
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+def test_swiglu_product_of_independent_chains():
+    report = auto_plan(GLU(), InputSpec((32, 64)))
+    silu_second = 1.0 / gain("silu") ** 2  # E[silu(z)^2]
+    assert math.isclose(report["w2.weight"].init["std"], 1.0 / math.sqrt(96 * silu_second * 1.0), rel_tol=1e-9)
+
+
+# --------------------------------------------------------------------------------------- convolutions, fans
+class Convs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.depthwise = nn.Conv2d(16, 16, 5, padding=2, groups=16)
+        self.up = nn.ConvTranspose2d(16, 32, 4, stride=2, padding=1)
+        self.grouped = nn.Conv2d(32, 32, 3, padding=1, groups=4)
+
+    def forward(self, x):
+        return self.grouped(F.relu(self.up(F.relu(self.depthwise(F.relu(self.conv(x)))))))
+
+
+def test_convolutions_of_every_kind_predict_their_output():
+    torch.manual_seed(0)
+    model = Convs()
+    x = torch.randn(32, 3, 16, 16, generator=_gen())
+    report = auto_init(model, x, measure=False)
+    outputs = {}
+    handles = [m.register_forward_hook(lambda mod, a, o, n=n: outputs.__setitem__(n, float(o.std())))
+               for n, m in model.named_children()]
+    with torch.no_grad():
+        model(x)
+    for handle in handles:
+        handle.remove()
+    for name in ("conv", "depthwise", "up", "grouped"):
+        assert outputs[name] == pytest.approx(report[f"{name}.weight"].predicted_std, rel=0.2), name
+    # a 5x5 depthwise kernel sees 25 inputs inside the image, fewer at its border (padding 2 on 16x16)
+    assert 20 < report["depthwise.weight"].fan_in < 25
+
+
+# --------------------------------------------------------------------------------------- what it does not know
+class Unknown(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp, self.out = nn.Linear(16, 32), nn.Linear(32, 8)
+        self.generator = nn.Parameter(torch.zeros(32, 32))
+
+    def forward(self, x):
+        h = torch.cumsum(self.inp(x), dim=-1)  # an op berry does not model
+        return self.out(h @ torch.linalg.matrix_exp(self.generator))  # a weight made by an unknown op
+
+
+def test_unknown_ops_are_listed_and_their_parameters_kept():
+    model = Unknown()
+    before = model.generator.detach().clone()
+    report = auto_init(model, torch.randn(64, 16, generator=_gen()), measure=False)
+    ops = {item["op"] for item in report.not_understood}
+    assert "cumsum" in ops
+    assert report["generator"].role == "kept" and report.rules["generator"] == "keep"
+    assert torch.equal(model.generator, before)
+    assert any("cumsum" in note for note in report.notes)
+
+
+def test_check_raises_where_the_measurement_leaves_the_band_and_measured_refinement_fixes_it():
+    torch.manual_seed(0)
+    model = Unknown()
+    x = torch.randn(256, 16, generator=_gen())
+    report = auto_init(model, x)  # real inputs: measured columns filled
+    assert report.measured
+    with pytest.raises(AutoInitCheckError, match=r"out\.weight"):
+        report.check()
+    refined = auto_init(model, x, measured=True)
+    assert refined["out.weight"].refined is not None and refined["out.weight"].refined < 0.5
+    refined.check(band=(0.8, 1.25), grad_band=(1e-3, 1e3))
+    state = _state(model)
+    init_model(model, refined.rules, seed=refined.seed)
+    for key, value in _state(model).items():
+        assert torch.equal(value, state[key]), key
+
+
+# --------------------------------------------------------------------------------------- flows and inputs
+class Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.a(x) if float(x.sum()) > 0 else self.b(x)
+
+
+def test_data_dependent_forward_on_a_meta_model_says_what_to_do():
+    with torch.device("meta"):
+        model = Branchy()
+    with pytest.raises(DataDependentError, match="materialized"):
+        auto_plan(model, InputSpec((4, 8)))
+
+
+def test_without_inputs_the_first_layer_tells_the_shape_and_the_report_says_so():
+    model = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 5))
+    report = auto_init(model)
+    assert "inferred from the first layer 0" in report.inputs
+    assert report["2.weight"].init["std"] == pytest.approx(math.sqrt(2.0 / 30.0), rel=1e-9)
+    conv = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+    assert "spatial size 32 assumed" in auto_plan(conv).inputs
+
+
+def test_bare_shapes_and_specs_are_standardized_inputs():
+    model = nn.Sequential(nn.Linear(10, 10))
+    by_shape = auto_plan(model, (4, 10)).rules
+    by_spec = auto_plan(model, InputSpec((4, 10))).rules
+    assert by_shape == by_spec == {"0.weight": {"std": pytest.approx(1 / math.sqrt(10))}, "0.bias": "zeros"}
+    scaled = auto_plan(model, InputSpec((4, 10), std=2.0)).rules["0.weight"]["std"]
+    assert scaled == pytest.approx(0.5 / math.sqrt(10))
+
+
+def test_default_rules_for_is_the_structural_plan():
+    model = nn.Sequential(*[layer for _ in range(10) for layer in (nn.Linear(64, 64), nn.ReLU())])
+    rules = default_rules_for(model)
+    assert rules is not None and rules["2.weight"]["std"] == pytest.approx(math.sqrt(2 / 64))
+    assert default_rules_for(nn.Sequential(nn.Flatten(), nn.Softmax(-1))) is None
+
+
+# --------------------------------------------------------------------------------------- options
+def test_residual_schemes_change_the_branch_scale_as_stated():
+    model, inputs = build("residual_mlp")
+    plans = {scheme: auto_plan(model, *inputs, residual=scheme) for scheme in
+             ("auto", "gpt2", "none", "fixup", "deepnorm", "t-fixup")}
+    knob = "blocks.3.2.weight"
+    auto, none = plans["auto"][knob], plans["none"][knob]
+    assert plans["gpt2"][knob].init == auto.init  # c = 1 over L branches is GPT-2's 1/sqrt(2N)
+    assert none.init["std"] == pytest.approx(auto.init["std"] * math.sqrt(16), rel=1e-6)
+    assert plans["fixup"][knob].init == "zeros"
+    from berry.torch import schemes
+
+    beta = schemes.deepnorm_constants("encoder", encoder_layers=8).encoder_beta
+    assert plans["deepnorm"][knob].init["std"] == pytest.approx(none.init["std"] * beta**2, rel=1e-6)
+
+
+def test_mup_zeroes_queries_and_shrinks_the_readout():
+    model, inputs = build("swiglu")
+    report = auto_plan(model, *inputs, mup=True)
+    assert report["layers.0.wq.weight"].init == "zeros"
+    assert report["layers.0.wk.weight"].init != "zeros"
+    assert report["output.weight"].init["std"] == pytest.approx(1 / 64)
+
+
+def test_bad_options_name_the_argument():
+    model = nn.Linear(4, 4)
+    with pytest.raises(ValueError, match="residual"):
+        auto_plan(model, (2, 4), residual="gpt3")
+    with pytest.raises(ValueError, match="logit_std"):
+        auto_plan(model, (2, 4), logit_std=-1.0)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        auto_plan(model, (2, 4), taget=1.0)
+    with pytest.raises(ValueError, match="seed"):
+        auto_plan(model, (2, 4), seed=-1)
+    with pytest.raises(TypeError, match=r"torch\.nn\.Module"):
+        auto_plan("model", (2, 4))
+    with pytest.raises(ValueError, match="real example inputs"):
+        auto_init(model, InputSpec((2, 4)), measured=True)
+
+
+# --------------------------------------------------------------------------------------- the report
+def test_report_table_dict_and_json():
+    model, inputs = build("gpt")
+    report = auto_init(model, *inputs)
+    table = report.table()
+    for column in ("parameter", "init", "fan_in", "feeds", "residual", "std pred", "grad pred", "std meas"):
+        assert column in table.splitlines()[0]
+    assert "branch 12/12 of stream 0" in table and "tied with lm_head.weight" in table
+    data = json.loads(report.to_json())
+    assert data["rules"] == json.loads(json.dumps(report.rules))
+    assert {row["name"] for row in data["parameters"]} == {n for n, _ in model.named_parameters()}
+    assert data["streams"][0]["additions"] == 12
+    report.check()  # a well-initialized model passes its own bands
+
+
+def test_blocks_report_chi():
+    model, inputs = build("transformer_pre_ln")
+    report = auto_plan(model, *inputs)
+    assert len(report.blocks) == 6
+    assert all(0.5 < block.chi < 2.0 for block in report.blocks)
+    mlp, mlp_inputs = build("mlp_tanh")
+    stacks = auto_plan(mlp, *mlp_inputs).stacks
+    assert stacks[0]["chi"] == pytest.approx(1.0, abs=1e-9) and stacks[0]["bias_var"] > 0.1
+
+
+def test_exported_from_berry_torch():
+    assert bt.auto_init is auto_init and bt.auto_plan is auto_plan
+    assert "auto_init" in bt.__all__
