@@ -47,7 +47,7 @@ def test_json_output(tmp_path, monkeypatch, capsys):
     assert [n["label"] for n in data["networks"]] == ["xavier", "he"]
     assert data["networks"][1]["verdict"]["kind"] == "stable"
     assert len(data["networks"][0]["layers"]) == 8
-    assert {"preact_std", "grad_std", "mean_field_std", "dead_fraction"} <= set(data["networks"][0]["layers"][0])
+    assert {"output_std", "grad_std", "mean_field_std", "dead_fraction"} <= set(data["networks"][0]["layers"][0])
     assert not (tmp_path / "berry-probe.png").exists()
 
 
