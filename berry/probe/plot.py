@@ -17,7 +17,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover - annotations only: the report imports this module, not the reverse
     from berry.probe.report import NetworkProbe, ProbeReport
 
-__all__ = ["plot_probe"]
+__all__ = ["plot_probe", "supported_formats"]
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<")
@@ -35,6 +35,14 @@ def _matplotlib() -> Any:
         ) from error
     del matplotlib
     return Figure
+
+
+def supported_formats() -> dict[str, str]:
+    """The file formats a picture can be saved in, by extension (``png``, ``svg``, ``pdf``...); needs matplotlib."""
+    _matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    return dict(FigureCanvasAgg.get_supported_filetypes())
 
 
 def _positive(values: np.ndarray) -> np.ndarray:
