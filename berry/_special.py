@@ -253,7 +253,7 @@ def ndtr(x: float) -> float:
 
     >>> from berry._special import ndtr
     >>> ndtr(0.0), round(ndtr(-2.0), 12), f"{ndtr(-30.0):.6e}"
-    (0.5, 0.02275013195, '4.906714e-198')
+    (0.5, 0.022750131948, '4.906714e-198')
     """
     return float(ndtr_array(np.array([x], dtype=np.float64))[0])
 

@@ -348,7 +348,7 @@ def geometric(
     Examples
     --------
     >>> geometric(fan_in=400, fan_out=100)
-    0.1
+    0.07071067811865475
     """
     return _named(1.0, "fan_geo_avg", shape, fan_in, fan_out, gain, kwargs)
 

@@ -27,7 +27,7 @@ def test_every_option_has_help_and_shows_its_default(name):
     text = parser.format_help()
     for action in parser._actions:
         assert action.help, f"berry {name} {action.option_strings or action.dest} has no help"
-        meaningful = action.default not in (None, False, argparse.SUPPRESS)
+        meaningful = not any(action.default is nothing for nothing in (None, False, argparse.SUPPRESS))
         if action.option_strings and meaningful:
             flag = action.option_strings[-1]
             assert re.search(re.escape(flag) + r".*?default", text, re.S), f"berry {name} {flag}: default not shown"

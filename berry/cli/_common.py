@@ -34,7 +34,7 @@ class HelpFormatter(argparse.HelpFormatter):
         text = action.help or ""
         default = action.default
         if ("%(default)" in text or "default" in text.lower() or not action.option_strings
-                or default in (None, False, argparse.SUPPRESS)):
+                or any(default is nothing for nothing in (None, False, argparse.SUPPRESS))):
             return text
         return f"{text} (default: %(default)s)"
 

@@ -180,11 +180,11 @@ class ProbeReport:
             layers = self.of_modules
         blocks = [self.title(), ""]
         blocks.append(format_table(_summary_rows(self), _summary_header(self)))
-        output = "module call's output" if self.of_modules else "layer's output x W (before its activation)"
+        outputs = ("module outputs" if self.of_modules else
+                   "blocks' outputs" if self.config.get("residual") else "layers' outputs x W")
         blocks.append(
-            f"\nverdict: the first layer where the output std (forward; each {output})\n"
-            f"or the output gradient's std (backward) left [1/{BAND:g}, {BAND:g}] x its start "
-            "(the input's, the loss gradient's); L1 = first layer."
+            f"\nverdict: the first layer where the std of the {outputs} (forward) or of their gradients (backward)\n"
+            f"left [1/{BAND:g}, {BAND:g}] x its start (the input's std, the output gradient's); L1 = first layer."
         )
         if layers:
             for network in self.networks:

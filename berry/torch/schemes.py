@@ -149,7 +149,7 @@ def deepnorm_constants(
 
     >>> c = deepnorm_constants("decoder", decoder_layers=100)
     >>> round(c.decoder_alpha, 4), round(c.decoder_beta, 4)
-    (3.7606, 0.1880)
+    (3.7606, 0.188)
     """
     architecture = check_choice("architecture", architecture, ARCHITECTURES)
     n, m = _layer_counts(architecture, encoder_layers, decoder_layers)
