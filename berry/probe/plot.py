@@ -107,7 +107,10 @@ def plot_probe(
     figure = figure_class(figsize=(12.5, 5.4))
     forward_axes, backward_axes = figure.subplots(1, 2, sharey=False)
     # A torch model's rows are module calls, whose outputs stand where a layer's pre-activations do.
-    signal, unit = ("module outputs", "module call") if report.of_modules else ("layer outputs x W", "layer")
+    if report.of_modules:
+        signal, unit = "module outputs", "module call"
+    else:
+        signal, unit = ("block outputs" if report.config.get("residual") else "layer outputs (x W)"), "layer"
     panels = (
         (forward_axes, "output_std", "mean_field_std", "input_std",
          f"Forward: std of {signal} / std of input", f"{unit}  (signal flows →)"),
