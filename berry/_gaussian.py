@@ -80,6 +80,18 @@ class _Integrand:
         self.g, self.scales, self.what, self.finite = g, scales, what, finite
         self.count: int | None = None  # integrands per call of g, learned at the first call
 
+    def values(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """g at the points x, as k rows (k functions integrated at once)."""
+        values = np.asarray(self.g(x), dtype=np.float64)
+        if values.ndim == 1:
+            values = values[None, :]
+        if values.ndim != 2 or values.shape[1] != x.size:
+            raise ValueError(f"{self.what}: g must map an array of n points to n values (or to k rows of "
+                             f"n values), got shape {values.shape} for {x.size} points")
+        if self.count is None:
+            self.count = values.shape[0]
+        return values
+
     def panels(self, left: NDArray[np.float64], right: NDArray[np.float64],
                owner: NDArray[np.intp]) -> NDArray[np.float64]:
         """Clenshaw-Curtis integrals over each panel ``[left, right]`` in z: shape (integrands, panels)."""
@@ -90,15 +102,7 @@ class _Integrand:
         inward = np.sign(center[:, None] - z[:, [0, -1]])  # nodes 0 and -1 are the panel's right and left ends
         x[:, [0, -1]] += inward * _END_NUDGE * np.spacing(x[:, [0, -1]])
         with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-            values = np.asarray(self.g(x.ravel()), dtype=np.float64)
-            if values.ndim == 1:
-                values = values[None, :]
-            if values.ndim != 2 or values.shape[1] != x.size:
-                raise ValueError(f"{self.what}: g must map an array of n points to n values (or to k rows of "
-                                 f"n values), got shape {values.shape} for {x.size} points")
-            if self.count is None:
-                self.count = values.shape[0]
-            values = values.reshape(values.shape[0], *x.shape)
+            values = self.values(x.ravel()).reshape(-1, *x.shape)
             density = _density(left.tobytes(), right.tobytes(), z)
             integrand = np.where(density > 0, values * density, 0.0)
         if self.finite and not np.all(np.isfinite(integrand)):
@@ -205,10 +209,15 @@ def gaussian_expectation(
     scales = np.sqrt(q.reshape(-1))
     integrand = _Integrand(g, scales, what, finite)
     points = [float(k) for k in kinks]
+    # A zero variance is a point mass at 0: E[g] = g(0), no quadrature (its panels would all be one point).
+    degenerate = scales == 0
+    at_zero = integrand.values(np.zeros(1)) if degenerate.any() else None
     left, right, owner = _initial_panels(points, scales)
+    live = ~degenerate[owner]
+    left, right, owner = left[live], right[live], owner[live]
     accepted: list[tuple[NDArray[np.float64], NDArray[Any]]] = []
-    scale = np.zeros(0)
-    for level in range(_MAX_LEVELS):
+    scale = np.zeros((integrand.count or 1, scales.size))
+    for level in range(_MAX_LEVELS if left.size else 0):
         middle = 0.5 * (left + right)
         # The whole panels and both halves in one call of g (a call has a fixed cost: NumPy, ndtr's loops).
         count = left.size
@@ -218,7 +227,8 @@ def gaussian_expectation(
         if level == 0:
             # The size of each expectation (per integrand and variance) that the tolerance is relative to.
             scale = np.stack([np.bincount(owner, np.abs(row), minlength=scales.size) for row in halves])
-        converged = np.all(np.abs(whole - halves) <= _RELATIVE_TOLERANCE * scale[:, owner], axis=0)
+        with np.errstate(invalid="ignore"):  # inf - inf where finite=False: such panels are accepted below
+            converged = np.all(np.abs(whole - halves) <= _RELATIVE_TOLERANCE * scale[:, owner], axis=0)
         # A panel too narrow to bisect further, or not finite (finite=False), is accepted as it is.
         converged |= (right - left) <= 1e-12 * np.maximum(1.0, np.abs(left))
         converged |= ~np.all(np.isfinite(whole) & np.isfinite(halves), axis=0)
@@ -231,18 +241,30 @@ def gaussian_expectation(
         keep = ~converged
         left, middle, right, owner = left[keep], middle[keep], right[keep], owner[keep]
         left, right, owner = np.concatenate([left, middle]), np.concatenate([middle, right]), np.tile(owner, 2)
-    values = np.concatenate([piece for piece, _ in accepted], axis=1)
-    owners = np.concatenate([which for _, which in accepted])
-    # Each expectation summed exactly (fsum) over its panels, so the order of the panels does not matter.
-    order = np.argsort(owners, kind="stable")
-    bounds = np.searchsorted(owners[order], np.arange(scales.size + 1))
-    totals = np.array([[math.fsum(row[order[bounds[i]:bounds[i + 1]]]) for i in range(scales.size)]
-                       for row in values])
-    _check_tail(integrand, scales, scale)
+    totals = np.zeros((integrand.count or 1, scales.size))
+    if accepted:
+        values = np.concatenate([piece for piece, _ in accepted], axis=1)
+        owners = np.concatenate([which for _, which in accepted])
+        # Each expectation summed exactly (fsum) over its panels, so the order of the panels does not matter.
+        order = np.argsort(owners, kind="stable")
+        bounds = np.searchsorted(owners[order], np.arange(scales.size + 1))
+        totals = np.array([[_sum(row[order[bounds[i]:bounds[i + 1]]]) for i in range(scales.size)]
+                           for row in values])
+        _check_tail(integrand, scales, scale)
+    if at_zero is not None:
+        totals[:, degenerate] = at_zero
     shaped = totals.reshape(totals.shape[0], *q.shape)
     if integrand.count == 1:
         shaped = shaped[0]
     return float(shaped) if shaped.ndim == 0 else shaped
+
+
+def _sum(pieces: NDArray[np.float64]) -> float:
+    """The exact sum of finite pieces (fsum); inf or nan where a piece is not finite (finite=False)."""
+    if np.all(np.isfinite(pieces)):
+        return math.fsum(pieces)
+    with np.errstate(invalid="ignore"):
+        return float(np.sum(pieces))
 
 
 def _check_tail(integrand: _Integrand, scales: NDArray[np.float64], scale: NDArray[np.float64]) -> None:

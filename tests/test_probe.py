@@ -404,3 +404,12 @@ def test_a_probe_that_cannot_fit_is_refused_before_it_starts():
         probe.run("he", depth=3, width=100_000, max_memory=2**30)
     with pytest.raises(ValueError, match="max_memory"):
         probe.run("he", depth=3, width=4, max_memory=-1)
+
+
+def test_a_vanished_network_keeps_its_mean_field_fast_and_exact():
+    # Xavier with ReLU halves q at every layer: q underflows to 0 after about 1075 layers, where the
+    # expectation is a point mass at 0 (no quadrature panels to refine).
+    theory = mean_field("relu", [1.0] * 1200)
+    assert theory.output_var[1000] == pytest.approx(2.0**-1001, rel=1e-12)
+    assert theory.output_var[-1] == 0.0 and theory.grad_var[0] == 0.0
+    assert theory.act_second_moment[-1] == 0.0

@@ -22,6 +22,9 @@ import numpy as np
 
 __all__ = ["Network", "WeightSource"]
 
+# Weights with fewer entries than this are drawn in one thread.
+_THREADED_SIZE = 2**20
+
 
 @dataclass(frozen=True)
 class Network:
@@ -112,4 +115,7 @@ class WeightSource:
 
     def weight(self, layer: int, spec: Any) -> np.ndarray:
         """Layer ``layer``'s weight (1-based) from the spec made by :meth:`spec`."""
-        return spec(self.network.weight_shape, seed=self.seed, name=f"layer{layer}.weight")
+        shape = self.network.weight_shape
+        # Small weights in one thread: starting threads costs more than it gives there (the bits are the same).
+        threads = 1 if math.prod(shape) < _THREADED_SIZE else None
+        return spec(shape, seed=self.seed, name=f"layer{layer}.weight", threads=threads)
