@@ -192,3 +192,11 @@ def test_a_deep_probe_runs_where_it_used_to_run_out_of_memory(capsys):
                  "4", "--max-memory", "0.05", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert len(data["networks"][0]["layers"]) == 1500
+
+
+def test_the_command_imports_numpy_only_when_it_runs():
+    # berry probe pins BLAS to one thread (small matrices, where threads spin more than they help) before
+    # NumPy loads; importing the command must not load NumPy first.
+    code = "import sys; from berry.cli import build_parser; build_parser(); print('numpy' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert result.stdout.strip() == "False"

@@ -28,10 +28,18 @@ def emit(args: argparse.Namespace, payload: Any, table: str) -> None:
 
 
 class HelpFormatter(argparse.HelpFormatter):
-    """argparse's formatter, with ``(default: X)`` after every option whose default means something."""
+    """argparse's formatter, with ``(default: X)`` after every option whose default means something.
+
+    An option whose default lives elsewhere (``berry sample``'s InitSpec fields) carries a
+    ``default_from`` callable, read only when help is shown: building the parser imports nothing.
+    """
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
+        default_from = getattr(action, "default_from", None)
+        if default_from is not None:
+            shown = default_from()
+            return text if shown is None else f"{text} (default: {shown})"
         default = action.default
         if ("%(default)" in text or "default" in text.lower() or not action.option_strings
                 or any(default is nothing for nothing in (None, False, argparse.SUPPRESS))):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import io
 import itertools
@@ -25,13 +26,14 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from berry._format import format_table
 from berry.cli._common import CommandError, emit
 from berry.cli._files import Target, check_target, write_atomically
+
+if TYPE_CHECKING:  # NumPy is imported when a command runs: `berry probe` sets BLAS threads first
+    import numpy as np
 
 __all__ = ["add_arguments", "command", "report", "validate", "write"]
 
@@ -99,9 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the parameter's name, part of the key (and the .safetensors key); required when "
                              "values are drawn, so that two tensors never share a stream by accident")
     for field, flag, keywords, text in _SPEC_OPTIONS:
-        default = _spec_default(field)
-        shown = "" if default is None or field == "correct_variance" else f" (default: {default})"
-        parser.add_argument(flag, dest=field, default=None, help=text + shown, **keywords)
+        action = parser.add_argument(flag, dest=field, default=None, help=text, **keywords)
+        if field != "correct_variance":  # a switch: its help says what it does
+            action.default_from = functools.partial(_spec_default, field)  # type: ignore[attr-defined]
 
 
 def _shape_argument(text: str) -> tuple[int, ...]:
@@ -164,6 +166,8 @@ def regions(shape: tuple[int, ...], itemsize: int, budget: int) -> Iterator[tupl
 
 
 def _npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
+    import numpy as np
+
     buffer = io.BytesIO()
     header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
     np.lib.format.write_array_header_1_0(buffer, header)
@@ -220,6 +224,8 @@ def _check_name(name: str | None, kind: str, file_format: str) -> tuple[str, str
 
 def validate(args: argparse.Namespace) -> SampleJob:
     """Check every argument, the output path and the free space, and compute the first values; write nothing."""
+    import numpy as np
+
     from berry import stream
 
     path = args.out
@@ -253,6 +259,7 @@ def validate(args: argparse.Namespace) -> SampleJob:
 
 def _bfloat16() -> np.dtype:
     import ml_dtypes
+    import numpy as np
 
     return np.dtype(ml_dtypes.bfloat16)
 
@@ -303,6 +310,8 @@ def _blocks(job: SampleJob) -> Iterator[np.ndarray]:
 
 def write(job: SampleJob) -> str:
     """Stream the tensor to a temporary file and move it onto the target; the data's SHA-256."""
+    import numpy as np
+
     digest = hashlib.sha256()
     progress = Progress(job.nbytes, f"berry sample {os.path.basename(job.target.path)}")
 
