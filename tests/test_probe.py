@@ -386,7 +386,7 @@ def test_a_5000_layer_probe_plans_megabytes_not_gigabytes():
 def test_deep_probe_peak_memory_is_a_fraction_of_its_weights(monkeypatch):
     tracemalloc = pytest.importorskip("tracemalloc")
     monkeypatch.setattr(runner, "_KEEP_WHOLE_BYTES", 0)
-    depth, width, batch = 1000, 64, 8
+    depth, width, batch = 300, 128, 8
     probe.run("he", depth=2, width=width, batch_size=batch)  # imports and caches outside the measurement
     tracemalloc.start()
     try:
@@ -395,7 +395,7 @@ def test_deep_probe_peak_memory_is_a_fraction_of_its_weights(monkeypatch):
     finally:
         tracemalloc.stop()
     assert len(report["he"].layers) == depth
-    all_weights = depth * width * width * 4  # what keeping every layer's weight would cost: 16 MB
+    all_weights = depth * width * width * 4  # what keeping every layer's weight would cost: 20 MB
     assert peak < all_weights / 8, peak
 
 
