@@ -39,3 +39,7 @@ def pytest_ignore_collect(collection_path: Path, config: object) -> bool | None:
     if parts == ("_device", "_kernel.py") and importlib.util.find_spec("triton") is None:
         return True  # the device kernel's Triton source
     return None
+
+
+if importlib.util.find_spec("torch") is None:
+    collect_ignore_glob = ["docs/probe.md"]  # its doctests probe a torch model too

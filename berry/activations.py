@@ -5,8 +5,8 @@ derivative (the probe backpropagates through them) and its *kinks*, the points
 where the function or its derivative is not smooth (the gain quadrature of
 :mod:`berry.gains` integrates each smooth piece separately). Every function is
 vectorized, computed in float64 and written to stay accurate for large ``|x|``
-(no overflow in ``exp``, no cancellation in ``1 - tanh(x)**2``, ``erfc``
-instead of ``1 + erf`` in the left tail).
+(no overflow in ``exp``, no cancellation in ``1 - tanh(x)**2``, the normal CDF
+of :mod:`berry._special` with full relative precision in GELU's left tail).
 
 >>> import numpy as np
 >>> from berry.activations import get_activation
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from berry._special import ndtr_array, npdf_array
 from berry._validation import check_finite, check_positive, unknown_name
 
 __all__ = [
@@ -37,19 +38,13 @@ __all__ = [
     "Activation",
     "canonical_name",
     "describe",
-    "erf",
-    "erfc",
     "get_activation",
     "list_activations",
-    "normal_cdf",
-    "normal_pdf",
 ]
 
 Array = NDArray[np.float64]
 ArrayFunction = Callable[[Array], Array]
 
-_SQRT_HALF = math.sqrt(0.5)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 # The SELU constants of Klambauer et al. (2017), eq. (14): the solutions of the
 # fixed-point equations for mean 0 and variance 1, to the paper's 31 digits.
@@ -90,145 +85,6 @@ class Activation:
 
     def __call__(self, x: ArrayLike) -> Array:
         return self.fn(np.asarray(x, dtype=np.float64))
-
-
-# ---------------------------------------------------------------------------
-# erf and erfc, vectorized: W. J. Cody, "Rational Chebyshev approximations for
-# the error function", Math. Comp. 23 (1969) 631-638, with the coefficients of
-# his later CALERF packet (netlib specfun). Relative error about 1e-16 for erf
-# everywhere and for erfc up to x ~ 26.5 (where it underflows).
-_ERF_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02,
-          3.20937758913846947e03, 1.85777706184603153e-1)
-_ERF_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03,
-          2.84423683343917062e03)
-_ERFC_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
-           2.98635138197400131e02, 8.81952221241769090e02, 1.71204761263407058e03,
-           2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8)
-_ERFC_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
-           1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
-           3.43936767414372164e03, 1.23033935480374942e03)
-_ERFC_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
-           1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)
-_ERFC_Q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1,
-           6.05183413124413191e-2, 2.33520497626869185e-3)
-_ERF_SMALL = 0.46875  # below: erf by one rational function of x**2
-_ERFC_MIDDLE = 4.0  # up to here: erfc by a rational function of x, beyond: of 1/x**2
-
-
-def _erf_small(x: Array) -> Array:
-    """erf(x) for |x| <= 0.46875."""
-    s = x * x
-    numerator = _ERF_A[4] * s
-    denominator = s
-    for i in range(3):
-        numerator = (numerator + _ERF_A[i]) * s
-        denominator = (denominator + _ERF_B[i]) * s
-    return x * (numerator + _ERF_A[3]) / (denominator + _ERF_B[3])
-
-
-def _exp_minus_square(y: Array) -> Array:
-    """exp(-y*y) without the rounding error of forming y*y (Cody's splitting)."""
-    y = np.minimum(y, 30.0)  # exp(-900) is 0 in float64; keeps y * 16 finite
-    head = np.trunc(y * 16.0) / 16.0  # head*head is exact
-    return np.exp(-head * head) * np.exp(-(y - head) * (y + head))
-
-
-def _erfcx_large(y: Array) -> Array:
-    """exp(y*y) erfc(y) for y > 0.46875: the slowly varying factor of erfc."""
-    middle = y <= _ERFC_MIDDLE
-    result = np.empty_like(y)
-    ym = y[middle]
-    numerator = _ERFC_C[8] * ym
-    denominator = ym
-    for i in range(7):
-        numerator = (numerator + _ERFC_C[i]) * ym
-        denominator = (denominator + _ERFC_D[i]) * ym
-    result[middle] = (numerator + _ERFC_C[7]) / (denominator + _ERFC_D[7])
-    yt = y[~middle]
-    with np.errstate(over="ignore"):
-        s = 1.0 / (yt * yt)
-    numerator = _ERFC_P[5] * s
-    denominator = s
-    for i in range(4):
-        numerator = (numerator + _ERFC_P[i]) * s
-        denominator = (denominator + _ERFC_Q[i]) * s
-    tail = s * (numerator + _ERFC_P[4]) / (denominator + _ERFC_Q[4])
-    result[~middle] = (1.0 / math.sqrt(math.pi) - tail) / yt
-    return result
-
-
-def _erfc_large(y: Array) -> Array:
-    """erfc(y) for y > 0.46875 (0 beyond the underflow point)."""
-    with np.errstate(under="ignore"):
-        return _erfcx_large(y) * _exp_minus_square(y)
-
-
-def erf(x: ArrayLike) -> Array:
-    """The error function, vectorized, to about 1e-16 relative (Cody 1969).
-
-    .. math:: \\operatorname{erf}(x) = \\frac{2}{\\sqrt{\\pi}} \\int_0^x e^{-t^2}\\,dt
-
-    >>> [round(float(v), 12) for v in erf([0.0, 0.5, 3.0])]
-    [0.0, 0.520499877813, 0.999977909503]
-    """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.abs(x)
-    small = y <= _ERF_SMALL
-    result = np.empty_like(x)
-    result[small] = _erf_small(x[small])
-    result[~small] = np.copysign(1.0 - _erfc_large(y[~small]), x[~small])
-    return result
-
-
-def erfc(x: ArrayLike) -> Array:
-    """The complementary error function ``1 - erf(x)``, accurate in relative terms in the right tail.
-
-    >>> print(erfc([10.0])[0] > 0, float(erfc([-30.0])[0]))
-    True 2.0
-    """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.abs(x)
-    small = y <= _ERF_SMALL
-    result = np.empty_like(x)
-    result[small] = 1.0 - _erf_small(x[small])
-    large = _erfc_large(y[~small])
-    result[~small] = np.where(x[~small] < 0, 2.0 - large, large)
-    return result
-
-
-def normal_cdf(x: ArrayLike) -> Array:
-    """The standard normal distribution function Phi(x), accurate in relative terms in the left tail.
-
-    The Gaussian factor is formed from ``x`` itself, not from the rounded ``x / sqrt(2)``,
-    so the relative error stays near 1e-15 far into the tail.
-
-    >>> print(float(normal_cdf([0.0])[0]), float(normal_cdf([-37.0])[0]) > 0)
-    0.5 True
-    """
-    x = np.asarray(x, dtype=np.float64)
-    y = -_SQRT_HALF * x
-    tail = np.abs(y) > _ERF_SMALL
-    result = np.empty_like(x)
-    result[~tail] = 0.5 - 0.5 * _erf_small(y[~tail])
-    xt = x[tail]
-    with np.errstate(under="ignore"):
-        lower = 0.5 * _erfcx_large(np.abs(y[tail])) * _exp_minus_half_square(xt)  # Phi(-|x|)
-    result[tail] = np.where(xt < 0, lower, 1.0 - lower)
-    return result
-
-
-def _exp_minus_half_square(x: Array) -> Array:
-    """exp(-x*x/2) with the same splitting as :func:`_exp_minus_square`."""
-    x = np.clip(x, -40.0, 40.0)  # exp(-800) is 0 in float64
-    head = np.trunc(x * 16.0) / 16.0
-    return np.exp(-0.5 * head * head) * np.exp(-0.5 * (x - head) * (x + head))
-
-
-def normal_pdf(x: ArrayLike) -> Array:
-    """The standard normal density phi(x) = exp(-x**2/2) / sqrt(2 pi)."""
-    x = np.clip(np.asarray(x, dtype=np.float64), -40.0, 40.0)  # the density is 0 beyond 38.6
-    with np.errstate(under="ignore"):
-        return _INV_SQRT_2PI * np.exp(-0.5 * x * x)
 
 
 # ---------------------------------------------------------------------------
@@ -328,7 +184,7 @@ def _selu(_: Any) -> Built:
 
 
 def _gelu(_: Any) -> Built:
-    return (lambda x: x * normal_cdf(x)), (lambda x: normal_cdf(x) + x * normal_pdf(x)), ()
+    return (lambda x: x * ndtr_array(x)), (lambda x: ndtr_array(x) + x * npdf_array(x)), ()
 
 
 _GELU_TANH_C = math.sqrt(2.0 / math.pi)

@@ -140,7 +140,7 @@ def elementwise_law(
     --------
     >>> law = elementwise_law("truncated_normal", std=1.0)
     >>> round(law.scale, 4)       # 1 / 0.8796, the std of N(0, 1) truncated to [-2, 2]
-    1.1369
+    1.1368
     """
     if distribution == "normal":
         return stream.Normal(mean, std)

@@ -69,8 +69,10 @@ from typing import Any
 
 import numpy as np
 
+from berry._gaussian import gaussian_expectation
+from berry._special import npdf_array
 from berry._validation import UnknownNameError, check_choice, unknown_name
-from berry.activations import Activation, get_activation, normal_pdf
+from berry.activations import Activation, get_activation
 
 __all__ = ["calculate_gain", "gain", "gaussian_expectation", "second_moment"]
 
@@ -165,106 +167,6 @@ def _torch_slope(param: Any) -> int | float:
     return param
 
 
-# ---------------------------------------------------------------------------
-# Quadrature of E[g(z)], z ~ N(0, 1), for g piecewise smooth.
-
-
-
-def _clenshaw_curtis(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes cos(k pi / n), k = 0..n, and weights of the (n+1)-point Clenshaw-Curtis rule on [-1, 1].
-
-    Weights by the cosine-sum formula (Clenshaw & Curtis 1960; Waldvogel 2006, eq. 2.4), n even.
-    """
-    theta = np.arange(n + 1) * np.pi / n
-    j = np.arange(1, n // 2 + 1)
-    b = np.where(j == n // 2, 1.0, 2.0)
-    sums = (b / (4.0 * j * j - 1.0)) @ np.cos(2.0 * np.outer(j, theta))
-    c = np.where((np.arange(n + 1) == 0) | (np.arange(n + 1) == n), 1.0, 2.0)
-    return np.cos(theta), c / n * (1.0 - sums)
-
-
-# A closed rule: it samples the panel's ends, so a kink between an end and the first interior
-# node (which a Gauss rule never sees, on either side) makes the whole-panel and half-panel
-# values disagree, and the bisection then finds it.
-_PANEL_POINTS = 32
-_NODES, _WEIGHTS = _clenshaw_curtis(_PANEL_POINTS)
-# Beyond |z| = 38.5 the density underflows to 0 in float64.
-_CUTOFF = 40.0
-# The density and any integrand growing slower than exp(z**2 / 4) are below 1e-150 there:
-# a visible contribution from beyond this point means E[g(z)] diverges.
-_TAIL_CHECK = 34.0
-_RELATIVE_TOLERANCE = 1e-15
-_MAX_LEVELS = 60
-_MAX_PANELS = 20_000  # per level: bounds the work at about 2 million evaluations a level
-
-
-def _panel_integrals(g: Callable[[np.ndarray], np.ndarray], left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Clenshaw-Curtis integral of g(x) phi(x) over each panel [left, right]."""
-    center = 0.5 * (left + right)
-    half = 0.5 * (right - left)
-    x = center[:, None] + half[:, None] * _NODES[None, :]
-    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-        values = g(x.ravel()).reshape(x.shape)
-        density = normal_pdf(x)
-        integrand = np.where(density > 0, values * density, 0.0)
-    if not np.all(np.isfinite(integrand)):
-        where = float(x[~np.isfinite(integrand)][0])
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            value = float(g(np.array([where]))[0])
-        raise ValueError(f"E[f(z)**2] cannot be computed: the integrand is not finite at z = {where:.6g} "
-                         f"(it is {value!r} there); an activation must be finite wherever the Gaussian "
-                         "density is not 0 (|z| < 38.5) and grow slower than exp(z**2 / 4)")
-    return half * (integrand @ _WEIGHTS)
-
-
-def gaussian_expectation(g: Callable[[np.ndarray], np.ndarray], kinks: tuple[float, ...] = ()) -> float:
-    """E[g(z)] for z ~ N(0, 1) and g piecewise smooth with breaks at ``kinks``, to about 1e-14 relative.
-
-    Adaptive composite Clenshaw-Curtis quadrature (33 points per panel) of
-    ``g(x) phi(x)`` over [-40, 40], where the density is not 0 in float64: the
-    line is cut at the kinks and at every integer, and each panel whose value
-    disagrees with the sum over its two halves by more than 1e-15 of the total
-    is bisected, up to 60 times. Cut at its kinks, each piece is smooth and the
-    first pass is already exact to rounding; a kink that is not declared is
-    found by the bisection, which converges more slowly there (see :func:`gain`
-    for the accuracy measured in that case).
-
-    Why not plain Gauss-Hermite: its error decays only algebraically for a
-    function with a kink (relu, hardtanh) and slowly for poles near the real axis
-    (tanh), and cutting it at kinks needs half-range rules; panels do both well.
-    Why a closed (Clenshaw-Curtis) rather than a Gauss-Legendre panel rule: it
-    samples the panel ends, so an undeclared kink just inside a panel is seen.
-    """
-    inner = sorted({float(k) for k in kinks if -_CUTOFF < k < _CUTOFF})
-    breaks = np.union1d(np.arange(-_CUTOFF, _CUTOFF + 1.0), inner)
-    left, right = breaks[:-1], breaks[1:]
-    pieces: list[np.ndarray] = []
-    scale = 0.0
-    for level in range(_MAX_LEVELS):
-        whole = _panel_integrals(g, left, right)
-        middle = 0.5 * (left + right)
-        halves = _panel_integrals(g, left, middle) + _panel_integrals(g, middle, right)
-        if level == 0:
-            scale = math.fsum(np.abs(halves))
-        converged = np.abs(whole - halves) <= _RELATIVE_TOLERANCE * scale
-        # A panel too narrow to bisect further, or the last level, is accepted as it is.
-        converged |= (right - left) <= 1e-12 * np.maximum(1.0, np.abs(left))
-        # The last level, or too many unresolved panels (a pathological callable): accept the estimate.
-        if level == _MAX_LEVELS - 1 or np.count_nonzero(~converged) > _MAX_PANELS:
-            converged[:] = True
-        pieces.append(halves[converged])
-        if converged.all():
-            break
-        left, middle, right = left[~converged], middle[~converged], right[~converged]
-        left, right = np.concatenate([left, middle]), np.concatenate([middle, right])
-    total = math.fsum(np.concatenate(pieces))
-    tail = _panel_integrals(g, np.array([-_CUTOFF, _TAIL_CHECK]), np.array([-_TAIL_CHECK, _CUTOFF]))
-    if scale and math.fsum(np.abs(tail)) > 1e-12 * scale:
-        raise ValueError("E[f(z)**2] does not converge for z ~ N(0, 1): the activation grows too fast "
-                         f"(the integrand is still {float(np.abs(tail).max()):.3g} beyond |z| = {_TAIL_CHECK})")
-    return total
-
-
 def second_moment(activation: str | Callable[..., Any] | Activation, param: float | None = None,
                   *, mode: str = "forward") -> float:
     """E[f(z)**2] (``mode="forward"``) or E[f'(z)**2] (``"backward"``) for z ~ N(0, 1).
@@ -311,7 +213,7 @@ def _closed_form(name: str, param: float | None, mode: str) -> float | None:
             return -0.5 * math.expm1(-two_w2)  # E[sin(wz)**2] = (1 - exp(-2w²)) / 2
         return param * param * (1.0 + math.exp(-two_w2)) / 2  # E[w² cos(wz)**2]
     if name == "hardtanh" and mode == "forward":
-        return 1.0 - 2.0 * float(normal_pdf(1.0))  # E[clip(z, -1, 1)**2] = 1 - 2 phi(1)
+        return 1.0 - 2.0 * float(npdf_array(np.array(1.0)))  # E[clip(z, -1, 1)**2] = 1 - 2 phi(1)
     return None
 
 
@@ -322,7 +224,8 @@ def _computed_second_moment(activation: Activation, mode: str) -> float:
         with np.errstate(over="ignore"):
             return f(x) ** 2
 
-    return gaussian_expectation(squared, activation.kinks)
+    moment = "E[f(z)**2]" if mode == "forward" else "E[f'(z)**2]"
+    return gaussian_expectation(squared, activation.kinks, what=f"{moment} of activation {activation.name!r}")
 
 
 def gain(activation: str | Callable[..., Any] | Activation, param: float | None = None,
@@ -341,8 +244,8 @@ def gain(activation: str | Callable[..., Any] | Activation, param: float | None 
 
     Closed forms where they exist (identity 1, relu sqrt(2), leaky_relu
     sqrt(2 / (1 + a²)), hardtanh 1/sqrt(1 - 2 phi(1)), squared_relu sqrt(2/3),
-    sin(w x) sqrt(2 / (1 - exp(-2 w²)))), otherwise :func:`gaussian_expectation`,
-    cut at the activation's kinks. Named gains are cached.
+    sin(w x) sqrt(2 / (1 - exp(-2 w²)))), otherwise :func:`gaussian_expectation`
+    (berry's one Gaussian quadrature, :mod:`berry._gaussian`), cut at the activation's kinks. Named gains are cached.
 
     Accuracy: measured worst relative errors 1.9e-16 (forward) and 8.1e-16
     (backward) over every named activation against 30-digit mpmath integration

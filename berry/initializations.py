@@ -374,8 +374,8 @@ def geometric(
 
     Examples
     --------
-    >>> round(geometric(fan_in=400, fan_out=100), 6)   # 1 / sqrt(sqrt(400 * 100)) = 1 / sqrt(200)
-    0.070711
+    >>> geometric(fan_in=400, fan_out=100)
+    0.07071067811865475
     """
     return _named(1.0, "fan_geo_avg", shape, fan_in, fan_out, gain, kwargs)
 

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_activations import CASES, mp_reference
 
+from berry._special import ndtr_array
 from berry._validation import UnknownNameError
-from berry.activations import get_activation, normal_cdf
+from berry.activations import get_activation
 from berry.gains import calculate_gain, gain, gaussian_expectation, second_moment
 
 mp.mp.dps = 30
@@ -152,7 +153,7 @@ def test_second_moment() -> None:
 def test_smooth_callables_match_named() -> None:
     assert abs(gain(np.tanh) - gain("tanh")) < 1e-14
     assert abs(gain(math.tanh) - gain("tanh")) < 1e-14  # a scalar function, applied elementwise
-    assert abs(gain(lambda x: x * normal_cdf(x)) - gain("gelu")) < 1e-13
+    assert abs(gain(lambda x: x * ndtr_array(x)) - gain("gelu")) < 1e-13
     assert abs(gain(get_activation("mish")) - gain("mish")) < 1e-15
 
 
@@ -246,3 +247,27 @@ def test_gain_matches_monte_carlo(name: str) -> None:
     # and, the seed being fixed, deterministic. Both bounds must hold.
     assert abs(relative_error) < 1e-3
     assert abs(relative_error) < 4 * standard_error / moment / 2
+
+
+# --- the one Gaussian quadrature (berry._gaussian), shared with the probe's mean field ---------------
+
+
+def test_gaussian_expectation_over_variances_matches_closed_forms() -> None:
+    q = np.array([0.0, 1e-300, 0.25, 1.0, 7.5, 1e6])
+    relu = get_activation("relu")
+    stacked = gaussian_expectation(lambda x: np.stack([relu(x), relu(x) ** 2, relu.derivative(x) ** 2]),
+                                   relu.kinks, variance=q)
+    assert stacked.shape == (3, q.size)
+    np.testing.assert_allclose(stacked[0], np.sqrt(q / (2 * math.pi)), rtol=1e-14, atol=0)  # E[relu]
+    np.testing.assert_allclose(stacked[1], q / 2, rtol=1e-14, atol=0)                        # E[relu^2]
+    np.testing.assert_allclose(stacked[2][1:], 0.5, rtol=1e-14)  # E[relu'^2]: one-sided limits at the kink
+    assert stacked[2][0] == 0.0  # a point mass at 0, where relu'(0) = 0
+    each = [gaussian_expectation(lambda x: np.tanh(x) ** 2, variance=v) for v in q]
+    np.testing.assert_array_equal(gaussian_expectation(lambda x: np.tanh(x) ** 2, variance=q), each)
+
+
+def test_gaussian_expectation_rejects_bad_variances() -> None:
+    for bad in (-1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="variance"):
+            gaussian_expectation(np.tanh, variance=bad)
+    assert math.isnan(gaussian_expectation(lambda x: x * np.inf, variance=1.0, finite=False))

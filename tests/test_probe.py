@@ -14,7 +14,8 @@ import pytest
 
 from berry import probe
 from berry.activations import get_activation
-from berry.probe import BAND, Verdict, judge, mean_field
+from berry.probe import BAND, Verdict, judge, mean_field, runner
+from berry.probe.network import Network, WeightSource
 from berry.sampling import sample
 
 
@@ -26,17 +27,23 @@ def _rms(network: probe.NetworkProbe) -> np.ndarray:
 # --- the theory ---------------------------------------------------------------------------------
 
 
-def test_relu_with_he_or_deepnet_stays_stable_for_100_layers():
-    # He et al. 2015: variance 2/fan keeps E[x^2] constant through ReLU layers (fan_in = fan_out here).
-    report = probe.run(["he", "deepnet"], depth=100, width=512, batch_size=64, seed=0)
+def test_relu_with_he_or_deepnet_stays_stable_60_layers_deep():
+    # He et al. 2015: variance 2/fan keeps E[x^2] constant through ReLU layers (fan_in = fan_out here). A finite
+    # network fluctuates around that: log(|x_L|^2 / |x_0|^2) is close to N(-5 beta / 2, 5 beta), beta = depth /
+    # width (Hanin & Nica 2019, "Products of many large random matrices and gradients in deep neural networks"),
+    # so the rms stays within exp(5 beta / 4 + 4 sqrt(5 beta) / 2) of its start, four standard deviations.
+    depth, width = 60, 1024
+    beta = depth / width
+    band = math.exp(5 * beta / 4 + 2 * math.sqrt(5 * beta))  # 3.2 here; Xavier's rms falls by 2**-30
+    report = probe.run(["he", "deepnet"], depth=depth, width=width, batch_size=16, seed=0)
     for network in report:
         assert network.verdict.kind == "stable", network.verdict
         relative = _rms(network) / network.input_std
-        assert relative.min() > 0.5 and relative.max() < 2.0, (relative.min(), relative.max())
-        preact = network.series("preact_std")
-        assert np.all((preact / preact[0] > 0.5) & (preact / preact[0] < 2.0))
+        assert 1 / band < relative.min() and relative.max() < band, (relative.min(), relative.max())
+        outputs = network.series("output_std")
+        assert np.all((outputs / outputs[0] > 1 / band) & (outputs / outputs[0] < band))
         grads = network.series("grad_std")
-        assert np.all((grads / grads[-1] > 0.5) & (grads / grads[-1] < 2.0))
+        assert np.all((grads / grads[-1] > 1 / band) & (grads / grads[-1] < band))
 
 
 def test_relu_with_xavier_vanishes():
@@ -46,7 +53,7 @@ def test_relu_with_xavier_vanishes():
     assert network.verdict.kind == "vanishing"
     assert network.verdict.direction == "forward"
     assert 6 <= network.verdict.layer <= 10
-    preact = network.series("preact_std")
+    preact = network.series("output_std")
     assert preact[-1] / preact[0] < 1e-6
     assert network.backward.kind == "vanishing"
 
@@ -62,7 +69,7 @@ def test_tanh_with_xavier_stays_bounded_while_tanh_with_he_saturates():
 
     assert xavier.verdict.kind != "overflow" and xavier.backward.kind != "exploding"
     assert np.all(xavier.series("act_std") <= 1.0)
-    assert xavier.series("preact_std")[-1] > 0.03  # polynomial decay (mean field: 1/sqrt(201) = 0.07)
+    assert xavier.series("output_std")[-1] > 0.03  # polynomial decay (mean field: 1/sqrt(201) = 0.07)
     grads = xavier.series("grad_std")
     assert np.max(grads / grads[-1]) <= 1.05
     assert np.max(xavier.series("saturated_fraction")[10:]) < 1e-3  # the input itself has |x| > 1.8 at times
@@ -78,7 +85,7 @@ def test_tanh_with_xavier_stays_bounded_while_tanh_with_he_saturates():
 def test_linear_with_lecun_is_stable():
     network = probe.run("lecun", depth=100, width=256, activation="linear", seed=0)["lecun"]
     assert network.verdict.kind == "stable"
-    relative = network.series("preact_std") / network.input_std
+    relative = network.series("output_std") / network.input_std
     assert relative.min() > 0.5 and relative.max() < 2.0
 
 
@@ -102,10 +109,10 @@ def test_residual_mlp_explodes_without_branch_scaling_and_not_with_it():
     assert unscaled.forward.layer is not None and unscaled.forward.layer <= 10
     scaled = probe.run("he", depth=depth, width=256, residual=True, branch_scale=1 / math.sqrt(depth), seed=0)["he"]
     assert scaled.verdict.kind == "stable"
-    stream = scaled.series("preact_std") / scaled.input_std
+    stream = scaled.series("output_std") / scaled.input_std
     assert stream.max() < math.sqrt(math.e) * 1.2
     deeper = probe.run("he", depth=10, width=256, residual=True, seed=0)["he"]
-    assert deeper.series("preact_std")[-1] < unscaled.series("preact_std")[-1] / 1e4  # it grows with depth
+    assert deeper.series("output_std")[-1] < unscaled.series("output_std")[-1] / 1e4  # it grows with depth
 
 
 @pytest.mark.parametrize(
@@ -122,7 +129,7 @@ def test_residual_mlp_explodes_without_branch_scaling_and_not_with_it():
 def test_mean_field_agrees_with_the_measurement_within_10_percent_at_width_1024(activation, init, depth, options):
     network = probe.run(init, depth=depth, width=1024, batch_size=16, activation=activation, seed=0,
                         **options)[init]
-    forward = network.series("preact_std") / network.series("mean_field_std")
+    forward = network.series("output_std") / network.series("mean_field_std")
     backward = network.series("grad_std") / network.series("mean_field_grad_std")
     assert np.all(np.abs(forward - 1) < 0.10), forward
     assert np.all(np.abs(backward - 1) < 0.10), backward
@@ -138,7 +145,7 @@ def test_conv_stack_follows_the_same_theory():
 
 def test_conv_mean_field_agrees_within_10_percent():
     network = probe.run("he", arch="conv", depth=6, width=128, batch_size=2, seed=0)["he"]
-    ratio = network.series("preact_std") / network.series("mean_field_std")
+    ratio = network.series("output_std") / network.series("mean_field_std")
     assert np.all(np.abs(ratio - 1) < 0.10), ratio
 
 
@@ -148,7 +155,7 @@ def test_conv_mean_field_agrees_within_10_percent():
 @pytest.mark.parametrize("variance", [0.3, 1.0, 7.0])
 def test_mean_field_quadrature_is_exact_for_relu(variance):
     theory = mean_field("relu", [variance])  # one layer fed by E[x^2] = 1: q = variance
-    assert theory.preact_var[0] == pytest.approx(variance, rel=1e-14)
+    assert theory.output_var[0] == pytest.approx(variance, rel=1e-14)
     assert theory.act_second_moment[0] == pytest.approx(variance / 2, rel=1e-12)
     assert theory.act_mean[0] == pytest.approx(math.sqrt(variance / (2 * math.pi)), rel=1e-12)
     assert theory.grad_var[0] == pytest.approx(0.5, rel=1e-12)
@@ -170,7 +177,7 @@ def test_mean_field_matches_direct_integration_with_and_without_kinks():
 
 def test_mean_field_edge_of_chaos_tanh_decays_like_one_over_two_l():
     # q_{l+1} = E[tanh(sqrt(q_l) z)^2] ~ q_l - 2 q_l^2, so 1/q grows by 2 per layer.
-    q = mean_field("tanh", [1.0] * 400).preact_var
+    q = mean_field("tanh", [1.0] * 400).output_var
     assert 1 / q[-1] - 1 / q[-101] == pytest.approx(200, rel=0.05)
 
 
@@ -187,7 +194,7 @@ def test_mean_field_rejects_mismatched_layers():
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
 def test_backward_products_are_the_adjoints_of_the_forward_product(arch):
     # <forward(x, W), g> = <x, backward(g, W)> = <W, weight_gradient(x, g)>: exact backpropagation.
-    network = probe._Network(arch, width=5, kernel_size=3, image_size=4)
+    network = Network(arch, width=5, kernel_size=3, image_size=4)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(network.input_shape(3))
     weight = rng.standard_normal(network.weight_shape)
@@ -198,7 +205,7 @@ def test_backward_products_are_the_adjoints_of_the_forward_product(arch):
 
 
 def test_conv_is_a_circular_cross_correlation():
-    network = probe._Network("conv", width=2, kernel_size=3, image_size=4)
+    network = Network("conv", width=2, kernel_size=3, image_size=4)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((1, 4, 4, 2))
     kernel = rng.standard_normal((3, 3, 2, 2))
@@ -212,12 +219,12 @@ def test_conv_is_a_circular_cross_correlation():
 
 
 def test_weights_are_berry_samples_keyed_by_seed_and_layer_name():
-    network = probe._Network("mlp", width=16, kernel_size=3, image_size=8)
+    network = Network("mlp", width=16, kernel_size=3, image_size=8)
     for distribution in ("normal", "uniform", "truncated_normal"):
-        source = probe._WeightSource(network, distribution, seed=7, gain=1.0, dtype="float64")
-        std = source.rule_std("he")
-        expected = sample((16, 16), "he", distribution=distribution, seed=7, name="layer3.weight", dtype="float64")
-        np.testing.assert_allclose(source.weight(3, "he", std), expected, rtol=1e-13)  # float64 rounding
+        for dtype in ("float32", "float64"):
+            source = WeightSource(network, distribution, seed=7, gain=1.0, dtype=dtype)
+            expected = sample((16, 16), "he", distribution=distribution, seed=7, name="layer3.weight", dtype=dtype)
+            np.testing.assert_array_equal(source.weight(3, source.spec("he")), expected)  # the very same call
 
 
 def test_runs_are_reproducible_and_seeded():
@@ -254,14 +261,14 @@ def test_structural_initializers_and_callable_rules_and_activations():
     assert report["orthogonal"].verdict.kind == "stable"
     assert report["orthogonal"].weight_std is None
     # orthogonal weights keep every input's norm exactly; the std over entries moves only by its mean
-    np.testing.assert_allclose(report["orthogonal"].series("preact_std"), report["orthogonal"].input_std, rtol=1e-3)
+    np.testing.assert_allclose(report["orthogonal"].series("output_std"), report["orthogonal"].input_std, rtol=1e-3)
 
     def half_he(shape=None, fan_in=None, fan_out=None, gain=1.0, **kwargs):
         return gain * math.sqrt(1.0 / shape[0])
 
     by_callable = probe.run(half_he, depth=6, width=32, activation=lambda x: np.tanh(x))
     by_name = probe.run("lecun", depth=6, width=32, activation="tanh")
-    np.testing.assert_allclose(by_callable["half_he"].series("preact_std"), by_name["lecun"].series("preact_std"),
+    np.testing.assert_allclose(by_callable["half_he"].series("output_std"), by_name["lecun"].series("output_std"),
                                rtol=1e-6)
 
 
@@ -270,13 +277,13 @@ def test_auto_gain_is_the_activations_variance_preserving_gain():
     auto = probe.run("lecun", depth=6, width=32, gain="auto")
     assert auto.config["gain"] == pytest.approx(math.sqrt(2))
     he = probe.run("he", depth=6, width=32)
-    np.testing.assert_allclose(auto["lecun"].series("preact_std"), he["he"].series("preact_std"), rtol=1e-6)
+    np.testing.assert_allclose(auto["lecun"].series("output_std"), he["he"].series("output_std"), rtol=1e-6)
 
 
 def test_series_names_the_quantities():
     network = probe.run("he", depth=2, width=4)["he"]
     assert network.series("grad_std").shape == (2,)
-    with pytest.raises(ValueError, match="preact_std"):
+    with pytest.raises(ValueError, match="output_std"):
         network.series("preact")
 
 
@@ -352,3 +359,57 @@ def test_bad_arguments_raise_clear_errors(options, match):
 def test_residual_must_be_a_bool():
     with pytest.raises(TypeError, match="residual"):
         probe.run("he", depth=2, width=4, residual="yes")
+
+
+# --- memory: bounded whatever the depth ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("arch", "residual"), [("mlp", False), ("mlp", True), ("conv", False)])
+def test_recomputing_segments_gives_the_very_same_report(monkeypatch, arch, residual):
+    # Weights drawn again and activations recomputed from checkpoints: the same bits as keeping everything.
+    options = {"depth": 11, "width": 8, "batch_size": 4, "arch": arch, "residual": residual, "seed": 2,
+               "activation": "tanh", "image_size": 4}
+    whole = probe.run(["he", "orthogonal"], **options).to_dict()
+    monkeypatch.setattr(runner, "_KEEP_WHOLE_BYTES", 0)
+    assert runner.memory_plan(Network(arch, 8, 3, 4), 4, 11, "float32").segment < 11
+    assert probe.run(["he", "orthogonal"], **options).to_dict() == whole
+
+
+def test_a_5000_layer_probe_plans_megabytes_not_gigabytes():
+    # The reproducer: depth 5000 at width 256 held every weight and activation (2.5 GiB).
+    plan = runner.memory_plan(Network("mlp", 256), 128, 5000, "float32")
+    every_layer = 5000 * (256 * 256 + 2 * 128 * 256) * 4
+    assert plan.segment == round(math.sqrt(5000 * 128 * 256 / (256 * 256 + 2 * 128 * 256)))
+    assert plan.peak_bytes < 64 * 2**20 < every_layer / 30
+
+
+def test_deep_probe_peak_memory_is_a_fraction_of_its_weights(monkeypatch):
+    tracemalloc = pytest.importorskip("tracemalloc")
+    monkeypatch.setattr(runner, "_KEEP_WHOLE_BYTES", 0)
+    depth, width, batch = 300, 128, 8
+    probe.run("he", depth=2, width=width, batch_size=batch)  # imports and caches outside the measurement
+    tracemalloc.start()
+    try:
+        report = probe.run("he", depth=depth, width=width, batch_size=batch)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(report["he"].layers) == depth
+    all_weights = depth * width * width * 4  # what keeping every layer's weight would cost: 20 MB
+    assert peak < all_weights / 8, peak
+
+
+def test_a_probe_that_cannot_fit_is_refused_before_it_starts():
+    with pytest.raises(MemoryError, match=r"needs about 150 GiB.*100000x100000 float32 weight is 37\.3 GiB.*--width"):
+        probe.run("he", depth=3, width=100_000, max_memory=2**30)
+    with pytest.raises(ValueError, match="max_memory"):
+        probe.run("he", depth=3, width=4, max_memory=-1)
+
+
+def test_a_vanished_network_keeps_its_mean_field_fast_and_exact():
+    # Xavier with ReLU halves q at every layer: q underflows to 0 after about 1075 layers, where the
+    # expectation is a point mass at 0 (no quadrature panels to refine).
+    theory = mean_field("relu", [1.0] * 1200)
+    assert theory.output_var[1000] == pytest.approx(2.0**-1001, rel=1e-12)
+    assert theory.output_var[-1] == 0.0 and theory.grad_var[0] == 0.0
+    assert theory.act_second_moment[-1] == 0.0

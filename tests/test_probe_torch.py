@@ -64,7 +64,7 @@ def test_statistics_match_a_direct_computation():
     report = probe(model, batch, loss=lambda out: out.pow(2).sum() / 2)
     hidden = model[0](batch).detach()
     layers = report.networks[0].layers
-    assert layers[0].preact_std == pytest.approx(float(hidden.double().std(unbiased=False)), rel=1e-6)
+    assert layers[0].output_std == pytest.approx(float(hidden.double().std(unbiased=False)), rel=1e-6)
     output = model(batch).detach()
     # L = |y|^2 / 2: dL/dy = y
     assert report.networks[0].output_grad_std == pytest.approx(float(output.double().std(unbiased=False)), rel=1e-6)
@@ -100,7 +100,7 @@ def test_inplace_relu_conv_models_tuple_outputs_and_shared_modules():
     names = [s.name for s in report.networks[0].layers]
     assert names == ["conv", "act", "shared", "shared#2", "head"]
     conv = report.networks[0].layers[0]
-    assert conv.preact_std > 0 and conv.grad_std is not None
+    assert conv.output_std > 0 and conv.grad_std is not None
 
 
 def test_mapping_batches_and_integer_inputs():
@@ -115,7 +115,7 @@ def test_mapping_batches_and_integer_inputs():
 
     report = probe(Embedder(), {"ids": torch.arange(10).reshape(2, 5)})
     network = report.networks[0]
-    assert network.input_std == pytest.approx(network.layers[0].preact_std)  # integer input: first layer's
+    assert network.input_std == pytest.approx(network.layers[0].output_std)  # integer input: first layer's
     assert network.verdict.kind in ("stable", "vanishing", "exploding")
 
 
@@ -173,7 +173,7 @@ def test_numpy_backprop_matches_torch_autograd(arch, residual):
     (stream * direction).sum().backward()
 
     for stats, preact, weight in zip(network.layers, preacts, weights, strict=True):
-        assert stats.preact_std == pytest.approx(float(preact.detach().std(unbiased=False)), rel=1e-10)
+        assert stats.output_std == pytest.approx(float(preact.detach().std(unbiased=False)), rel=1e-10)
         assert stats.grad_std == pytest.approx(float(preact.grad.std(unbiased=False)), rel=1e-10)
         assert stats.weight_grad_std == pytest.approx(float(weight.grad.std(unbiased=False)), rel=1e-10)
     assert math.isfinite(network.layers[0].mean_field_std)

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from berry.probe import LayerStats, NetworkProbe, ProbeReport, judge
+from berry.probe.report import LayerStats, NetworkProbe, ProbeReport, judge
 
 __all__ = ["probe"]
 
@@ -161,7 +161,7 @@ def probe(
                 "module": module,
                 "kind": type(module).__name__,
                 # Statistics now: an in-place module downstream (ReLU(inplace=True)) would overwrite the output.
-                "preact_std": _std(tensor),
+                "output_std": _std(tensor),
                 "act_mean": float(tensor.detach().to(torch.float64).mean()) if tensor.numel() else math.nan,
                 "dead_fraction": _dead_fraction(module, tensor),
                 "grad_std": None,
@@ -213,7 +213,7 @@ def probe(
             layer=index + 1,
             name=record["name"],
             kind=record["kind"],
-            preact_std=record["preact_std"],
+            output_std=record["output_std"],
             act_mean=record["act_mean"],
             grad_std=record["grad_std"],
             weight_grad_std=record["weight_grad_std"],
@@ -226,8 +226,8 @@ def probe(
     if first_input is not None and first_input.is_floating_point():
         input_std = _std(first_input)
     else:
-        input_std = weighted[0].preact_std if weighted else math.nan
-    forward = judge([s.preact_std for s in weighted], input_std, direction="forward",
+        input_std = weighted[0].output_std if weighted else math.nan
+    forward = judge([s.output_std for s in weighted], input_std, direction="forward",
                     layers=[s.layer for s in weighted])
     backward_layers = [s for s in reversed(weighted) if s.grad_std is not None]
     backward = judge([s.grad_std for s in backward_layers if s.grad_std is not None], output_grad_std,

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from berry._special import ndtr_array, npdf_array
+
 __all__ = ["expected_max_moments", "softmax_sum_squares"]
 
 _HERMITE_NODES, _HERMITE_WEIGHTS = np.polynomial.hermite_e.hermegauss(120)
@@ -85,10 +87,8 @@ def _mean_sum_squares(counts: tuple[int, ...], var: float) -> float:
 @functools.lru_cache(maxsize=256)
 def _max_density(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights of the law of the maximum of ``n`` standard normals (density n phi Phi^(n-1))."""
-    from berry.activations import normal_cdf, normal_pdf
-
     t = np.linspace(-8.0, 8.0 + math.sqrt(2.0 * math.log(max(n, 2))), 3201)
-    density = n * normal_pdf(t) * np.power(normal_cdf(t), n - 1)
+    density = n * npdf_array(t) * np.power(ndtr_array(t), n - 1)
     weights = np.full(t.size, 2.0)
     weights[1::2] = 4.0
     weights[0] = weights[-1] = 1.0

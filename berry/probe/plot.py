@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from berry.probe import NetworkProbe, ProbeReport
+if TYPE_CHECKING:  # pragma: no cover - annotations only: the report imports this module, not the reverse
+    from berry.probe.report import NetworkProbe, ProbeReport
 
-__all__ = ["plot_probe"]
+__all__ = ["plot_probe", "supported_formats"]
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<")
@@ -35,6 +35,14 @@ def _matplotlib() -> Any:
         ) from error
     del matplotlib
     return Figure
+
+
+def supported_formats() -> dict[str, str]:
+    """The file formats a picture can be saved in, by extension (``png``, ``svg``, ``pdf``...); needs matplotlib."""
+    _matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    return dict(FigureCanvasAgg.get_supported_filetypes())
 
 
 def _positive(values: np.ndarray) -> np.ndarray:
@@ -71,7 +79,7 @@ def plot_probe(
     Parameters
     ----------
     report:
-        A :class:`berry.probe.ProbeReport`.
+        A :class:`berry.probe.report.ProbeReport`.
     path:
         Where to save the picture (format from the extension, e.g. ``.png``
         or ``.svg``); ``None`` only returns the figure.
@@ -91,8 +99,7 @@ def plot_probe(
     >>> from berry import probe
     >>> figure = probe.run(["xavier", "he"], depth=8, width=16).plot()  # doctest: +SKIP
     """
-    from berry.probe import BAND
-
+    band = report.band
     figure_class = _matplotlib()
     from matplotlib.ticker import MaxNLocator
 
@@ -100,9 +107,12 @@ def plot_probe(
     figure = figure_class(figsize=(12.5, 5.4))
     forward_axes, backward_axes = figure.subplots(1, 2, sharey=False)
     # A torch model's rows are module calls, whose outputs stand where a layer's pre-activations do.
-    signal, unit = ("module outputs", "module call") if "model" in report.config else ("pre-activations", "layer")
+    if report.of_modules:
+        signal, unit = "module outputs", "module call"
+    else:
+        signal, unit = ("block outputs" if report.config.get("residual") else "layer outputs (x W)"), "layer"
     panels = (
-        (forward_axes, "preact_std", "mean_field_std", "input_std",
+        (forward_axes, "output_std", "mean_field_std", "input_std",
          f"Forward: std of {signal} / std of input", f"{unit}  (signal flows →)"),
         (backward_axes, "grad_std", "mean_field_grad_std", "output_grad_std",
          "Backward: std of gradients / std of output gradient", f"{unit}  (gradients flow ←)"),
@@ -111,11 +121,11 @@ def plot_probe(
     handles = []
     for axes, quantity, theory, reference_name, panel_title, xlabel in panels:
         axes.set_yscale("log")
-        axes.axhspan(1 / BAND, BAND, color="#2ca02c", alpha=0.09, zorder=0, linewidth=0)
-        for bound in (1 / BAND, BAND):
+        axes.axhspan(1 / band, band, color="#2ca02c", alpha=0.09, zorder=0, linewidth=0)
+        for bound in (1 / band, band):
             axes.axhline(bound, color="#2ca02c", alpha=0.5, linewidth=0.8, linestyle=(0, (4, 3)), zorder=1)
         axes.axhline(1.0, color="0.6", linewidth=0.6, zorder=1)
-        lowest, highest = 1 / BAND, BAND
+        lowest, highest = 1 / band, band
         for index, network in enumerate(report.networks):
             twin = next((other for other in report.networks[:index] if other.layers == network.layers), None)
             reference = getattr(network, reference_name)
@@ -149,7 +159,7 @@ def plot_probe(
         axes.set_xlabel(xlabel)
         axes.grid(True, which="major", color="0.88", linewidth=0.6)
         axes.spines[["top", "right"]].set_visible(False)
-        axes.text(0.99, 0.02, f"stable band [1/{BAND:g}, {BAND:g}]", transform=axes.transAxes, ha="right",
+        axes.text(0.99, 0.02, f"stable band [1/{band:g}, {band:g}]", transform=axes.transAxes, ha="right",
                   va="bottom", fontsize=8, color="#2ca02c")
     forward_axes.set_ylabel("relative std (log scale)")
     has_theory = mean_field and any(

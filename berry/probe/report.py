@@ -1,0 +1,324 @@
+"""What a probe found: per-layer statistics, verdicts, and the report's table and JSON.
+
+The data classes here are shared by the simulated networks of
+:func:`berry.probe.run` and by :func:`berry.torch.probe` on a real model; the
+report draws itself with :mod:`berry.probe.plot` (matplotlib, optional).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from berry._format import format_table
+from berry._validation import unknown_name
+
+__all__ = ["BAND", "VERDICTS", "LayerStats", "NetworkProbe", "ProbeReport", "Verdict", "judge"]
+
+#: A std more than this factor away from its starting value (either way) has exploded or vanished.
+BAND = 10.0
+#: The possible verdicts, from best to worst.
+VERDICTS = ("stable", "vanishing", "exploding", "overflow")
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What happened to a std along the network.
+
+    ``kind`` is one of :data:`VERDICTS`; ``layer`` the first layer (1-based, in
+    the pass's order) where the std left ``[1/BAND, BAND]`` times its start
+    or stopped being finite; ``direction`` ``"forward"`` or ``"backward"``.
+    """
+
+    kind: str
+    layer: int | None = None
+    direction: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "stable":
+            return "stable"
+        return f"{self.kind} at layer {self.layer} ({self.direction})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "layer": self.layer, "direction": self.direction}
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Statistics of one layer (or, for a torch model, one module).
+
+    ``output_std`` is the std of the layer's output: for a dense or conv
+    layer of :func:`berry.probe.run` its pre-activations ``h = x W`` (the
+    activation comes after), for a residual block the stream it outputs, for
+    a torch module (:func:`berry.torch.probe`) whatever the module returns.
+    ``act_std`` and ``act_mean`` describe the layer's activations (a residual
+    block's ``f`` of its input stream); ``grad_std`` is the std of the loss
+    gradient with respect to the output; ``weight_grad_std`` that of the
+    gradient with respect to the layer's weight. ``dead_fraction``: units whose activation derivative
+    is zero on the whole batch; ``saturated_fraction``: entries where it is
+    under a tenth of its peak (for ReLU this counts the off half).
+    ``mean_field_std`` and ``mean_field_grad_std`` are the mean-field
+    predictions of ``output_std`` and ``grad_std``. ``None`` where a quantity
+    does not apply.
+    """
+
+    layer: int
+    name: str
+    output_std: float
+    act_std: float | None = None
+    act_mean: float | None = None
+    grad_std: float | None = None
+    weight_grad_std: float | None = None
+    dead_fraction: float | None = None
+    saturated_fraction: float | None = None
+    mean_field_std: float | None = None
+    mean_field_grad_std: float | None = None
+    kind: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: _json_number(value) for key, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class NetworkProbe:
+    """One network's probe: its layers' statistics and verdicts."""
+
+    label: str
+    layers: tuple[LayerStats, ...]
+    input_std: float
+    output_grad_std: float
+    forward: Verdict
+    backward: Verdict
+    weight_std: float | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        """The network's verdict: overflow anywhere, else the forward pass's, else the backward pass's."""
+        for candidate in (self.forward, self.backward):
+            if candidate.kind == "overflow":
+                return candidate
+        return self.forward if self.forward.kind != "stable" else self.backward
+
+    def series(self, quantity: str) -> np.ndarray:
+        """One statistic along the layers (a :class:`LayerStats` field) as a float array, ``nan`` where missing."""
+        numeric = [f.name for f in fields(LayerStats) if f.name not in ("name", "kind")]
+        if quantity not in numeric:
+            raise unknown_name("quantity", quantity, numeric)
+        return np.array(
+            [np.nan if getattr(s, quantity) is None else getattr(s, quantity) for s in self.layers], dtype=float
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "weight_std": _json_number(self.weight_std),
+            "verdict": self.verdict.to_dict(),
+            "forward": self.forward.to_dict(),
+            "backward": self.backward.to_dict(),
+            "input_std": _json_number(self.input_std),
+            "output_grad_std": _json_number(self.output_grad_std),
+            "layers": [layer.to_dict() for layer in self.layers],
+        }
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    """The probes of one or more networks, with the settings that made them.
+
+    ``table()`` is readable text, ``to_dict()`` JSON-able data, ``plot(path)``
+    a picture (needs matplotlib: ``pip install 'berry[plot]'``).
+    """
+
+    networks: tuple[NetworkProbe, ...]
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, label: str) -> NetworkProbe:
+        for network in self.networks:
+            if network.label == label:
+                return network
+        raise KeyError(f"no network labelled {label!r}; labels: {[n.label for n in self.networks]}")
+
+    def __iter__(self) -> Iterator[NetworkProbe]:
+        return iter(self.networks)
+
+    def __len__(self) -> int:
+        return len(self.networks)
+
+    @property
+    def verdicts(self) -> dict[str, str]:
+        """Each network's verdict kind, by label."""
+        return {network.label: network.verdict.kind for network in self.networks}
+
+    def title(self) -> str:
+        """One line saying what was probed."""
+        return str(self.config.get("title", "berry probe"))
+
+    @property
+    def band(self) -> float:
+        """A std beyond ``[start / band, start * band]`` has vanished or exploded (:data:`BAND`)."""
+        return BAND
+
+    @property
+    def of_modules(self) -> bool:
+        """True for a torch model's report (rows are module calls), False for simulated layers."""
+        return "model" in self.config
+
+    def table(self, layers: bool | None = None) -> str:
+        """An aligned text table: one row per network, and with ``layers=True`` one table per network's layers.
+
+        ``layers=None`` (default) shows the per-layer table for a torch model's report (one row per
+        module call: the point of probing a model) and only the summary for simulated networks.
+        """
+        if layers is None:
+            layers = self.of_modules
+        blocks = [self.title(), ""]
+        blocks.append(format_table(_summary_rows(self), _summary_header(self)))
+        outputs = ("module outputs" if self.of_modules else
+                   "blocks' outputs" if self.config.get("residual") else "layers' outputs x W")
+        blocks.append(
+            f"\nverdict: the first layer where the std of the {outputs} (forward) or of their gradients (backward)\n"
+            f"left [1/{BAND:g}, {BAND:g}] x its start (the input's std, the output gradient's); L1 = first layer."
+        )
+        if layers:
+            for network in self.networks:
+                blocks.append(f"\n{network.label}: {network.verdict}")
+                blocks.append(format_table(_layer_rows(network), _LAYER_HEADER))
+        return "\n".join(blocks)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able data: the settings, and every network with its verdicts and layers."""
+        return {
+            "config": {key: _json_value(value) for key, value in self.config.items()},
+            "band": [1 / BAND, BAND],
+            "networks": [network.to_dict() for network in self.networks],
+        }
+
+    def plot(self, path: str | None = None, **options: Any) -> Any:
+        """Draw the forward and backward stds per layer (see :func:`berry.probe.plot.plot_probe`)."""
+        from berry.probe.plot import plot_probe
+
+        return plot_probe(self, path, **options)
+
+
+_LAYER_HEADER = (
+    "layer", "output std", "mean-field", "act std", "act mean", "grad std", "mean-field grad",
+    "weight grad std", "dead", "saturated",
+)
+
+
+def _short(value: float | None) -> float | str:
+    """Three significant digits for a table cell; '-' where there is no value."""
+    if value is None:
+        return "-"
+    if not math.isfinite(value):
+        return str(value)
+    return float(f"{value:.3g}")
+
+
+def _summary_header(report: ProbeReport) -> tuple[str, ...]:
+    last = max(len(network.layers) for network in report.networks)
+    return ("init", "weight std", "verdict", "output std L1", f"output std L{last}", f"mean field L{last}",
+            "grad std L1", f"dead units L{last}")
+
+
+def _summary_rows(report: ProbeReport) -> list[tuple[Any, ...]]:
+    rows = []
+    for network in report.networks:
+        first, last = network.layers[0], network.layers[-1]
+        rows.append((
+            network.label,
+            _short(network.weight_std),
+            str(network.verdict),
+            _short(first.output_std),
+            _short(last.output_std),
+            _short(last.mean_field_std),
+            _short(first.grad_std),
+            _short(last.dead_fraction),
+        ))
+    return rows
+
+
+def _layer_rows(network: NetworkProbe) -> list[tuple[Any, ...]]:
+    return [
+        (
+            s.name if s.kind in ("", "dense", "conv") else f"{s.name} ({s.kind})",
+            _short(s.output_std),
+            _short(s.mean_field_std),
+            _short(s.act_std),
+            _short(s.act_mean),
+            _short(s.grad_std),
+            _short(s.mean_field_grad_std),
+            _short(s.weight_grad_std),
+            _short(s.dead_fraction),
+            _short(s.saturated_fraction),
+        )
+        for s in network.layers
+    ]
+
+
+def _json_number(value: Any) -> Any:
+    """Floats for JSON: inf and nan become strings, which every JSON parser accepts."""
+    if value is None:
+        return None
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, (float, np.floating, np.integer)):
+        return _json_number(value)
+    return str(value)
+
+
+# --- verdicts ----------------------------------------------------------------------------------
+
+
+def judge(stds: Sequence[float], reference: float, *, direction: str, layers: Sequence[int] | None = None) -> Verdict:
+    """The verdict for a std along a pass, compared with its starting value ``reference``.
+
+    ``stds`` are in the pass's order (the last layer first for a backward
+    pass); ``layers`` are their layer numbers (default 1, 2, ...). A std that
+    is not finite anywhere gives ``overflow`` at the first such layer (the
+    worst outcome wins, even after the std has left the band); otherwise the
+    first std above ``BAND * reference`` gives ``exploding`` and the first
+    below ``reference / BAND`` ``vanishing``.
+
+    >>> str(judge([1.0, 0.5, 0.05], 1.0, direction="forward"))
+    'vanishing at layer 3 (forward)'
+    >>> str(judge([1.0, 20.0, float("inf")], 1.0, direction="forward"))
+    'overflow at layer 3 (forward)'
+    >>> judge([1.0, 2.0], 1.0, direction="forward").kind
+    'stable'
+    """
+    numbers = list(range(1, len(stds) + 1)) if layers is None else list(layers)
+    if len(numbers) != len(stds):
+        raise ValueError(f"layers has {len(numbers)} entries for {len(stds)} stds; they must match")
+    if not math.isfinite(reference):
+        return Verdict("overflow", numbers[0] if numbers else None, direction)
+    for layer, std in zip(numbers, stds, strict=True):
+        if not math.isfinite(std):
+            return Verdict("overflow", layer, direction)
+    for layer, std in zip(numbers, stds, strict=True):
+        if std > BAND * reference:
+            return Verdict("exploding", layer, direction)
+        if std < reference / BAND:
+            return Verdict("vanishing", layer, direction)
+    return Verdict("stable")

@@ -1,0 +1,103 @@
+"""The berry command as a whole: help for every option, usage errors, list, std, gain, info and --version."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from berry.cli import build_parser, main
+from berry.sampling import InitSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    return build_parser().parse_args([]).subparsers
+
+
+@pytest.mark.parametrize("name", sorted(_subcommands()))
+def test_every_option_has_help_and_shows_its_default(name):
+    parser = _subcommands()[name]
+    text = parser.format_help()
+    for action in parser._actions:
+        assert action.help, f"berry {name} {action.option_strings or action.dest} has no help"
+        meaningful = not any(action.default is nothing for nothing in (None, False, argparse.SUPPRESS))
+        if action.option_strings and meaningful:
+            flag = action.option_strings[-1]
+            assert re.search(re.escape(flag) + r".*?default", text, re.S), f"berry {name} {flag}: default not shown"
+
+
+def test_sample_has_an_option_for_every_initspec_field():
+    import dataclasses
+
+    options = {action.dest for action in _subcommands()["sample"]._actions}
+    assert {field.name for field in dataclasses.fields(InitSpec)} <= options
+
+
+@pytest.mark.parametrize(("name", "needed"), [("probe", []), ("sample", ["3,3", "--out", "w.npy"]),
+                                              ("std", ["he"]), ("list", [])])
+def test_an_unknown_option_prints_the_subcommands_usage(name, needed, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([name, *needed, "--no-such-option"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: berry {name}") and "unrecognized arguments: --no-such-option" in err
+
+
+def test_list_is_plain_text_with_every_kind_of_name(capsys):
+    assert main(["list"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "``" not in out and ":func:" not in out and ":math:" not in out
+    assert "small_init" in out and "2 / (5 d)" in out
+    assert "orthogonal" in out and "eye (identity)" in out and "gelu (gelu_erf)" in out
+    assert main(["list", "activations", "--json"]) == 0
+    activations = json.loads(capsys.readouterr().out)["activations"]
+    assert {"name": "silu", "aliases": ["swish"], "summary": activations[[a["name"] for a in activations].index("silu")]
+            ["summary"]} in activations
+
+
+def test_std_and_gain(capsys):
+    assert main(["std", "he", "--shape", "128,16,3,3", "--layout", "torch", "--groups", "4", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["fan_in"] == 144 and payload["std"] == (2 / 144) ** 0.5
+    assert main(["gain", "tanh", "--mode", "backward", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["mode"] == "backward" and round(payload["gain"], 5) == 1.46741 and payload["torch_gain"] == 5 / 3
+
+
+def test_version_names_the_stream_backend_and_simd_path():
+    from berry import stream
+
+    out = subprocess.run([sys.executable, "-m", "berry", "--version"], capture_output=True, text=True, check=True,
+                         cwd=ROOT).stdout
+    lines = out.splitlines()
+    assert re.fullmatch(r"berry \d+\.\d+\.\d+", lines[0])
+    if stream.BACKEND == "c":
+        assert re.fullmatch(r"stream: C kernel, (avx2|generic) path, STREAM_VERSION \d+", lines[1])
+    else:
+        assert lines[1].startswith("stream: NumPy reference (the C extension berry._cstream is not built")
+
+
+def test_version_says_when_the_numpy_fallback_is_active():
+    env = {"BERRY_STREAM_BACKEND": "numpy", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "berry", "--version"], capture_output=True, text=True, check=True,
+                         cwd=ROOT, env=env).stdout
+    assert "NumPy reference" in out and "not built" in out
+
+
+def test_info_reports_backend_threads_and_extras(capsys):
+    assert main(["info", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["backend"] in ("c", "numpy") and payload["threads"] >= 1
+    assert set(payload["extras"]) >= {"torch", "jax", "keras", "matplotlib", "safetensors", "ml_dtypes", "triton"}
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 0
+    assert "COMMAND" in capsys.readouterr().out
