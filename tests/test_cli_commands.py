@@ -79,7 +79,7 @@ def test_version_names_the_stream_backend_and_simd_path():
     lines = out.splitlines()
     assert re.fullmatch(r"berry \d+\.\d+\.\d+", lines[0])
     if stream.BACKEND == "c":
-        assert re.fullmatch(r"stream: C kernel, (avx2|generic) path, STREAM_VERSION \d+", lines[1])
+        assert re.fullmatch(r"stream: C kernel, (avx512|avx2|generic) path, STREAM_VERSION \d+", lines[1])
     else:
         assert lines[1].startswith("stream: NumPy reference (the C extension berry._cstream is not built")
 
