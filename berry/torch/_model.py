@@ -268,6 +268,12 @@ class InitReport:
     reset_buffers: tuple[str, ...] = ()  #: buffers reset (BatchNorm statistics, a parametrization's state)
     other_buffers: tuple[str, ...] = ()  #: buffers left as they were (recompute them if materialized from meta)
     skipped: tuple[tuple[str, str], ...] = ()  #: (name, reason) of tensors berry cannot fill (lazy, quantized)
+    #: What parameters no rule matched got: "architecture" (the plan of :mod:`berry.torch.auto`, made when
+    #: init_model is given no rules) or "structural" (:func:`default_rules`).
+    defaults: str = "structural"
+    #: Where the architecture plan came from, or why init_model fell back to the structural defaults
+    #: (empty when rules were given: unmatched parameters then always get the structural defaults).
+    defaults_note: str = ""
 
     def __iter__(self) -> Iterator[ParameterInit]:
         return iter(self.parameters)
@@ -292,6 +298,8 @@ class InitReport:
         if self.other_buffers:
             lines.append(f"buffers left as they were: {', '.join(self.other_buffers)}")
         lines += [f"not initialized: {name} ({reason})" for name, reason in self.skipped]
+        if self.defaults_note:
+            lines.append(f"defaults: {self.defaults}: {self.defaults_note}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -304,6 +312,8 @@ class InitReport:
             "reset_buffers": list(self.reset_buffers),
             "other_buffers": list(self.other_buffers),
             "skipped": [list(item) for item in self.skipped],
+            "defaults": self.defaults,
+            "defaults_note": self.defaults_note,
         }
 
 
@@ -414,8 +424,16 @@ def init_model(
     walk = parameter_entries(model, prefix)
     check_ties(model, stacklevel=2)
     defaults = default_rules()
+    planned_sources: dict[int, str] = {}
+    default_path, defaults_note = "structural", ""
+    if rules is None:  # no rules at all: the architecture decides, else the structural defaults, and why
+        planned, default_path, defaults_note = _architecture_defaults(model, prefix, seed)
+        planned_sources = {id(rule): source for rule, source in planned}
+        defaults = [rule for rule, _ in planned] + defaults
     plan = [
-        (entry, *_choose(entry, user_rules, defaults, respect_no_reinit)) for entry in walk if entry.skipped is None
+        (entry, *_choose(entry, user_rules, defaults, respect_no_reinit, planned_sources))
+        for entry in walk
+        if entry.skipped is None
     ]
     used = {id(rule) for _, rule, _, _ in plan}
     entries: list[ParameterInit] = []
@@ -471,19 +489,48 @@ def init_model(
         for buffer in entry.reparametrization.rewritten_buffers(entry.name)
     }
     reset, others = _reset_buffers(model, prefix, rewritten)
-    report = InitReport(seed, tuple(entries), reset, others, skipped)
+    report = InitReport(seed, tuple(entries), reset, others, skipped, default_path, defaults_note)
     if verbose:
         print(report.table())
     return report
 
 
+def _architecture_defaults(model: nn.Module, prefix: str, seed: int) -> tuple[list[tuple[Rule, str]], str, str]:
+    """The architecture plan's rules with their report labels, the default path taken, and its note.
+
+    Imported here: berry.torch.auto builds on this module (its reports apply their rules with init_model).
+    """
+    from berry.torch.auto._defaults import plan_defaults
+
+    planned = plan_defaults(model, prefix=prefix, seed=seed)
+    if not planned.planned:
+        warnings.warn(
+            f"init_model without rules: no architecture plan for {type(model).__name__}: {planned.note}; "
+            "every parameter gets the structural defaults (berry.torch.default_rules()). Pass rules to choose "
+            "({} for the structural defaults, silently)",
+            UserWarning,
+            stacklevel=3,
+        )
+        return [], "structural", f"fallback: {planned.note}"
+    rules = [(Rule(pattern, init), planned.sources[pattern]) for pattern, init in planned.rules.items()]
+    return rules, "architecture", planned.note
+
+
 def _choose(
-    entry: ParameterEntry, user_rules: Sequence[Rule], defaults: Sequence[Rule], respect_no_reinit: bool
+    entry: ParameterEntry,
+    user_rules: Sequence[Rule],
+    defaults: Sequence[Rule],
+    respect_no_reinit: bool,
+    planned_sources: Mapping[int, str] | None = None,
 ) -> tuple[Rule, str, InitSpec | Callable[..., Any] | None]:
-    """The rule for one parameter, its description for the report, and what it does."""
+    """The rule for one parameter, its description for the report, and what it does.
+
+    ``planned_sources`` labels the rules of ``defaults`` that come from the architecture plan.
+    """
     if respect_no_reinit and any(getattr(tensor, "_no_reinit", False) for tensor in entry.tensors):
         return _NO_REINIT, "_no_reinit", None  # initialized by its own layer's scheme (mamba_ssm's convention)
     rule = _first_match(user_rules, entry.name, entry.local_name, entry.module)
+    berry_choice = rule is None
     if rule is not None:
         source = rule.describe()
     else:
@@ -492,10 +539,10 @@ def _choose(
         rule = _first_match(defaults, entry.name, entry.local_name, entry.module)
         if rule is None:
             rule = _FALLBACK_MATRIX if len(shape) >= 2 else _FALLBACK_VECTOR
-        source = f"default {rule.describe()}"
+        source = (planned_sources or {}).get(id(rule)) or f"default {rule.describe()}"
     action = _action(rule.init, rule.describe())
     if entry.reparametrization is not None and entry.reparametrization.kind == "orthogonal" and action is not None:
-        if source.startswith("default "):  # berry's choice: the one law an orthogonal constraint can hold
+        if berry_choice:  # berry's choice: the one law an orthogonal constraint can hold
             return rule, "default orthogonal parametrization", InitSpec("orthogonal", layout="torch")
         holds = isinstance(action, InitSpec) and action.kind in ("orthogonal", "eye") and action.gain == 1.0
         if isinstance(action, InitSpec) and not holds:
