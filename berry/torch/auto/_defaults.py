@@ -48,7 +48,7 @@ def plan_defaults(model: nn.Module, *, prefix: str = "", seed: int = 0) -> Plann
     except DataDependentError:
         return _none(f"the forward of {type(model).__name__} depends on tensor values and cannot be recorded on "
                      "meta tensors; plan on real inputs with berry.torch.auto_init(model, inputs)")
-    except Exception as error:  # noqa: BLE001 - any forward may fail on an inferred input; the reason is reported
+    except Exception as error:  # any forward may fail on an inferred input: the reason is reported
         text = str(error).splitlines()[0] if str(error) else ""
         return _none(f"the forward of {type(model).__name__} could not be recorded on the inferred input "
                      f"({type(error).__name__}: {text[:200]}); pass example inputs to berry.torch.auto_init")
