@@ -11,7 +11,8 @@ fills only its own shard.
 Which tensors it fills and under which names is :mod:`berry.torch._walk`
 (shared with the schemes); weights computed by parametrizations are
 :mod:`berry.torch._parametrized`; tied weights across meta materialization
-are :mod:`berry.torch._materialize`.
+are :mod:`berry.torch._materialize`; the defaults when given no rules (the
+architecture plan) are :mod:`berry.torch.auto._defaults`.
 """
 
 from __future__ import annotations
@@ -348,7 +349,22 @@ def init_model(
 
     Each parameter gets the first of ``rules`` that matches it (name patterns
     before module-type rules, each kind in the order given), else the first
-    of :func:`default_rules`. Its values are keyed by ``(seed, name)`` with
+    of :func:`default_rules` (the structural defaults).
+
+    With no rules at all (``rules=None``), the architecture decides: an input
+    is inferred from the first layer, the forward is recorded on meta tensors
+    (no memory, no compute) and the plan of :mod:`berry.torch.auto` is applied
+    (for every parameter it decides, the bits of ``auto_init(model,
+    seed=seed)``; the others get the structural defaults). The plan depends on
+    the structure alone, so every rank of a sharded model makes the same one.
+    When no plan can be made (no input can be inferred, the forward fails on
+    it, or it branches on tensor values) a warning names the reason and the
+    structural defaults are used. ``report.defaults`` (``"architecture"`` or
+    ``"structural"``) and ``report.defaults_note`` say which path was taken
+    and why. Any rules argument, even ``{}``, skips the plan:
+    ``init_model(model, {})`` is the structural (Xavier-everywhere) default.
+
+    Each parameter's values are keyed by ``(seed, name)`` with
     ``name`` its fully qualified name (wrapper segments such as ``_orig_mod``
     or ``_fsdp_wrapped_module`` dropped), so they do not depend on the other
     layers, their order, the device, or the sharding: on DTensor/FSDP2
@@ -376,6 +392,7 @@ def init_model(
     model:
         The module (any device; meta parameters are skipped).
     rules:
+        ``None`` (default): the architecture plan, see above. Else
         ``{match: init}`` (a dict, e.g. loaded from a config file) or a list
         of :class:`Rule` / ``(match, init)`` pairs / ``{"match": ..., "init":
         ...}`` dicts. ``match``: an fnmatch pattern on qualified names
@@ -389,11 +406,12 @@ def init_model(
     seed:
         The seed, in ``[0, 2**64)``.
     strict:
-        Raise :class:`UnmatchedRuleError` if a rule matches no parameter (a typo).
+        Raise :class:`UnmatchedRuleError` if a rule of ``rules`` matches no parameter (a typo).
     prefix:
-        Prepended to every name, to initialize a submodule as part of a larger model.
+        Prepended to every name, to initialize a submodule as part of a larger model
+        (the plan of a submodule is made for the submodule alone).
     verbose:
-        Print the report's table.
+        Print the report's table (ending with the default path taken, when given no rules).
     respect_no_reinit:
         Keep parameters marked ``_no_reinit = True`` (the convention of
         ``mamba_ssm``, which :func:`berry.torch.schemes.mamba` follows: a
