@@ -442,14 +442,12 @@ def init_model(
     walk = parameter_entries(model, prefix)
     check_ties(model, stacklevel=2)
     defaults = default_rules()
-    planned_sources: dict[int, str] = {}
+    planned: dict[str, tuple[Rule, str]] = {}
     default_path, defaults_note = "structural", ""
     if rules is None:  # no rules at all: the architecture decides, else the structural defaults, and why
         planned, default_path, defaults_note = _architecture_defaults(model, prefix, seed)
-        planned_sources = {id(rule): source for rule, source in planned}
-        defaults = [rule for rule, _ in planned] + defaults
     plan = [
-        (entry, *_choose(entry, user_rules, defaults, respect_no_reinit, planned_sources))
+        (entry, *_choose(entry, user_rules, defaults, respect_no_reinit, planned))
         for entry in walk
         if entry.skipped is None
     ]
@@ -513,8 +511,8 @@ def init_model(
     return report
 
 
-def _architecture_defaults(model: nn.Module, prefix: str, seed: int) -> tuple[list[tuple[Rule, str]], str, str]:
-    """The architecture plan's rules with their report labels, the default path taken, and its note.
+def _architecture_defaults(model: nn.Module, prefix: str, seed: int) -> tuple[dict[str, tuple[Rule, str]], str, str]:
+    """The architecture plan's rule and report label by parameter name, the default path taken, and its note.
 
     Imported here: berry.torch.auto builds on this module (its reports apply their rules with init_model).
     """
@@ -529,8 +527,8 @@ def _architecture_defaults(model: nn.Module, prefix: str, seed: int) -> tuple[li
             UserWarning,
             stacklevel=3,
         )
-        return [], "structural", f"fallback: {planned.note}"
-    rules = [(Rule(pattern, init), planned.sources[pattern]) for pattern, init in planned.rules.items()]
+        return {}, "structural", f"fallback: {planned.note}"
+    rules = {name: (Rule(pattern, init), planned.sources[name]) for name, (pattern, init) in planned.rules.items()}
     return rules, "architecture", planned.note
 
 
@@ -539,11 +537,12 @@ def _choose(
     user_rules: Sequence[Rule],
     defaults: Sequence[Rule],
     respect_no_reinit: bool,
-    planned_sources: Mapping[int, str] | None = None,
+    planned: Mapping[str, tuple[Rule, str]] | None = None,
 ) -> tuple[Rule, str, InitSpec | Callable[..., Any] | None]:
     """The rule for one parameter, its description for the report, and what it does.
 
-    ``planned_sources`` labels the rules of ``defaults`` that come from the architecture plan.
+    ``planned``: the architecture plan's rule and label by parameter name, tried before ``defaults``
+    (looked up by name: a scan of one exact pattern per parameter would be quadratic in the model's size).
     """
     if respect_no_reinit and any(getattr(tensor, "_no_reinit", False) for tensor in entry.tensors):
         return _NO_REINIT, "_no_reinit", None  # initialized by its own layer's scheme (mamba_ssm's convention)
@@ -554,10 +553,14 @@ def _choose(
     else:
         shape = entry.shape
         assert shape is not None
-        rule = _first_match(defaults, entry.name, entry.local_name, entry.module)
-        if rule is None:
-            rule = _FALLBACK_MATRIX if len(shape) >= 2 else _FALLBACK_VECTOR
-        source = (planned_sources or {}).get(id(rule)) or f"default {rule.describe()}"
+        hit = (planned or {}).get(entry.name)
+        if hit is not None:
+            rule, source = hit
+        else:
+            rule = _first_match(defaults, entry.name, entry.local_name, entry.module)
+            if rule is None:
+                rule = _FALLBACK_MATRIX if len(shape) >= 2 else _FALLBACK_VECTOR
+            source = f"default {rule.describe()}"
     action = _action(rule.init, rule.describe())
     if entry.reparametrization is not None and entry.reparametrization.kind == "orthogonal" and action is not None:
         if berry_choice:  # berry's choice: the one law an orthogonal constraint can hold

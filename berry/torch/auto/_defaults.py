@@ -31,8 +31,10 @@ _UNDECIDED = frozenset({"kept", "unused"})
 class PlannedDefaults:
     """The plan's rules for init_model, keyed like init_model names parameters, or why there are none."""
 
-    rules: dict[str, Any]  #: exact-name pattern -> init (empty when no plan could be made)
-    sources: dict[str, str]  #: exact-name pattern -> what the report's rule column says ("auto weight", ...)
+    #: parameter name (as init_model names it, under ``prefix``) -> (exact-name pattern, init); empty when
+    #: no plan could be made
+    rules: dict[str, tuple[str, Any]]
+    sources: dict[str, str]  #: parameter name -> what the report's rule column says ("auto weight", ...)
     planned: bool  #: True: the architecture plan; False: fall back to the structural defaults
     note: str  #: where the plan came from, or why there is none
 
@@ -52,14 +54,14 @@ def plan_defaults(model: nn.Module, *, prefix: str = "", seed: int = 0) -> Plann
         text = str(error).splitlines()[0] if str(error) else ""
         return _none(f"the forward of {type(model).__name__} could not be recorded on the inferred input "
                      f"({type(error).__name__}: {text[:200]}); pass example inputs to berry.torch.auto_init")
-    rules: dict[str, Any] = {}
+    rules: dict[str, tuple[str, Any]] = {}
     sources: dict[str, str] = {}
     for row in report.parameters:
         if row.role in _UNDECIDED:
             continue
-        pattern = exact_pattern(canonical_name([prefix, row.name]))
-        rules[pattern] = row.init
-        sources[pattern] = f"auto {row.role}"
+        name = canonical_name([prefix, row.name])
+        rules[name] = (exact_pattern(name), row.init)
+        sources[name] = f"auto {row.role}"
     recorded = f"inputs: {report.inputs}" if report.inputs else "inputs given"
     note = f"architecture plan (berry.torch.auto_plan on meta tensors; {recorded})"
     return PlannedDefaults(rules, sources, True, note)
