@@ -384,7 +384,8 @@ def mimetic_evidence(
 ) -> list[dict[str, Any]]:
     """A 2-layer GPT learns to flag repeated tokens: default initialization vs mimetic attention, same seeds.
 
-    Every parameter gets berry's defaults; "mimetic" then re-initializes the attention weights only.
+    Every parameter gets berry's structural defaults (rules ``{}``); "mimetic" then re-initializes the
+    attention weights only.
     Reports the first layer's mean self-attention at initialization and the mean training loss at a few
     points (10-step windows), averaged over the seeds.
     """
@@ -394,7 +395,7 @@ def mimetic_evidence(
         self_attention, curves = [], []
         for seed in seeds:
             model = Transformer(n_layer=2, n_embd=width, n_head=4, vocab_size=vocab, block_size=length)
-            init_model(model, seed=seed)
+            init_model(model, {}, seed=seed)
             if init == "mimetic":
                 schemes.mimetic(model, seed=seed)
             generator = torch.Generator().manual_seed(1000 + seed)
@@ -441,7 +442,7 @@ def mamba_evidence(*, n_layers: int = 4, dt_min: float = 0.001, dt_max: float = 
         schemes.mamba(model, seed=seed, dt_min=dt_min, dt_max=dt_max)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # without _no_reinit, D falls to the 1-D fallback (it warns)
-            init_model(model, seed=seed + 1, respect_no_reinit=respect)
+            init_model(model, {}, seed=seed + 1, respect_no_reinit=respect)
         dt = torch.cat([F.softplus(layer["mixer"].dt_proj.bias.detach().double()) for layer in model.layers])
         rows.append({"no_reinit": respect, "dt_min": float(dt.min()), "dt_max": float(dt.max()),
                      "inside": bool(((dt >= dt_min * (1 - 1e-6)) & (dt <= dt_max * (1 + 1e-6))).all()),
@@ -753,7 +754,8 @@ def render_recipes(quick: bool = False) -> str:
     out += [
         "### Mamba: softplus(dt bias) after schemes.mamba, then a whole-model init_model",
         "",
-        f"Four mamba_ssm-named mixers ({rows[0]['channels']} channels); `schemes.mamba`, then `init_model(model)`",
+        f"Four mamba_ssm-named mixers ({rows[0]['channels']} channels); `schemes.mamba`, then "
+        "`init_model(model, {})`",
         "on the whole model.",
         "",
         _table(["init_model respects _no_reinit", "channels", "dt min", "dt max", "inside [0.001, 0.1]"],

@@ -148,13 +148,13 @@ def test_no_reinit_survives_a_whole_model_init():
     model = MambaLM(version=1)
     schemes.mamba(model, seed=0)
     kept = {n: p.detach().clone() for n, p in model.named_parameters() if n.endswith(("dt_proj.bias", "A_log", ".D"))}
-    report = init_model(model, seed=99)
+    report = init_model(model, {}, seed=99)
     for name, value in kept.items():
         assert torch.equal(model.get_parameter(name), value), name
         assert report[name].rule == "_no_reinit" and report[name].init == "kept"
     check_dt_bias(model.backbone.layers[0].mixer.dt_proj.bias)
     with pytest.warns(UserWarning, match="mixer.D"):  # the old behaviour: the bias is zeroed, dt = softplus(0)
-        init_model(model, seed=99, respect_no_reinit=False)
+        init_model(model, {}, seed=99, respect_no_reinit=False)
     assert not model.backbone.layers[0].mixer.dt_proj.bias.any()
 
 

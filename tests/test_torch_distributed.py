@@ -117,9 +117,21 @@ def _worker(rank: int, world: int, port: int, result_path: str) -> None:
             fully_shard(block, mesh=mesh)
         fully_shard(model, mesh=mesh)
         model.to_empty(device="cpu")
-        init.init_model(model, seed=5)
+        init.init_model(model, {}, seed=5)
         for name, parameter in model.named_parameters():
             results[f"model/{name}"] = parameter.full_tensor()
+
+        # No rules: every rank plans the same architecture defaults from the structure alone.
+        with torch.device("meta"):
+            planned = tiny_transformer()
+        for block in list(planned)[1:3]:
+            fully_shard(block, mesh=mesh)
+        fully_shard(planned, mesh=mesh)
+        planned.to_empty(device="cpu")
+        planned_report = init.init_model(planned, seed=5)
+        results["planned/path"] = torch.tensor([planned_report.defaults == "architecture"])
+        for name, parameter in planned.named_parameters():
+            results[f"planned/{name}"] = parameter.full_tensor()
 
         with torch.device("meta"):
             tied = TiedLM()
@@ -167,17 +179,21 @@ def test_sharded_initialization_equals_single_process(world, tmp_path):
 
     expected = _single_process_cases()
     for key, value in gathered.items():
-        if key.startswith(("model/", "tied/", *(f"{scheme}/" for scheme in SCHEMES))):
+        if key.startswith(("model/", "planned/", "tied/", *(f"{scheme}/" for scheme in SCHEMES))):
             continue
         label = key.rsplit("/", 1)[1]
         assert torch.equal(value, expected[label]), key
 
     model = tiny_transformer()
-    init.init_model(model, seed=5)
+    init.init_model(model, {}, seed=5)
     names = [name for name, _ in model.named_parameters()]
     assert sorted(f"model/{n}" for n in names) == sorted(k for k in gathered if k.startswith("model/"))
     for name, parameter in model.named_parameters():
         assert torch.equal(gathered[f"model/{name}"], parameter.detach()), name
+    planned = tiny_transformer()
+    assert init.init_model(planned, seed=5).defaults == "architecture" and gathered["planned/path"].all()
+    for name, parameter in planned.named_parameters():
+        assert torch.equal(gathered[f"planned/{name}"], parameter.detach()), name
 
     # A tied LM through FSDP2 and berry.torch.materialize: still one tensor, one initialization.
     assert gathered["tied/same"].all(), gathered["tied/same"]

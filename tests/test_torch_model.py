@@ -63,7 +63,7 @@ def values(model):
 
 def test_default_rules_on_a_transformer():
     model = TinyGPT()
-    report = init_model(model, seed=11)
+    report = init_model(model, {}, seed=11)
     d = 32
     assert torch.equal(model.wte.weight, model.lm_head.weight)  # tied: one parameter, initialized once
     assert [p.name for p in report].count("wte.weight") == 1 and "lm_head.weight" not in [p.name for p in report]
@@ -82,7 +82,7 @@ def test_default_rules_on_a_transformer():
 
 def test_default_rules_on_a_cnn():
     model = TinyCNN()
-    init_model(model, seed=2)
+    init_model(model, {}, seed=2)
     for name, groups in (("conv1", 1), ("depthwise", 8), ("grouped", 4), ("conv3d", 1)):
         weight = getattr(model, name).weight
         expected = berry.sample(tuple(weight.shape), "xavier", layout="torch", groups=groups, seed=2, name=f"{name}.weight")
@@ -100,7 +100,7 @@ def test_recurrent_gates_have_their_own_fans_and_orthogonal_recurrence(cell):
     hidden, inputs = 16, 40
     module = cell(inputs, hidden) if cell in (nn.LSTMCell, nn.GRUCell) else cell(inputs, hidden, num_layers=2)
     gates = 4 if cell in (nn.LSTM, nn.LSTMCell) else 3
-    init_model(module, seed=3)
+    init_model(module, {}, seed=3)
     suffix = "" if cell in (nn.LSTMCell, nn.GRUCell) else "_l0"
     recurrent = getattr(module, f"weight_hh{suffix}").detach()
     for gate in range(gates):
@@ -177,9 +177,9 @@ def test_keys_are_names_so_other_layers_do_not_matter():
         return nn.Sequential(OrderedDict((name, nn.Linear(5, 5)) for name in names))
 
     reference = build(["enc", "mid", "dec"])
-    init_model(reference, seed=8)
+    init_model(reference, {}, seed=8)
     grown = build(["pre", "dec", "enc", "extra", "mid"])  # layers added and reordered
-    init_model(grown, seed=8)
+    init_model(grown, {}, seed=8)
     for name, value in values(reference).items():
         assert torch.equal(values(grown)[name], value), name
 
@@ -189,7 +189,7 @@ def test_keys_are_names_so_other_layers_do_not_matter():
 def test_parameter_order_invariance(order, keep):
     layers = OrderedDict((name, nn.Linear(3, 4)) for name in order[:keep])
     model = nn.Sequential(layers)
-    init_model(model, seed=1)
+    init_model(model, {}, seed=1)
     for name in order[:keep]:
         expected = berry.sample((4, 3), "xavier", layout="torch", seed=1, name=f"{name}.weight")
         np.testing.assert_array_equal(getattr(model, name).weight.detach().numpy(), expected)
@@ -197,22 +197,22 @@ def test_parameter_order_invariance(order, keep):
 
 def test_idempotent_and_seed_dependent():
     model = TinyGPT()
-    init_model(model, seed=1)
+    init_model(model, {}, seed=1)
     first = values(model)
-    init_model(model, seed=1)
+    init_model(model, {}, seed=1)
     assert all(torch.equal(value, values(model)[name]) for name, value in first.items())
-    init_model(model, seed=2)
+    init_model(model, {}, seed=2)
     assert not torch.equal(first["blocks.0.c_fc.weight"], model.blocks[0]["c_fc"].weight)
 
 
 def test_meta_model_materialized_with_to_empty():
     with torch.device("meta"):
         meta_model = TinyGPT()
-    init_model(meta_model, seed=5)  # meta parameters: nothing to fill, no error
+    init_model(meta_model, {}, seed=5)  # meta parameters: nothing to fill, no error
     meta_model.to_empty(device="cpu")
-    init_model(meta_model, seed=5)
+    init_model(meta_model, {}, seed=5)
     eager = TinyGPT()
-    init_model(eager, seed=5)
+    init_model(eager, {}, seed=5)
     for name, value in values(eager).items():
         assert torch.equal(values(meta_model)[name], value), name
 
@@ -221,20 +221,20 @@ def test_mixed_dtypes_and_wrappers():
     inner = TinyCNN()
     wrapper = nn.Module()
     wrapper._orig_mod = inner  # what torch.compile's wrapper looks like
-    init_model(wrapper, seed=9)
+    init_model(wrapper, {}, seed=9)
     reference = TinyCNN()
-    init_model(reference, seed=9)
+    init_model(reference, {}, seed=9)
     assert all(torch.equal(value, values(inner)[name]) for name, value in values(reference).items())
     half = TinyCNN().to(torch.bfloat16)
-    init_model(half, seed=9)
+    init_model(half, {}, seed=9)
     assert torch.equal(half.fc.weight, reference.fc.weight.to(torch.bfloat16))
 
 
 def test_prefix_initializes_a_submodule_as_part_of_the_whole():
     whole = TinyGPT()
-    init_model(whole, seed=3)
+    init_model(whole, {}, seed=3)
     part = TinyGPT().blocks[1]
-    init_model(part, seed=3, prefix="blocks.1")
+    init_model(part, {}, seed=3, prefix="blocks.1")
     assert torch.equal(part["c_fc"].weight, whole.blocks[1]["c_fc"].weight)
 
 
@@ -266,13 +266,13 @@ def test_unknown_vector_parameters_warn():
 
     model = Scale()
     with pytest.warns(UserWarning, match="gamma"):
-        report = init_model(model)
+        report = init_model(model, {})
     assert torch.equal(model.gamma, torch.ones(4)) and report["kernel"].init == "xavier normal"
     init_model(model, {"gamma": 0.5})  # a rule silences it
 
 
 def test_report_table_and_dict():
-    report = init_model(TinyCNN(), verbose=False)
+    report = init_model(TinyCNN(), {}, verbose=False)
     table = report.table()
     assert "conv1.weight" in table and "default _ConvNd:weight" in table
     data = report.to_dict()
@@ -283,10 +283,10 @@ def test_report_table_and_dict():
 def test_lazy_parameters_are_reported_and_bad_seeds_rejected():
     model = nn.Sequential(nn.LazyLinear(4), nn.Linear(4, 2))
     with pytest.warns(UserWarning, match="lazy"):
-        report = init_model(model, seed=1)
+        report = init_model(model, {}, seed=1)
     assert [p.name for p in report] == ["1.weight", "1.bias"]
     with pytest.raises(ValueError, match="seed"):
-        init_model(model, seed=-1)
+        init_model(model, {}, seed=-1)
 
 
 def test_explicit_fans_in_a_rule_win_over_the_layers():
@@ -317,13 +317,13 @@ def legacy_weight_norm(module, **kwargs):
 @pytest.mark.parametrize("weight_norm", [parametrizations.weight_norm, legacy_weight_norm])
 def test_weight_norm_layers_get_the_rule_on_their_effective_weight(weight_norm):
     plain = plain_layers()
-    init_model(plain, seed=4)
+    init_model(plain, {}, seed=4)
     normed = plain_layers()
     for i in range(3):
         weight_norm(normed[i], dim=1 if i == 2 else 0)
-    report = init_model(normed, seed=4)
+    report = init_model(normed, {}, seed=4)
     # The effective weight g v / ||v|| is what the plain layer gets: same values, same names, same rule.
-    assert [p.name for p in report] == [p.name for p in init_model(plain_layers(), seed=4)]
+    assert [p.name for p in report] == [p.name for p in init_model(plain_layers(), {}, seed=4)]
     assert report["1.weight"].rule == "default _ConvNd:weight" and report["1.weight"].init == "xavier normal"
     for i in range(3):
         torch.testing.assert_close(normed[i].weight, plain[i].weight, rtol=1e-6, atol=1e-7)
@@ -348,11 +348,11 @@ def test_rules_for_linear_weight_match_weight_normed_layers_by_name_and_type():
 @pytest.mark.parametrize("spectral_norm", [parametrizations.spectral_norm, nn.utils.spectral_norm])
 def test_spectral_norm_gets_the_rule_before_normalization_and_a_fresh_power_iteration(spectral_norm):
     plain = nn.Sequential(nn.Linear(20, 16))
-    init_model(plain, seed=2)
+    init_model(plain, {}, seed=2)
     with torch.device("meta"):
         model = nn.Sequential(spectral_norm(nn.Linear(20, 16)))
     model.to_empty(device="cpu")  # u and v hold garbage now
-    report = init_model(model, seed=2)
+    report = init_model(model, {}, seed=2)
     assert report["0.weight"].init == "xavier normal (before spectral norm)"
     original = model[0].parametrizations.weight.original if hasattr(model[0], "parametrizations") else model[0].weight_orig
     assert torch.equal(original, plain[0].weight)
@@ -364,7 +364,7 @@ def test_spectral_norm_gets_the_rule_before_normalization_and_a_fresh_power_iter
                                rtol=1e-3, atol=1e-4)
     assert any(name.endswith("_u") for name in report.reset_buffers)
     again = nn.Sequential(spectral_norm(nn.Linear(20, 16)))
-    init_model(again, seed=2)
+    init_model(again, {}, seed=2)
     assert torch.equal(again.state_dict()[next(k for k in again.state_dict() if k.endswith("_u"))],
                        model.state_dict()[next(k for k in model.state_dict() if k.endswith("_u"))])
 
@@ -374,7 +374,7 @@ def test_orthogonal_parametrization_gets_berrys_orthogonal_matrix_and_refuses_ot
     out_features, in_features = shape
     model = nn.Sequential(parametrizations.orthogonal(nn.Linear(in_features, out_features)))
     state = torch.get_rng_state()
-    report = init_model(model, seed=5)
+    report = init_model(model, {}, seed=5)
     assert torch.equal(state, torch.get_rng_state())  # torch's right_inverse draws: berry forks the generator
     assert report["0.weight"].rule == "default orthogonal parametrization"
     expected = berry.sample(shape, "orthogonal", layout="torch", seed=5, name="0.weight")
@@ -394,7 +394,7 @@ def test_a_parametrization_that_cannot_hold_the_rule_raises_and_writes_nothing()
     parametrize.register_parametrization(model[0], "weight", Symmetric())
     before = model[0].parametrizations.weight.original.detach().clone()
     with pytest.raises(ValueError, match=r"0\.weight is computed by parametrization.*xavier normal"):
-        init_model(model, seed=1)
+        init_model(model, {}, seed=1)
     assert torch.equal(model[0].parametrizations.weight.original, before)
     init_model(model, {"0.weight": "eye"}, seed=1)  # a symmetric rule it can hold
     assert torch.equal(model[0].weight.detach(), torch.eye(5))
@@ -404,14 +404,14 @@ def test_lazy_and_quantized_tensors_are_reported_and_warned_about():
     quantized = pytest.importorskip("torch.ao.nn.quantized")
     model = nn.Sequential(nn.LazyLinear(4), nn.Linear(4, 2))
     with pytest.warns(UserWarning, match=r"0\.weight \(lazy"):
-        report = init_model(model, seed=1)
+        report = init_model(model, {}, seed=1)
     assert [name for name, _ in report.skipped] == ["0.weight", "0.bias"]
     assert "not initialized: 0.weight (lazy" in report.table() and report.to_dict()["skipped"][0][0] == "0.weight"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch deprecates quantized tensor creation
         model = nn.Sequential(nn.Linear(3, 3), quantized.Linear(3, 2))
     with pytest.warns(UserWarning, match=r"1\.weight \(quantized module Linear"):
-        report = init_model(model, seed=1)
+        report = init_model(model, {}, seed=1)
     assert [p.name for p in report] == ["0.weight", "0.bias"] and report.skipped[0][0] == "1.weight"
 
 
@@ -492,7 +492,7 @@ def test_init_model_warns_when_ties_recorded_by_materialize_were_lost():
         binit.materialize(model, "cpu")
     model.lm_head.weight = nn.Parameter(model.lm_head.weight.detach().clone())  # untied behind berry's back
     with pytest.warns(UserWarning, match=r"transformer\.wte\.weight and lm_head\.weight were tied"):
-        init_model(model, seed=0)
+        init_model(model, {}, seed=0)
 
 
 def test_init_model_warns_when_a_hugging_face_config_ties_embeddings_that_are_not():
@@ -514,7 +514,7 @@ def test_init_model_warns_when_a_hugging_face_config_ties_embeddings_that_are_no
 
     model = HFLike()
     with pytest.warns(UserWarning, match=r"embed_tokens\.weight and lm_head\.weight were tied"):
-        init_model(model)
+        init_model(model, {})
     model.lm_head.weight = model.embed_tokens.weight
     with warnings_none():
-        init_model(model)
+        init_model(model, {})

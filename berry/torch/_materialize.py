@@ -66,7 +66,7 @@ def materialize(model: nn.Module, device: torch.device | str | int) -> nn.Module
     >>> model = materialize(model, "cpu")
     >>> model.lm_head.weight is model.wte.weight, sum(p.numel() for p in model.parameters())
     (True, 1600)
-    >>> [p.name for p in init_model(model, seed=0)]
+    >>> [p.name for p in init_model(model, {}, seed=0)]
     ['wte.weight']
     """
     if not isinstance(model, nn.Module):

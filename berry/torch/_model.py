@@ -11,7 +11,8 @@ fills only its own shard.
 Which tensors it fills and under which names is :mod:`berry.torch._walk`
 (shared with the schemes); weights computed by parametrizations are
 :mod:`berry.torch._parametrized`; tied weights across meta materialization
-are :mod:`berry.torch._materialize`.
+are :mod:`berry.torch._materialize`; the defaults when given no rules (the
+architecture plan) are :mod:`berry.torch.auto._defaults`.
 """
 
 from __future__ import annotations
@@ -268,6 +269,12 @@ class InitReport:
     reset_buffers: tuple[str, ...] = ()  #: buffers reset (BatchNorm statistics, a parametrization's state)
     other_buffers: tuple[str, ...] = ()  #: buffers left as they were (recompute them if materialized from meta)
     skipped: tuple[tuple[str, str], ...] = ()  #: (name, reason) of tensors berry cannot fill (lazy, quantized)
+    #: What parameters no rule matched got: "architecture" (the plan of :mod:`berry.torch.auto`, made when
+    #: init_model is given no rules) or "structural" (:func:`default_rules`).
+    defaults: str = "structural"
+    #: Where the architecture plan came from, or why init_model fell back to the structural defaults
+    #: (empty when rules were given: unmatched parameters then always get the structural defaults).
+    defaults_note: str = ""
 
     def __iter__(self) -> Iterator[ParameterInit]:
         return iter(self.parameters)
@@ -292,6 +299,8 @@ class InitReport:
         if self.other_buffers:
             lines.append(f"buffers left as they were: {', '.join(self.other_buffers)}")
         lines += [f"not initialized: {name} ({reason})" for name, reason in self.skipped]
+        if self.defaults_note:
+            lines.append(f"defaults: {self.defaults}: {self.defaults_note}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -304,6 +313,8 @@ class InitReport:
             "reset_buffers": list(self.reset_buffers),
             "other_buffers": list(self.other_buffers),
             "skipped": [list(item) for item in self.skipped],
+            "defaults": self.defaults,
+            "defaults_note": self.defaults_note,
         }
 
 
@@ -338,7 +349,22 @@ def init_model(
 
     Each parameter gets the first of ``rules`` that matches it (name patterns
     before module-type rules, each kind in the order given), else the first
-    of :func:`default_rules`. Its values are keyed by ``(seed, name)`` with
+    of :func:`default_rules` (the structural defaults).
+
+    With no rules at all (``rules=None``), the architecture decides: an input
+    is inferred from the first layer, the forward is recorded on meta tensors
+    (no memory, no compute) and the plan of :mod:`berry.torch.auto` is applied
+    (for every parameter it decides, the bits of ``auto_init(model,
+    seed=seed)``; the others get the structural defaults). The plan depends on
+    the structure alone, so every rank of a sharded model makes the same one.
+    When no plan can be made (no input can be inferred, the forward fails on
+    it, or it branches on tensor values) a warning names the reason and the
+    structural defaults are used. ``report.defaults`` (``"architecture"`` or
+    ``"structural"``) and ``report.defaults_note`` say which path was taken
+    and why. Any rules argument, even ``{}``, skips the plan:
+    ``init_model(model, {})`` is the structural (Xavier-everywhere) default.
+
+    Each parameter's values are keyed by ``(seed, name)`` with
     ``name`` its fully qualified name (wrapper segments such as ``_orig_mod``
     or ``_fsdp_wrapped_module`` dropped), so they do not depend on the other
     layers, their order, the device, or the sharding: on DTensor/FSDP2
@@ -366,6 +392,7 @@ def init_model(
     model:
         The module (any device; meta parameters are skipped).
     rules:
+        ``None`` (default): the architecture plan, see above. Else
         ``{match: init}`` (a dict, e.g. loaded from a config file) or a list
         of :class:`Rule` / ``(match, init)`` pairs / ``{"match": ..., "init":
         ...}`` dicts. ``match``: an fnmatch pattern on qualified names
@@ -379,11 +406,12 @@ def init_model(
     seed:
         The seed, in ``[0, 2**64)``.
     strict:
-        Raise :class:`UnmatchedRuleError` if a rule matches no parameter (a typo).
+        Raise :class:`UnmatchedRuleError` if a rule of ``rules`` matches no parameter (a typo).
     prefix:
-        Prepended to every name, to initialize a submodule as part of a larger model.
+        Prepended to every name, to initialize a submodule as part of a larger model
+        (the plan of a submodule is made for the submodule alone).
     verbose:
-        Print the report's table.
+        Print the report's table (ending with the default path taken, when given no rules).
     respect_no_reinit:
         Keep parameters marked ``_no_reinit = True`` (the convention of
         ``mamba_ssm``, which :func:`berry.torch.schemes.mamba` follows: a
@@ -414,8 +442,14 @@ def init_model(
     walk = parameter_entries(model, prefix)
     check_ties(model, stacklevel=2)
     defaults = default_rules()
+    planned: dict[str, tuple[Rule, str]] = {}
+    default_path, defaults_note = "structural", ""
+    if rules is None:  # no rules at all: the architecture decides, else the structural defaults, and why
+        planned, default_path, defaults_note = _architecture_defaults(model, prefix, seed)
     plan = [
-        (entry, *_choose(entry, user_rules, defaults, respect_no_reinit)) for entry in walk if entry.skipped is None
+        (entry, *_choose(entry, user_rules, defaults, respect_no_reinit, planned))
+        for entry in walk
+        if entry.skipped is None
     ]
     used = {id(rule) for _, rule, _, _ in plan}
     entries: list[ParameterInit] = []
@@ -471,31 +505,65 @@ def init_model(
         for buffer in entry.reparametrization.rewritten_buffers(entry.name)
     }
     reset, others = _reset_buffers(model, prefix, rewritten)
-    report = InitReport(seed, tuple(entries), reset, others, skipped)
+    report = InitReport(seed, tuple(entries), reset, others, skipped, default_path, defaults_note)
     if verbose:
         print(report.table())
     return report
 
 
+def _architecture_defaults(model: nn.Module, prefix: str, seed: int) -> tuple[dict[str, tuple[Rule, str]], str, str]:
+    """The architecture plan's rule and report label by parameter name, the default path taken, and its note.
+
+    Imported here: berry.torch.auto builds on this module (its reports apply their rules with init_model).
+    """
+    from berry.torch.auto._defaults import plan_defaults
+
+    planned = plan_defaults(model, prefix=prefix, seed=seed)
+    if not planned.planned:
+        warnings.warn(
+            f"init_model without rules: no architecture plan for {type(model).__name__}: {planned.note}; "
+            "every parameter gets the structural defaults (berry.torch.default_rules()). Pass rules to choose "
+            "({} for the structural defaults, silently)",
+            UserWarning,
+            stacklevel=3,
+        )
+        return {}, "structural", f"fallback: {planned.note}"
+    rules = {name: (Rule(pattern, init), planned.sources[name]) for name, (pattern, init) in planned.rules.items()}
+    return rules, "architecture", planned.note
+
+
 def _choose(
-    entry: ParameterEntry, user_rules: Sequence[Rule], defaults: Sequence[Rule], respect_no_reinit: bool
+    entry: ParameterEntry,
+    user_rules: Sequence[Rule],
+    defaults: Sequence[Rule],
+    respect_no_reinit: bool,
+    planned: Mapping[str, tuple[Rule, str]] | None = None,
 ) -> tuple[Rule, str, InitSpec | Callable[..., Any] | None]:
-    """The rule for one parameter, its description for the report, and what it does."""
+    """The rule for one parameter, its description for the report, and what it does.
+
+    ``planned``: the architecture plan's rule and label by parameter name, tried before ``defaults``
+    (looked up by name: a scan of one exact pattern per parameter would be quadratic in the model's size).
+    """
     if respect_no_reinit and any(getattr(tensor, "_no_reinit", False) for tensor in entry.tensors):
         return _NO_REINIT, "_no_reinit", None  # initialized by its own layer's scheme (mamba_ssm's convention)
     rule = _first_match(user_rules, entry.name, entry.local_name, entry.module)
+    berry_choice = rule is None
     if rule is not None:
         source = rule.describe()
     else:
         shape = entry.shape
         assert shape is not None
-        rule = _first_match(defaults, entry.name, entry.local_name, entry.module)
-        if rule is None:
-            rule = _FALLBACK_MATRIX if len(shape) >= 2 else _FALLBACK_VECTOR
-        source = f"default {rule.describe()}"
+        hit = (planned or {}).get(entry.name)
+        if hit is not None:
+            rule, source = hit
+        else:
+            rule = _first_match(defaults, entry.name, entry.local_name, entry.module)
+            if rule is None:
+                rule = _FALLBACK_MATRIX if len(shape) >= 2 else _FALLBACK_VECTOR
+            source = f"default {rule.describe()}"
     action = _action(rule.init, rule.describe())
     if entry.reparametrization is not None and entry.reparametrization.kind == "orthogonal" and action is not None:
-        if source.startswith("default "):  # berry's choice: the one law an orthogonal constraint can hold
+        if berry_choice:  # berry's choice: the one law an orthogonal constraint can hold
             return rule, "default orthogonal parametrization", InitSpec("orthogonal", layout="torch")
         holds = isinstance(action, InitSpec) and action.kind in ("orthogonal", "eye") and action.gain == 1.0
         if isinstance(action, InitSpec) and not holds:

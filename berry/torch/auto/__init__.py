@@ -158,10 +158,11 @@ def auto_init(model: nn.Module, *example_args: Any, seed: int = 0, measured: boo
 def default_rules_for(model: nn.Module, *example_args: Any, **options: Any) -> dict[str, Any] | None:
     """The structural plan's rules for ``model``, or ``None`` when no plan can be made without more input.
 
-    For :func:`berry.torch.init_model` to use as its defaults: the plan is
-    made on meta tensors from the given inputs, or from an input inferred
-    from the first layer; a model whose input cannot be inferred, or whose
-    forward cannot be recorded on meta tensors, gives ``None``.
+    The plan is made on meta tensors from the given inputs, or from an input
+    inferred from the first layer; a model whose input cannot be inferred, or
+    whose forward cannot be recorded on meta tensors, gives ``None``.
+    :func:`berry.torch.init_model` without rules uses this plan (through
+    :mod:`berry.torch.auto._defaults`, which also says why there is none).
     """
     try:
         report = auto_plan(model, *example_args, on_meta=True, **options)

@@ -256,14 +256,14 @@ class Policy:
             return q0 / length, f"residual branch: GPT-2's 1/sqrt(2N) scaling, N = {length // 2 or 1} blocks"
         if scheme == "fixup":
             return 0.0, f"residual branch: Fixup's zero-initialized last layer, L = {length} branches"
-        from berry.torch import schemes
-
+        # The encoder constants of berry.torch.schemes.deepnorm_constants / t_fixup_scales, written out here:
+        # the schemes apply their rules through init_model, whose defaults are this planner (no import cycle).
+        # tests/test_init_model_defaults.py checks that the two agree.
+        layers = max(length // 2, 1)
         if scheme == "deepnorm":
-            beta = schemes.deepnorm_constants("encoder", encoder_layers=max(length // 2, 1)).encoder_beta
-            assert beta is not None
+            beta = (8 * layers) ** -0.25  # Wang et al. 2022 (DeepNet), encoder-only beta
             return q0 * beta**4, f"residual branch: DeepNorm beta = (8N)^(-1/4) = {beta:.4g} on value and output"
-        scale = schemes.t_fixup_scales("encoder", encoder_layers=max(length // 2, 1)).encoder
-        assert scale is not None
+        scale = 0.67 * layers**-0.25  # Huang et al. 2020 (T-Fixup), encoder scale
         return q0 * scale**4, f"residual branch: T-Fixup 0.67 N^(-1/4) = {scale:.4g} on value and output"
 
     def _merge_target(self, forward: Forward, node: int, add_index: int) -> tuple[float, str]:
