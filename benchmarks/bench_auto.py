@@ -119,7 +119,11 @@ def run_one(model_name: str, method: str) -> dict[str, object]:
 
 
 def run_zoo() -> list[dict[str, object]]:
-    """Plan and apply time of every zoo model against init_model's defaults and reset_parameters (one process)."""
+    """Plan and apply time of every zoo model against init_model's structural defaults and reset_parameters.
+
+    ``init_model(model, {})``: the sampling alone with the structural defaults (Xavier, ones, zeros), since
+    ``init_model(model)`` without rules now plans like ``auto_init`` itself.
+    """
     import torch
 
     from berry.torch import init_model
@@ -139,7 +143,7 @@ def run_zoo() -> list[dict[str, object]]:
         auto_init(model, *inputs, measure=False)
         auto = time.perf_counter() - start
         start = time.perf_counter()
-        init_model(model, seed=0)
+        init_model(model, {}, seed=0)
         default = time.perf_counter() - start
         start = time.perf_counter()
         for module in model.modules():
