@@ -138,7 +138,7 @@ from berry import _lowp, _recipe
 from berry._recipe import KEY_DOMAIN, STREAM_VERSION
 from berry._special import ndtr, ndtri, ndtri_half_f32
 from berry._stream_numpy import KernelParams, Layout, fill_numpy
-from berry._validation import check_finite, check_int, check_positive, check_shape
+from berry._validation import SEED_BOUND, check_finite, check_int, check_positive, check_seed, check_shape
 
 __all__ = [
     "BACKEND",
@@ -156,7 +156,6 @@ __all__ = [
     "region_bounds",
 ]
 
-_MAX_SEED = 2**64
 _MIN_PROBABILITIES = 4096  # a truncation interval must hold this many float64 probabilities (inversion)
 _Z64_MAX = -ndtri(2.0**-53)  # largest |z| of the float64 transform's normal (8.21)
 _Z32_MAX = float(ndtri_half_f32(np.array([_recipe.F32_MIN_V], dtype=np.float32))[0])  # of the float32 one (6.34)
@@ -173,11 +172,7 @@ def key_for(seed: int, name: str = "") -> int:
     >>> key_for(0, "layer1.weight") == key_for(0, "layer1.weight") != key_for(0, "layer1.bias")
     True
     """
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be an integer in [0, 2**64), got {seed!r} of type {type(seed).__name__}")
-    seed = int(seed)
-    if not 0 <= seed < _MAX_SEED:
-        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+    seed = check_seed(seed)  # the one check of a seed's range, with the message every entry point gives
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {name!r} of type {type(name).__name__}")
     digest = hashlib.blake2b(KEY_DOMAIN + seed.to_bytes(16, "little") + name.encode("utf-8"), digest_size=8)
@@ -189,7 +184,7 @@ def _check_key(key: Any) -> int:
         raise TypeError(
             f"key must be an integer in [0, 2**64) (see key_for), got {key!r} of type {type(key).__name__}"
         )
-    if not 0 <= int(key) < _MAX_SEED:
+    if not 0 <= int(key) < SEED_BOUND:  # a key is a 64-bit word, as a seed is
         raise ValueError(f"key must be an integer in [0, 2**64) (see key_for), got {key!r}")
     return int(key)
 

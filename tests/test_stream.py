@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from berry import _recipe, _stream_numpy, stream
 from berry._lowp import resolve_dtype
 from berry._special import ndtri_array
+from berry._validation import check_seed
 from berry.stream import Normal, TruncatedNormal, Uniform, draw, fill, key_for
 
 INF = math.inf
@@ -74,6 +76,19 @@ def test_key_is_a_stable_hash():
 def test_bad_seed_is_rejected(seed):
     with pytest.raises((TypeError, ValueError), match="seed"):
         key_for(seed, "w")
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, 1.5, "0", True, None, float("nan")])
+def test_key_for_checks_the_seed_as_every_entry_point_does(seed):
+    # One check of the seed's range (berry._validation.check_seed): same error type, same message.
+    with pytest.raises((TypeError, ValueError)) as expected:
+        check_seed(seed)
+    with pytest.raises(type(expected.value), match=re.escape(str(expected.value))):
+        key_for(seed, "w")
+
+
+def test_key_for_takes_an_integral_float_seed_as_sample_does():
+    assert key_for(3.0, "w") == key_for(3, "w") == key_for(np.uint64(3), "w")
 
 
 def test_bad_name_and_key_are_rejected():
