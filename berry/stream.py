@@ -138,7 +138,15 @@ from berry import _lowp, _recipe
 from berry._recipe import KEY_DOMAIN, STREAM_VERSION
 from berry._special import ndtr, ndtri, ndtri_half_f32
 from berry._stream_numpy import KernelParams, Layout, fill_numpy
-from berry._validation import SEED_BOUND, check_finite, check_int, check_positive, check_seed, check_shape
+from berry._validation import (
+    SEED_BOUND,
+    check_finite,
+    check_int,
+    check_positive,
+    check_real,
+    check_seed,
+    check_shape,
+)
 
 __all__ = [
     "BACKEND",
@@ -249,10 +257,7 @@ class TruncatedNormal:
         object.__setattr__(self, "loc", check_finite("loc", self.loc))
         object.__setattr__(self, "scale", check_positive("scale", self.scale, allow_zero=True))
         for arg in ("a", "b"):
-            value = getattr(self, arg)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(float(value)):
-                raise ValueError(f"truncation bound {arg} must be a real number or +-inf, got {value!r}")
-            object.__setattr__(self, arg, float(value))
+            object.__setattr__(self, arg, check_real(f"truncation bound {arg}", getattr(self, arg)))
         if not self.a < self.b or self.a == math.inf or self.b == -math.inf:
             raise ValueError(
                 f"truncation interval must satisfy a < b (in units of scale), got a={self.a!r}, b={self.b!r}"
