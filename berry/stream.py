@@ -160,8 +160,10 @@ __all__ = [
     "default_threads",
     "draw",
     "fill",
+    "kernel_params",
     "key_for",
     "region_bounds",
+    "region_layout",
 ]
 
 _MIN_PROBABILITIES = 4096  # a truncation interval must hold this many float64 probabilities (inversion)
@@ -340,8 +342,13 @@ def _f32_triples(law: Law) -> tuple[float, float, float, float, int] | None:
     return (pa32, width32, upper[0], upper[1], upper[2]) if reaches and resolved else None
 
 
-def _params(law: Law, dtype: np.dtype) -> KernelParams:
-    """The kernel's named fields for ``law`` written as ``dtype`` (see the module docstring)."""
+def kernel_params(law: Law, dtype: np.dtype) -> KernelParams:
+    """The kernels' named fields for ``law`` written as ``dtype`` (see the module docstring).
+
+    What :func:`fill` hands the C kernel and the NumPy reference, and what a device kernel
+    (:mod:`berry._device`) takes so that it writes the same bits; it raises for a law the dtype cannot
+    hold, as :func:`fill` does.
+    """
     if isinstance(law, Uniform):
         code, offset, factor, pa, width = _recipe.LAW_UNIFORM, law.low, law.high - law.low, 0.0, 1.0
         support = (law.low, law.high)
@@ -432,7 +439,15 @@ def region_bounds(global_shape: Sequence[int], region: Any) -> tuple[tuple[int, 
     return tuple(starts), tuple(sizes)
 
 
-def _layout(global_shape: tuple[int, ...], start: tuple[int, ...], shape: tuple[int, ...]) -> Layout:
+_params = kernel_params  # the former private name, still read by benchmarks/accuracy.py (not this module's owner's)
+
+
+def region_layout(global_shape: tuple[int, ...], start: tuple[int, ...], shape: tuple[int, ...]) -> Layout:
+    """The region ``start`` + ``shape`` of a C-order ``global_shape`` as runs of consecutive flat indices.
+
+    :func:`fill`'s work decomposition (the :class:`~berry._stream_numpy.Layout` every kernel walks);
+    the arguments are already checked (:func:`region_bounds`).
+    """
     if not global_shape:
         return Layout(0, 1, (), ())
     strides = [1] * len(global_shape)
@@ -603,7 +618,7 @@ def fill(
         threads = default_threads()
     else:
         threads = check_int("threads", threads, minimum=1)
-    params = _params(law, dtype)
+    params = kernel_params(law, dtype)
     if out.size == 0:
         return
     which = BACKEND if backend is None else backend
@@ -611,7 +626,7 @@ def fill(
         raise ValueError(f"backend={backend!r} is not supported; supported: 'c', 'numpy'")
     if which == "c" and _CSTREAM is None:
         raise ImportError("the C stream backend is not built; see berry.stream.BACKEND")
-    layout = _layout(gshape, start, tuple(out.shape))
+    layout = region_layout(gshape, start, tuple(out.shape))
     # The kernels write native-endian C-order memory; anything else goes through a temporary copy.
     direct = out.flags.c_contiguous and out.dtype.isnative
     target = out if direct else np.empty(out.shape, dtype=dtype)

@@ -28,8 +28,8 @@ def device_fill(
 ) -> np.ndarray:
     """The region's values from the interpreted kernel, as a NumPy array of ``dtype``."""
     np_dtype = _lowp.resolve_dtype(dtype)
-    params = stream._params(law, np_dtype)
-    layout = stream._layout(global_shape, start, shape)
+    params = stream.kernel_params(law, np_dtype)
+    layout = stream.region_layout(global_shape, start, shape)
     out = torch.full((int(np.prod(shape, dtype=np.int64)),), -1, dtype=_STORAGE[dtype])  # never a value
     kernel = _device.kernel(interpret=True)
     for launch in _device.launches(params, dtype=dtype, key=key, layout=layout, block=block):

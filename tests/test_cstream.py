@@ -31,8 +31,8 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 def good_fields(law=None, dtype="float32", shape=(6, 10)):
     """A valid call of berry._cstream.fill: (out bytes, its fields) for the whole tensor of ``shape``."""
     law = Normal(0.0, 1.0) if law is None else law
-    params = stream._params(law, np.dtype(dtype))
-    layout = stream._layout(shape, (0,) * len(shape), shape)
+    params = stream.kernel_params(law, np.dtype(dtype))
+    layout = stream.region_layout(shape, (0,) * len(shape), shape)
     out = np.empty(shape, dtype=dtype).reshape(-1).view(np.uint8)
     fields = {"dtype": _recipe.DTYPE_CODES[dtype], "key": 12345, **params._asdict(), **layout._asdict(), "threads": 2}
     return out, fields

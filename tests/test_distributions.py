@@ -117,7 +117,7 @@ def test_low_precision_is_the_float32_transform_rounded_once(distribution, dtype
     narrow = sample((64, 50), "he", distribution=distribution, dtype=dtype, name="lp")
     assert narrow.dtype.name == dtype
     law = distributions.elementwise_law(distribution, std=he(fan_in=64))
-    params = stream._params(law, narrow.dtype)
+    params = stream.kernel_params(law, narrow.dtype)
     assert params.transform == 1  # the float32 transform
     before = _stream_numpy.prerounded(np.arange(narrow.size, dtype=np.uint64), stream.key_for(0, "lp"), params)
     expected = _lowp.round_float64(before, narrow.dtype).reshape(narrow.shape)

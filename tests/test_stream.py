@@ -473,7 +473,7 @@ def test_low_precision_is_the_float32_transform_rounded_once(dtype, law):
 
     n = 5000
     narrow = draw((n,), law, key=8, dtype=dtype)
-    params = stream._params(law, resolve_dtype(dtype))
+    params = stream.kernel_params(law, resolve_dtype(dtype))
     assert params.transform == _recipe.TRANSFORM_F32
     before = _stream_numpy.prerounded(np.arange(n, dtype=np.uint64), 8, params)
     assert np.array_equal(bits(narrow), bits(round_float64(before, resolve_dtype(dtype))))
@@ -484,7 +484,7 @@ def test_low_precision_is_the_float32_transform_rounded_once(dtype, law):
 def exact_float32_transform(law, n, key=5):
     """(z of the float32 transform, the exact quantile of the same draw in float64) for n stream words."""
     word = _stream_numpy.words32(np.arange(n, dtype=np.uint64), key)
-    params = stream._params(law, np.dtype("float32"))
+    params = stream.kernel_params(law, np.dtype("float32"))
     z = _stream_numpy.z_f32(word, params).astype(np.float64)
     m = (word & np.uint32(0x7FFFFFFF)).astype(np.int32).astype(np.float32)
     v = ((m + np.float32(0.5)) * np.float32(2.0**-32)).astype(np.float64)  # exact
@@ -531,7 +531,7 @@ def test_float64_truncated_normal_is_exact_in_both_tails(a, b):
     # Stream v1 formed 1 - p in float64 for the upper half of an interval containing 0: at u = 1 - 2**-40
     # in TN[-6, 6] its z was 1e-7 off (1e8 ulps). v2 measures u > 1/2 from the upper end.
     mpmath = pytest.importorskip("mpmath")
-    params = stream._params(TruncatedNormal(0.0, 1.0, a, b), np.dtype("float64"))
+    params = stream.kernel_params(TruncatedNormal(0.0, 1.0, a, b), np.dtype("float64"))
     unit = params._replace(offset=0.0, factor=1.0, low=-INF, high=INF)
     u = np.array([2.0**-50, 2.0**-40, 1e-6, 0.25, 0.5 - 2.0**-52, 0.5 + 2.0**-52, 0.75, 1 - 1e-6, 1 - 2.0**-40, 1 - 2.0**-50])
     z = _stream_numpy.values_f64(u, unit)
@@ -545,11 +545,11 @@ def test_float64_truncated_normal_is_exact_in_both_tails(a, b):
 def test_narrow_truncation_intervals_use_the_float64_transform():
     # where float32 cannot resolve the interval's probabilities, float32 output is the float64 value rounded
     law = TruncatedNormal(0.0, 1.0, 1.0, 1.0001)
-    assert stream._params(law, np.dtype("float32")).transform == _recipe.TRANSFORM_F64
+    assert stream.kernel_params(law, np.dtype("float32")).transform == _recipe.TRANSFORM_F64
     wide = draw((1000,), law, key=3, dtype="float64")
     assert np.array_equal(bits(draw((1000,), law, key=3, dtype="float32")), bits(wide.astype(np.float32)))
     for far in (TruncatedNormal(0.0, 1.0, 8.0, 9.0), TruncatedNormal(0.0, 1.0, 3.0, INF)):
-        assert stream._params(far, np.dtype("float32")).transform == _recipe.TRANSFORM_F64
+        assert stream.kernel_params(far, np.dtype("float32")).transform == _recipe.TRANSFORM_F64
 
 
 @pytest.mark.parametrize("dtype", ["float16", BFLOAT16])

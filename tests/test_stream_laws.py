@@ -98,7 +98,7 @@ def test_float32_transform_has_as_many_distinct_values_as_its_law(law):
 def test_float32_truncated_normal_matches_its_law(a, b):
     stats = pytest.importorskip("scipy.stats")
     law = TruncatedNormal(0.25, 0.5, a, b)
-    assert stream._params(law, np.dtype("float32")).transform == 1  # the float32 transform, not the fallback
+    assert stream.kernel_params(law, np.dtype("float32")).transform == 1  # the float32 transform, not the fallback
     x = draw((200_000,), law, key=key_for(2, f"ks32-{a}-{b}"), dtype="float32").astype(np.float64)
     exact = stats.truncnorm(a, b, loc=0.25, scale=0.5)
     assert stats.kstest(x, exact.cdf).pvalue > 1e-4

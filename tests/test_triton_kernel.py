@@ -83,8 +83,8 @@ def test_regions(global_shape, start, shape, law, dtype):
 
 
 def test_launch_plan_splits_outer_axes_and_grids():
-    params = stream._params(Normal(0.0, 1.0), np.dtype("float32"))
-    layout = stream._layout((2, 2, 2, 2, 2, 7), (0, 0, 0, 0, 0, 1), (2, 2, 2, 2, 2, 3))
+    params = stream.kernel_params(Normal(0.0, 1.0), np.dtype("float32"))
+    layout = stream.region_layout((2, 2, 2, 2, 2, 7), (0, 0, 0, 0, 0, 1), (2, 2, 2, 2, 2, 3))
     assert len(layout.counts) == 5
     plan = list(_device.launches(params, dtype="float32", key=KEY, layout=layout, block=64))
     assert [launch.out_offset for launch in plan] == [0, 48]  # the outermost axis (2 indices) is looped
