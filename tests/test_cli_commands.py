@@ -8,15 +8,13 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from _helpers import ROOT
 
 from berry import stream
 from berry.cli import build_parser, main
 from berry.sampling import InitSpec
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:

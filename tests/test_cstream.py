@@ -6,15 +6,14 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import ROOT
 
 from berry import _recipe, stream
 from berry.stream import Normal, TruncatedNormal, Uniform
 
-ROOT = Path(__file__).resolve().parents[1]
 needs_c = pytest.mark.skipif(stream._CSTREAM is None, reason="the C extension berry._cstream is not built")
 
 

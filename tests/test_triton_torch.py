@@ -16,10 +16,10 @@ import subprocess
 import sys
 import types
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import ROOT
 from _triton_helpers import requires_triton, torch
 
 import berry
@@ -27,7 +27,6 @@ import berry.torch as init
 from berry import InitSpec
 from berry.torch import _device as torch_device
 
-ROOT = Path(__file__).resolve().parents[1]
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
