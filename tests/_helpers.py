@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -204,3 +205,26 @@ def run_python(
     return subprocess.run(
         [sys.executable, "-c", code], env=environment, cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
+
+
+# ---------------------------------------------------------------------------- processes of one job
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback address now (a process group's rendezvous)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def spawn_gathered(worker: Any, world: int, tmp_path: Path) -> Any:
+    """Run ``worker(rank, world, port, result_path)`` in ``world`` processes; what rank 0 saved there.
+
+    Each worker joins a gloo process group at ``127.0.0.1:port`` and rank 0 ``torch.save``s its results
+    to ``result_path`` before the group ends.
+    """
+    import torch
+
+    result_path = str(tmp_path / "gathered.pt")
+    torch.multiprocessing.spawn(worker, args=(world, free_port(), result_path), nprocs=world, join=True)
+    return torch.load(result_path)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 import subprocess
 import sys
 import types
@@ -19,7 +18,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _helpers import ROOT
+from _helpers import ROOT, spawn_gathered
 from _triton_helpers import requires_triton, torch
 
 import berry
@@ -200,12 +199,6 @@ SHARDED = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _sharded_worker(rank: int, world: int, port: int, result_path: str) -> None:
     import torch.distributed as dist
 
@@ -237,9 +230,7 @@ def test_dtensor_shards_through_the_kernel_equal_one_process(tmp_path):
     dist = pytest.importorskip("torch.distributed")
     if not dist.is_available():  # pragma: no cover
         pytest.skip("torch built without torch.distributed")
-    result_path = str(tmp_path / "gathered.pt")
-    torch.multiprocessing.spawn(_sharded_worker, args=(2, _free_port(), result_path), nprocs=2, join=True)
-    gathered = torch.load(result_path)
+    gathered = spawn_gathered(_sharded_worker, 2, tmp_path)
     assert gathered["mode"] == "interpreted"  # the ranks filled their shards with the kernel
     for label, shape, dtype, fill in SHARDED:
         expected = on_host(fill, torch.empty(shape, dtype=dtype))
