@@ -86,3 +86,5 @@ def test_the_public_entry_points_give_the_clear_error():
         TruncatedNormal(0.0, 1.0, -HUGE, 1.0)
     with pytest.raises(ValueError, match="high must be a finite real number"):
         Uniform(0.0, HUGE)
+    with pytest.raises(ValueError, match=re.escape(f"bounds[0] must be a real number or +-inf, got -{SHOWN_HUGE}")):
+        berry.sample((2, 2), distribution="truncated_normal", bounds=(-HUGE, 2.0), seed=0, name="w")
