@@ -19,12 +19,13 @@ from numpy.typing import NDArray
 from berry._validation import FLOAT_DTYPES
 from berry._validation import resolve_dtype as _resolve_dtype
 
-__all__ = ["SUPPORTED_DTYPES", "inward_bounds", "largest_finite", "resolve_dtype", "round_float64"]
+__all__ = ["SMALL_FORMATS", "SUPPORTED_DTYPES", "inward_bounds", "largest_finite", "resolve_dtype", "round_float64"]
 
 SUPPORTED_DTYPES = FLOAT_DTYPES
 
-# (exponent bits, mantissa bits) of the small formats, for the integer rounding below.
-_SMALL_FORMATS = {"float16": (5, 10), "bfloat16": (8, 7)}
+#: (exponent bits, mantissa bits) of the small formats, for the integer rounding below (and the device
+#: kernel's constants, berry/_device/_kernel.py).
+SMALL_FORMATS = {"float16": (5, 10), "bfloat16": (8, 7)}
 
 
 def resolve_dtype(dtype: Any) -> np.dtype:
@@ -37,7 +38,7 @@ def resolve_dtype(dtype: Any) -> np.dtype:
 
 def small_format(dtype: np.dtype) -> tuple[int, int] | None:
     """(exponent bits, mantissa bits) for float16/bfloat16, None for float32/float64."""
-    return _SMALL_FORMATS.get(dtype.name)
+    return SMALL_FORMATS.get(dtype.name)
 
 
 def round_float64_to_small_bits(

@@ -26,10 +26,12 @@ __all__ = [
     "check_int",
     "check_key",
     "check_positive",
+    "check_real",
     "check_seed",
     "check_shape",
     "closest",
     "resolve_dtype",
+    "shown",
 ]
 
 #: Seeds are integers in ``[0, SEED_BOUND)``: the stream hashes them as 64-bit words.
@@ -59,7 +61,7 @@ def closest(name: str, choices: Iterable[str]) -> str | None:
 
 def unknown_name(argument: str, value: Any, choices: Sequence[str]) -> UnknownNameError:
     """The error for a name outside ``choices``, with a did-you-mean hint."""
-    message = f"{argument}={value!r} is not supported; supported: {', '.join(sorted(choices))}"
+    message = f"{argument}={shown(value)} is not supported; supported: {', '.join(sorted(choices))}"
     hint = closest(str(value), choices) if isinstance(value, str) else None
     if hint is not None:
         message += f". Did you mean {hint!r}?"
@@ -80,13 +82,78 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+#: Integers longer than this many bits are shown in scientific form (their repr floods a message, and
+#: Python refuses to write one of more than 4300 digits at all).
+_SHOWN_INT_BITS = 200
+_SHOWN_CHARS = 60
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for an error message, shortened so that a ``10**400`` or a long list cannot flood it.
+
+    >>> shown(10**400)
+    '1e+400 (an integer of 401 digits)'
+    >>> shown(list(range(100)))
+    '[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 1...(390 characters)'
+    """
+    if _is_real(value) and isinstance(value, numbers.Integral) and abs(int(value)).bit_length() > _SHOWN_INT_BITS:
+        exponent = math.log10(abs(int(value)))  # exact enough to name the size; never writes the digits
+        sign = "-" if value < 0 else ""
+        return f"{sign}{10 ** (exponent % 1):.4g}e+{int(exponent)} (an integer of {int(exponent) + 1} digits)"
+    try:
+        text = repr(value)
+    except ValueError:  # an integer inside that Python refuses to write
+        return f"<{type(value).__name__} too long to show>"
+    if len(text) > _SHOWN_CHARS:
+        text = f"{text[:40]}...({len(text)} characters)"
+    return text
+
+
+def _to_float(argument: str, value: Any, allowed: str) -> float:
+    """``float(value)`` of a real number; a clear error where it lies beyond float64 (``float`` overflows)."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(
+            f"{argument} must be {allowed}, got {shown(value)}, which is beyond float64's range (|x| < 1.8e308)"
+        ) from None
+
+
+def _integral(value: Any) -> int | None:
+    """``value`` as an int if it is a real number with no fraction (exactly, at any size), else ``None``."""
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    try:
+        whole = math.floor(value)  # exact for floats and fractions; inf and NaN have none
+    except (OverflowError, ValueError):
+        return None
+    return int(whole) if whole == value else None
+
+
 def check_finite(argument: str, value: Any) -> float:
-    """``value`` as a float if it is a finite real number."""
+    """``value`` as a float if it is a finite real number that float64 holds.
+
+    >>> check_finite("std", 10**400)
+    Traceback (most recent call last):
+    ...
+    ValueError: std must be a finite real number, got 1e+400 (an integer of 401 digits), which is beyond float64's range (|x| < 1.8e308)
+    """
     if not _is_real(value):
-        raise TypeError(f"{argument} must be a real number, got {value!r} of type {type(value).__name__}")
-    result = float(value)
+        raise TypeError(f"{argument} must be a real number, got {shown(value)} of type {type(value).__name__}")
+    result = _to_float(argument, value, "a finite real number")
     if not math.isfinite(result):
-        raise ValueError(f"{argument} must be finite, got {value!r}")
+        raise ValueError(f"{argument} must be finite, got {shown(value)}")
+    return result
+
+
+def check_real(argument: str, value: Any) -> float:
+    """``value`` as a float if it is a real number or an infinity (not NaN), such as a truncation bound."""
+    allowed = "a real number or +-inf"
+    if not _is_real(value):
+        raise TypeError(f"{argument} must be {allowed}, got {shown(value)} of type {type(value).__name__}")
+    result = _to_float(argument, value, allowed)
+    if math.isnan(result):
+        raise ValueError(f"{argument} must be {allowed}, got {shown(value)}")
     return result
 
 
@@ -95,23 +162,19 @@ def check_positive(argument: str, value: Any, *, allow_zero: bool = False) -> fl
     result = check_finite(argument, value)
     if result < 0 or (result == 0 and not allow_zero):
         allowed = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{argument} must be {allowed}, got {value!r}")
+        raise ValueError(f"{argument} must be {allowed}, got {shown(value)}")
     return result
 
 
 def check_int(argument: str, value: Any, *, minimum: int | None = None) -> int:
     """``value`` as an int if it is integral (an int, or a float/NumPy scalar with no fraction)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{argument} must be an integer, got {value!r} of type {type(value).__name__}")
-    if isinstance(value, numbers.Integral):
-        result = int(value)
-    else:
-        as_float = float(value)
-        if not math.isfinite(as_float) or as_float != math.floor(as_float):
-            raise ValueError(f"{argument} must be an integer, got {value!r}")
-        result = int(as_float)
+        raise TypeError(f"{argument} must be an integer, got {shown(value)} of type {type(value).__name__}")
+    result = _integral(value)
+    if result is None:
+        raise ValueError(f"{argument} must be an integer, got {shown(value)}")
     if minimum is not None and result < minimum:
-        raise ValueError(f"{argument} must be >= {minimum}, got {value!r}")
+        raise ValueError(f"{argument} must be >= {minimum}, got {shown(value)}")
     return result
 
 
@@ -120,14 +183,16 @@ def check_shape(argument: str, shape: Any) -> tuple[int, ...]:
     if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
         shape = (shape,)
     if isinstance(shape, (str, bytes)) or not isinstance(shape, Iterable):
-        raise TypeError(f"{argument} must be a sequence of non-negative integers, got {shape!r}")
+        raise TypeError(f"{argument} must be a sequence of non-negative integers, got {shown(shape)}")
     dims = tuple(shape)
     result = []
     for axis, dim in enumerate(dims):
         try:
             result.append(check_int(f"{argument}[{axis}]", dim, minimum=0))
         except (TypeError, ValueError) as error:
-            raise type(error)(f"{error} (in {argument}={shape!r}; dimensions must be non-negative integers)") from None
+            raise type(error)(
+                f"{error} (in {argument}={shown(shape)}; dimensions must be non-negative integers)"
+            ) from None
     return tuple(result)
 
 
@@ -143,15 +208,10 @@ def check_seed(value: Any, argument: str = "seed") -> int:
     """
     allowed = f"{argument} must be an integer in [0, 2**64)"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{allowed}, got {value!r} of type {type(value).__name__}")
-    if isinstance(value, numbers.Integral):
-        result = int(value)
-    elif float(value).is_integer():  # 3.0 is a seed, 1.5 is not
-        result = int(float(value))
-    else:
-        raise ValueError(f"{allowed}, got {value!r}")
-    if not 0 <= result < SEED_BOUND:
-        raise ValueError(f"{allowed}, got {value!r}")
+        raise TypeError(f"{allowed}, got {shown(value)} of type {type(value).__name__}")
+    result = _integral(value)  # 3.0 is a seed, 1.5 is not
+    if result is None or not 0 <= result < SEED_BOUND:
+        raise ValueError(f"{allowed}, got {shown(value)}")
     return result
 
 
@@ -190,7 +250,9 @@ def check_key(seed: Any, name: Any, *, keyed: bool, what: str) -> tuple[int, str
             )
         name = ""
     if not isinstance(name, str):
-        raise TypeError(f"name must be a str (the parameter's name), got {name!r} of type {type(name).__name__}")
+        raise TypeError(
+            f"name must be a str (the parameter's name), got {shown(name)} of type {type(name).__name__}"
+        )
     return seed, name
 
 
@@ -225,7 +287,7 @@ def resolve_dtype(dtype: Any, *, floating_only: bool = True) -> np.dtype:
     if is_bfloat16:
         return _bfloat16()
     if dtype is None or isinstance(dtype, bool):  # np.dtype(None) would silently be float64
-        raise TypeError(f"dtype must be one of {', '.join(FLOAT_DTYPES)}, got {dtype!r}")
+        raise TypeError(f"dtype must be one of {', '.join(FLOAT_DTYPES)}, got {shown(dtype)}")
     try:
         resolved = np.dtype(dtype)
     except TypeError:

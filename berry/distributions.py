@@ -65,6 +65,7 @@ from berry import _lowp, _special, stream
 __all__ = [
     "DISTRIBUTIONS",
     "constant",
+    "constant_value",
     "delta_orthogonal",
     "dirac",
     "elementwise_law",
@@ -198,17 +199,28 @@ def fill_elementwise(
     Costs time proportional to ``out.size``; equals the same slice of the full
     tensor bit for bit.
     """
-    if _width(law) == 0:
+    value = constant_value(law)
+    if value is not None:
         # A zero-width law is a constant; the stream would insist that it be representable in the dtype.
-        value = law.low if isinstance(law, stream.Uniform) else law.loc
         check_fits("low" if isinstance(law, stream.Uniform) else "mean", value, out.dtype)
         store(out, np.float64(value))
         return
     stream.fill(out, law, key=key, global_shape=shape, region_start=_starts(region), threads=threads)
 
 
-def _width(law: Any) -> float:
-    return float(law.high - law.low) if isinstance(law, stream.Uniform) else float(law.scale)
+def constant_value(law: stream.Law) -> float | None:
+    """The one value of a law of zero width (``low == high``, or ``scale == 0``), else ``None``.
+
+    Such a law is a constant, written as one (rounded once to the dtype) by every path: the host's
+    :func:`fill_elementwise` and the device kernels' adapter (:mod:`berry.torch._device`).
+
+    >>> from berry.stream import Normal, Uniform
+    >>> constant_value(Uniform(0.5, 0.5)), constant_value(Normal(1.0, 0.0)), constant_value(Normal(0.0, 1.0))
+    (0.5, 1.0, None)
+    """
+    if isinstance(law, stream.Uniform):
+        return law.low if law.high - law.low == 0 else None
+    return law.loc if law.scale == 0 else None
 
 
 def store(out: np.ndarray, values: Any, where: Any = Ellipsis) -> None:

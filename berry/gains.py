@@ -203,7 +203,11 @@ def _closed_form(name: str, param: float | None, mode: str) -> float | None:
         return 0.5
     if name == "leaky_relu":
         assert param is not None
-        return (1 + param * param) / 2  # the same for f and f', which are both piecewise linear
+        # (1 + a²)/2, the same for f and f' (both piecewise linear): the reciprocal of
+        # leaky_relu_gain_squared, kept as its own expression because 1 / (2 / (1 + a**2)) differs from
+        # it in the last bit for 9% of slopes (and a**2 from a*a for 0.1%), and second_moment's values
+        # must not change; tests/test_gains.py checks the two agree to 2 ulps.
+        return (1 + param * param) / 2
     if name == "squared_relu":
         return 1.5 if mode == "forward" else 2.0  # E[z**4; z > 0] and E[4 z**2; z > 0]
     if name == "sin":

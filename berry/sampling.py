@@ -64,6 +64,7 @@ from berry._validation import (
     check_int,
     check_key,
     check_positive,
+    check_real,
     check_shape,
     resolve_dtype,
     unknown_name,
@@ -118,9 +119,9 @@ def _check_bounds(bounds: Any) -> tuple[float, float]:
             bound = float(bound)
         if isinstance(bound, bool) or not isinstance(bound, numbers.Real):
             raise TypeError(f"bounds[{position}] must be a real number, got {bound!r} (in bounds={bounds!r})")
-        if math.isnan(bound):
+        if bound != bound:  # NaN, found without converting (an integer may not fit a float)
             raise ValueError(f"bounds[{position}] must not be NaN, got bounds={bounds!r}")
-        pair.append(float(bound))
+        pair.append(check_real(f"bounds[{position}]", bound))  # a clear error beyond float64
     low, high = pair
     if not low < high:
         raise ValueError(f"bounds={bounds!r} is an empty truncation interval; need a < b, e.g. (-2.0, 2.0)")

@@ -138,7 +138,15 @@ from berry import _lowp, _recipe
 from berry._recipe import KEY_DOMAIN, STREAM_VERSION
 from berry._special import ndtr, ndtri, ndtri_half_f32
 from berry._stream_numpy import KernelParams, Layout, fill_numpy
-from berry._validation import check_finite, check_int, check_positive, check_shape
+from berry._validation import (
+    SEED_BOUND,
+    check_finite,
+    check_int,
+    check_positive,
+    check_real,
+    check_seed,
+    check_shape,
+)
 
 __all__ = [
     "BACKEND",
@@ -152,11 +160,12 @@ __all__ = [
     "default_threads",
     "draw",
     "fill",
+    "kernel_params",
     "key_for",
     "region_bounds",
+    "region_layout",
 ]
 
-_MAX_SEED = 2**64
 _MIN_PROBABILITIES = 4096  # a truncation interval must hold this many float64 probabilities (inversion)
 _Z64_MAX = -ndtri(2.0**-53)  # largest |z| of the float64 transform's normal (8.21)
 _Z32_MAX = float(ndtri_half_f32(np.array([_recipe.F32_MIN_V], dtype=np.float32))[0])  # of the float32 one (6.34)
@@ -173,11 +182,7 @@ def key_for(seed: int, name: str = "") -> int:
     >>> key_for(0, "layer1.weight") == key_for(0, "layer1.weight") != key_for(0, "layer1.bias")
     True
     """
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be an integer in [0, 2**64), got {seed!r} of type {type(seed).__name__}")
-    seed = int(seed)
-    if not 0 <= seed < _MAX_SEED:
-        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+    seed = check_seed(seed)  # the one check of a seed's range, with the message every entry point gives
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {name!r} of type {type(name).__name__}")
     digest = hashlib.blake2b(KEY_DOMAIN + seed.to_bytes(16, "little") + name.encode("utf-8"), digest_size=8)
@@ -189,7 +194,7 @@ def _check_key(key: Any) -> int:
         raise TypeError(
             f"key must be an integer in [0, 2**64) (see key_for), got {key!r} of type {type(key).__name__}"
         )
-    if not 0 <= int(key) < _MAX_SEED:
+    if not 0 <= int(key) < SEED_BOUND:  # a key is a 64-bit word, as a seed is
         raise ValueError(f"key must be an integer in [0, 2**64) (see key_for), got {key!r}")
     return int(key)
 
@@ -254,10 +259,7 @@ class TruncatedNormal:
         object.__setattr__(self, "loc", check_finite("loc", self.loc))
         object.__setattr__(self, "scale", check_positive("scale", self.scale, allow_zero=True))
         for arg in ("a", "b"):
-            value = getattr(self, arg)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(float(value)):
-                raise ValueError(f"truncation bound {arg} must be a real number or +-inf, got {value!r}")
-            object.__setattr__(self, arg, float(value))
+            object.__setattr__(self, arg, check_real(f"truncation bound {arg}", getattr(self, arg)))
         if not self.a < self.b or self.a == math.inf or self.b == -math.inf:
             raise ValueError(
                 f"truncation interval must satisfy a < b (in units of scale), got a={self.a!r}, b={self.b!r}"
@@ -340,8 +342,13 @@ def _f32_triples(law: Law) -> tuple[float, float, float, float, int] | None:
     return (pa32, width32, upper[0], upper[1], upper[2]) if reaches and resolved else None
 
 
-def _params(law: Law, dtype: np.dtype) -> KernelParams:
-    """The kernel's named fields for ``law`` written as ``dtype`` (see the module docstring)."""
+def kernel_params(law: Law, dtype: np.dtype) -> KernelParams:
+    """The kernels' named fields for ``law`` written as ``dtype`` (see the module docstring).
+
+    What :func:`fill` hands the C kernel and the NumPy reference, and what a device kernel
+    (:mod:`berry._device`) takes so that it writes the same bits; it raises for a law the dtype cannot
+    hold, as :func:`fill` does.
+    """
     if isinstance(law, Uniform):
         code, offset, factor, pa, width = _recipe.LAW_UNIFORM, law.low, law.high - law.low, 0.0, 1.0
         support = (law.low, law.high)
@@ -432,7 +439,15 @@ def region_bounds(global_shape: Sequence[int], region: Any) -> tuple[tuple[int, 
     return tuple(starts), tuple(sizes)
 
 
-def _layout(global_shape: tuple[int, ...], start: tuple[int, ...], shape: tuple[int, ...]) -> Layout:
+_params = kernel_params  # the former private name, still read by benchmarks/accuracy.py (not this module's owner's)
+
+
+def region_layout(global_shape: tuple[int, ...], start: tuple[int, ...], shape: tuple[int, ...]) -> Layout:
+    """The region ``start`` + ``shape`` of a C-order ``global_shape`` as runs of consecutive flat indices.
+
+    :func:`fill`'s work decomposition (the :class:`~berry._stream_numpy.Layout` every kernel walks);
+    the arguments are already checked (:func:`region_bounds`).
+    """
     if not global_shape:
         return Layout(0, 1, (), ())
     strides = [1] * len(global_shape)
@@ -603,7 +618,7 @@ def fill(
         threads = default_threads()
     else:
         threads = check_int("threads", threads, minimum=1)
-    params = _params(law, dtype)
+    params = kernel_params(law, dtype)
     if out.size == 0:
         return
     which = BACKEND if backend is None else backend
@@ -611,7 +626,7 @@ def fill(
         raise ValueError(f"backend={backend!r} is not supported; supported: 'c', 'numpy'")
     if which == "c" and _CSTREAM is None:
         raise ImportError("the C stream backend is not built; see berry.stream.BACKEND")
-    layout = _layout(gshape, start, tuple(out.shape))
+    layout = region_layout(gshape, start, tuple(out.shape))
     # The kernels write native-endian C-order memory; anything else goes through a temporary copy.
     direct = out.flags.c_contiguous and out.dtype.isnative
     target = out if direct else np.empty(out.shape, dtype=dtype)

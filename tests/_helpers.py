@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -68,14 +69,29 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def assert_same_bits(actual: Any, expected: np.ndarray, label: str = "") -> None:
-    """``actual`` (any array-like) has exactly ``expected``'s dtype, shape and bits."""
+    """``actual`` (any array-like) has exactly ``expected``'s dtype, shape and bits; says where it differs."""
     actual = np.asarray(actual)
     assert actual.dtype == expected.dtype, (label, actual.dtype, expected.dtype)
     assert actual.shape == expected.shape, (label, actual.shape, expected.shape)
-    assert same_bits(actual, expected), f"{label}: not bit-identical to the reference"
+    if same_bits(actual, expected):
+        return
+    unsigned = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[expected.dtype.itemsize]
+    got, want = np.ascontiguousarray(actual).view(unsigned).ravel(), np.ascontiguousarray(expected).view(unsigned).ravel()
+    differ = np.flatnonzero(got != want)
+    raise AssertionError(
+        f"{label + ': ' if label else ''}{differ.size} of {expected.size} values differ, first at flat position "
+        f"{differ[0]}: {actual.ravel()[differ[0]]!r} vs expected {expected.ravel()[differ[0]]!r}"
+    )
 
 
 # ---------------------------------------------------------------------------- KS tests
+
+
+def as_float64(values: Any) -> np.ndarray:
+    """Any array-like (a torch tensor with grad, a JAX array, a list) as a flat float64 NumPy array."""
+    if hasattr(values, "detach"):  # torch: no grad, on the host, bfloat16 widened first
+        values = values.detach().double().cpu()
+    return np.asarray(values, dtype=np.float64).ravel()
 
 
 def ks_pvalue(values: Any, law: Any) -> float:
@@ -83,14 +99,20 @@ def ks_pvalue(values: Any, law: Any) -> float:
     from scipy import stats
 
     cdf = law.cdf if hasattr(law, "cdf") else law
-    return float(stats.kstest(np.asarray(values, dtype=np.float64).ravel(), cdf).pvalue)
+    return float(stats.kstest(as_float64(values), cdf).pvalue)
+
+
+def assert_ks(values: Any, law: Any, where: str = "") -> None:
+    """``values`` pass a KS test against ``law`` (a frozen SciPy law or a CDF) at :data:`P_MIN`."""
+    p = ks_pvalue(values, law)
+    assert p > P_MIN, f"{where}: KS p={p:.2e} against {law}"
 
 
 def ks_two_sample(a: Any, b: Any) -> float:
     """Two-sample KS p-value (same law?) of two arrays of values."""
     from scipy import stats
 
-    return float(stats.ks_2samp(np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()).pvalue)
+    return float(stats.ks_2samp(as_float64(a), as_float64(b)).pvalue)
 
 
 # ---------------------------------------------------------------------------- regions
@@ -183,3 +205,26 @@ def run_python(
     return subprocess.run(
         [sys.executable, "-c", code], env=environment, cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
+
+
+# ---------------------------------------------------------------------------- processes of one job
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback address now (a process group's rendezvous)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def spawn_gathered(worker: Any, world: int, tmp_path: Path) -> Any:
+    """Run ``worker(rank, world, port, result_path)`` in ``world`` processes; what rank 0 saved there.
+
+    Each worker joins a gloo process group at ``127.0.0.1:port`` and rank 0 ``torch.save``s its results
+    to ``result_path`` before the group ends.
+    """
+    import torch
+
+    result_path = str(tmp_path / "gathered.pt")
+    torch.multiprocessing.spawn(worker, args=(world, free_port(), result_path), nprocs=world, join=True)
+    return torch.load(result_path)

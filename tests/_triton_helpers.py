@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _stream_helpers import AVAILABLE_DTYPES
+from _helpers import AVAILABLE_DTYPES
 
 from berry import _device, _lowp, stream
 
@@ -28,8 +28,8 @@ def device_fill(
 ) -> np.ndarray:
     """The region's values from the interpreted kernel, as a NumPy array of ``dtype``."""
     np_dtype = _lowp.resolve_dtype(dtype)
-    params = stream._params(law, np_dtype)
-    layout = stream._layout(global_shape, start, shape)
+    params = stream.kernel_params(law, np_dtype)
+    layout = stream.region_layout(global_shape, start, shape)
     out = torch.full((int(np.prod(shape, dtype=np.int64)),), -1, dtype=_STORAGE[dtype])  # never a value
     kernel = _device.kernel(interpret=True)
     for launch in _device.launches(params, dtype=dtype, key=key, layout=layout, block=block):
@@ -46,14 +46,3 @@ def host_fill(
     out = np.empty(shape, dtype=_lowp.resolve_dtype(dtype))
     stream.fill(out, law, key=key, global_shape=global_shape, region_start=start)
     return out
-
-
-def assert_same_bits(device: np.ndarray, host: np.ndarray) -> None:
-    assert device.dtype == host.dtype and device.shape == host.shape
-    width = {8: np.uint64, 4: np.uint32, 2: np.uint16}[host.dtype.itemsize]
-    got, want = device.view(width), host.view(width)
-    differ = np.flatnonzero(got.ravel() != want.ravel())
-    assert differ.size == 0, (
-        f"{differ.size} of {host.size} values differ, first at flat position {differ[0]}: "
-        f"device {device.ravel()[differ[0]]!r} vs host {host.ravel()[differ[0]]!r}"
-    )

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from _helpers import ROOT
 
+from berry import stream
 from berry.cli import build_parser, main
 from berry.sampling import InitSpec
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -72,8 +72,6 @@ def test_std_and_gain(capsys):
 
 
 def test_version_names_the_stream_backend_and_simd_path():
-    from berry import stream
-
     out = subprocess.run([sys.executable, "-m", "berry", "--version"], capture_output=True, text=True, check=True,
                          cwd=ROOT).stdout
     lines = out.splitlines()
@@ -81,20 +79,33 @@ def test_version_names_the_stream_backend_and_simd_path():
     if stream.BACKEND == "c":
         assert re.fullmatch(r"stream: C kernel, (avx512|avx2|generic) path, STREAM_VERSION \d+", lines[1])
     else:
-        assert lines[1].startswith("stream: NumPy reference (the C extension berry._cstream is not built")
+        assert lines[1].startswith(f"stream: NumPy reference ({stream.backend_info()['reason']}; same bits, slower)")
 
 
 def test_version_says_when_the_numpy_fallback_is_active():
     env = {"BERRY_STREAM_BACKEND": "numpy", "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "berry", "--version"], capture_output=True, text=True, check=True,
                          cwd=ROOT, env=env).stdout
-    assert "NumPy reference" in out and "not built" in out
+    assert "stream: NumPy reference (BERRY_STREAM_BACKEND=numpy; same bits, slower), STREAM_VERSION" in out
+
+
+@pytest.mark.skipif(stream.BACKEND != "c", reason="the SIMD path is the C kernel's")
+def test_version_reports_the_simd_path_in_use_not_the_best_one():
+    # berry --version describes the backend through berry.stream.backend_info: the path that
+    # BERRY_STREAM_SIMD chose, not a fresh "auto" selection (which also switched the path in use).
+    env = {**os.environ, "BERRY_STREAM_SIMD": "generic", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "berry", "--version"], capture_output=True, text=True, check=True,
+                         cwd=ROOT, env=env).stdout
+    assert "stream: C kernel, generic path" in out
 
 
 def test_info_reports_backend_threads_and_extras(capsys):
     assert main(["info", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["backend"] in ("c", "numpy") and payload["threads"] >= 1
+    from berry.stream import backend_info
+
+    assert {key: payload[key] for key in backend_info()} == backend_info()  # one description of the backend
     assert set(payload["extras"]) >= {"torch", "jax", "keras", "matplotlib", "safetensors", "ml_dtypes", "triton"}
 
 

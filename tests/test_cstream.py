@@ -6,15 +6,14 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import ROOT
 
 from berry import _recipe, stream
 from berry.stream import Normal, TruncatedNormal, Uniform
 
-ROOT = Path(__file__).resolve().parents[1]
 needs_c = pytest.mark.skipif(stream._CSTREAM is None, reason="the C extension berry._cstream is not built")
 
 
@@ -31,8 +30,8 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 def good_fields(law=None, dtype="float32", shape=(6, 10)):
     """A valid call of berry._cstream.fill: (out bytes, its fields) for the whole tensor of ``shape``."""
     law = Normal(0.0, 1.0) if law is None else law
-    params = stream._params(law, np.dtype(dtype))
-    layout = stream._layout(shape, (0,) * len(shape), shape)
+    params = stream.kernel_params(law, np.dtype(dtype))
+    layout = stream.region_layout(shape, (0,) * len(shape), shape)
     out = np.empty(shape, dtype=dtype).reshape(-1).view(np.uint8)
     fields = {"dtype": _recipe.DTYPE_CODES[dtype], "key": 12345, **params._asdict(), **layout._asdict(), "threads": 2}
     return out, fields

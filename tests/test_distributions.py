@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 import pytest
-from _stream_helpers import BFLOAT16
+from _helpers import P_MIN, dtype_params, ks_pvalue
 
 from berry import _lowp, _special
 from berry.distributions import sparse_zero_count, uniform_bound
@@ -23,13 +23,8 @@ from berry.sampling import sample
 
 stats = pytest.importorskip("scipy.stats")
 
-P_MIN = 1e-4
 SHAPE = (160, 125)  # 20000 samples
 XAVIER_STD = xavier(fan_in=160, fan_out=125)
-
-
-def ks_pvalue(values: np.ndarray, law) -> float:
-    return float(stats.kstest(np.asarray(values, dtype=np.float64).ravel(), law.cdf).pvalue)
 
 
 # -- elementwise laws --------------------------------------------------------------------------
@@ -108,7 +103,7 @@ def test_uniform_with_absolute_bounds():
 
 
 @pytest.mark.parametrize("distribution", ["normal", "truncated_normal"])
-@pytest.mark.parametrize("dtype", ["float16", BFLOAT16, "float32"])
+@pytest.mark.parametrize("dtype", dtype_params(["float16", "bfloat16", "float32"]))
 def test_low_precision_is_the_float32_transform_rounded_once(distribution, dtype):
     # normal and truncated normal in float32 and narrower come from the stream's float32 transform
     # (berry.stream docstring): loc + scale * z in float64, clamped, then rounded ONCE to the dtype.
@@ -117,7 +112,7 @@ def test_low_precision_is_the_float32_transform_rounded_once(distribution, dtype
     narrow = sample((64, 50), "he", distribution=distribution, dtype=dtype, name="lp")
     assert narrow.dtype.name == dtype
     law = distributions.elementwise_law(distribution, std=he(fan_in=64))
-    params = stream._params(law, narrow.dtype)
+    params = stream.kernel_params(law, narrow.dtype)
     assert params.transform == 1  # the float32 transform
     before = _stream_numpy.prerounded(np.arange(narrow.size, dtype=np.uint64), stream.key_for(0, "lp"), params)
     expected = _lowp.round_float64(before, narrow.dtype).reshape(narrow.shape)
@@ -125,7 +120,7 @@ def test_low_precision_is_the_float32_transform_rounded_once(distribution, dtype
 
 
 @pytest.mark.parametrize("distribution", ["uniform"])
-@pytest.mark.parametrize("dtype", ["float16", BFLOAT16, "float32"])
+@pytest.mark.parametrize("dtype", dtype_params(["float16", "bfloat16", "float32"]))
 def test_low_precision_is_the_float64_value_rounded_once(distribution, dtype):
     wide = sample((64, 50), "he", distribution=distribution, dtype="float64", name="lp")
     narrow = sample((64, 50), "he", distribution=distribution, dtype=dtype, name="lp")
@@ -476,7 +471,7 @@ def test_sparse_matches_torch_counts():
     np.testing.assert_array_equal((w == 0).sum(0), (t.numpy() == 0).sum(0))
 
 
-@pytest.mark.parametrize("dtype", ["float16", BFLOAT16, "float32", "float64"])
+@pytest.mark.parametrize("dtype", dtype_params(["float16", "bfloat16", "float32", "float64"]))
 def test_constants(dtype):
     assert not sample((3, 4), "zeros", dtype=dtype).astype(np.float64).any()
     assert (sample((3, 4), "ones", dtype=dtype).astype(np.float64) == 1).all()

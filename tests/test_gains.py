@@ -14,7 +14,7 @@ from test_activations import CASES, mp_reference
 from berry._special import ndtr_array
 from berry._validation import UnknownNameError
 from berry.activations import get_activation
-from berry.gains import calculate_gain, gain, gaussian_expectation, second_moment
+from berry.gains import calculate_gain, gain, gaussian_expectation, leaky_relu_gain_squared, second_moment
 
 mp.mp.dps = 30
 
@@ -135,6 +135,16 @@ def test_leaky_relu_gain_any_slope(slope: float) -> None:
     act = get_activation("leaky_relu", slope)
     moment = gaussian_expectation(lambda x: act(x) ** 2, act.kinks)
     assert abs(moment - (1 + slope**2) / 2) <= 1e-14 * (1 + slope**2)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(st.floats(-1e100, 1e100, allow_nan=False))
+def test_leaky_relu_moment_and_gain_squared_are_one_formula(slope: float) -> None:
+    # second_moment's closed form and the public gain formula (calculate_gain, gain, the he rule) are
+    # reciprocals of each other, to rounding: neither can drift from the other.
+    product = second_moment("leaky_relu", slope) * leaky_relu_gain_squared(slope)
+    assert abs(product - 1.0) <= 4 * 2.0**-53
+    assert second_moment("leaky_relu", slope, mode="backward") == second_moment("leaky_relu", slope)
 
 
 def test_differs_from_torch_where_documented() -> None:

@@ -8,9 +8,9 @@ with Shard(0)/Shard(1); the gathered values must equal a single-process initiali
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
+from _helpers import spawn_gathered
 
 torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
@@ -83,12 +83,6 @@ def apply(label: str, model: nn.Module) -> None:
         schemes.olmo(model, init_fn="mitchell", seed=4)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _worker(rank: int, world: int, port: int, result_path: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -116,9 +110,7 @@ def _worker(rank: int, world: int, port: int, result_path: str) -> None:
 
 
 def test_recipes_on_dtensors_equal_one_process(tmp_path):
-    result_path = str(tmp_path / "gathered.pt")
-    torch.multiprocessing.spawn(_worker, args=(2, _free_port(), result_path), nprocs=2, join=True)
-    gathered = torch.load(result_path)
+    gathered = spawn_gathered(_worker, 2, tmp_path)
     expected = {}
     for label, model in models().items():
         apply(label, model)

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from _helpers import assert_ks
 
 torch = pytest.importorskip("torch")
 stats = pytest.importorskip("scipy.stats")
@@ -20,8 +21,6 @@ from torch import nn  # noqa: E402
 
 from berry.torch import schemes  # noqa: E402
 from berry.torch.models import Transformer  # noqa: E402
-
-P_MIN = 1e-4
 
 
 # ----------------------------------------------------------------------------- models with the trainers' names
@@ -206,8 +205,7 @@ def check_law(values: np.ndarray, law: tuple, where: str) -> None:
     else:
         assert np.abs(values).max() <= bound * (1 + 1e-6), where
         cdf = stats.truncnorm(-bound / std, bound / std, scale=std).cdf
-    p = stats.kstest(values, cdf).pvalue
-    assert p > P_MIN, f"{where}: KS p={p:.2e} against {law}"
+    assert_ks(values, cdf, f"{where} ({law})")
 
 
 def check_recipe(model: nn.Module, recipe: str, options: dict, report, *, small_embedding: float | None = None) -> int:

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from _helpers import assert_ks as ks
 
 torch = pytest.importorskip("torch")
 stats = pytest.importorskip("scipy.stats")
@@ -17,13 +18,6 @@ stats = pytest.importorskip("scipy.stats")
 from torch import nn  # noqa: E402
 
 from berry.torch import schemes  # noqa: E402
-
-P_MIN = 1e-4
-
-
-def ks(values: torch.Tensor, cdf, where: str) -> None:
-    p = stats.kstest(values.detach().double().numpy().ravel(), cdf).pvalue
-    assert p > P_MIN, f"{where}: KS p={p:.2e}"
 
 
 def peft():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from _helpers import assert_ks
 
 torch = pytest.importorskip("torch")
 stats = pytest.importorskip("scipy.stats")
@@ -16,8 +17,7 @@ from berry.torch.models import Transformer  # noqa: E402
 
 
 def ks(values: torch.Tensor, std: float, where: str) -> None:
-    p = stats.kstest(values.detach().double().numpy().ravel(), stats.norm(scale=std).cdf).pvalue
-    assert p > 1e-4, f"{where}: KS p={p:.2e}"
+    assert_ks(values, stats.norm(scale=std), where)
 
 
 @pytest.mark.parametrize(("depth", "width", "alpha"), [(8, 64, 1.0), (4, 128, 0.5), (2, 32, 1.0)])

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from _stream_helpers import AVAILABLE_DTYPES
+from _helpers import AVAILABLE_DTYPES, same_bits, shape_and_region
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,27 +16,6 @@ from berry.sampling import resolve_region, sample
 DTYPES = AVAILABLE_DTYPES  # bfloat16 only with ml_dtypes; the others run everywhere
 ELEMENTWISE = ["normal", "truncated_normal", "uniform"]
 PROPERTY = settings(max_examples=60, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
-    """Equal bit patterns (so -0.0 differs from 0.0), with equal shapes and dtypes."""
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    unsigned = {2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize]
-    return bool(np.array_equal(np.ascontiguousarray(a).view(unsigned), np.ascontiguousarray(b).view(unsigned)))
-
-
-@st.composite
-def shape_and_region(draw, min_rank=1, max_rank=4, max_dim=9):
-    rank = draw(st.integers(min_rank, max_rank))
-    shape = tuple(draw(st.integers(0, max_dim)) for _ in range(rank))
-    pieces = []
-    for size in shape:
-        start = draw(st.integers(0, size))
-        stop = draw(st.integers(start, size))
-        pieces.append(draw(st.sampled_from([slice(start, stop), slice(None, stop), slice(start, None), slice(None)])))
-    trailing_whole = draw(st.integers(0, rank))  # fewer slices than axes: the rest are whole
-    return shape, tuple(pieces[: rank - trailing_whole])
 
 
 @PROPERTY

@@ -423,8 +423,15 @@ def test_adding_a_layer_changes_no_other_parameter():
 
 def test_report_table_lists_constants_and_roles():
     report = schemes.fixup(ResidualMLP(width=16, depth=2, fixup=True), seed=0)
-    text = report.table()
-    assert "n_branches = 2" in text and "branch last" in text and "head.weight" in text
+    lines = report.table().splitlines()
+    assert lines[0] == "fixup (preset residual_mlp)"
+    # Each table starts with its header and rule (issue 10: the constants were bare "key = value" lines).
+    assert lines[1].split() == ["constant", "value"] and set(lines[2].replace(" ", "")) == {"-"}
+    assert lines[3].split() == ["n_branches", "2"]
+    at = lines.index(next(line for line in lines if line.split()[:1] == ["parameter"]))
+    assert lines[at].split() == ["parameter", "role", "init", "std"] and lines[at - 1] == ""
+    assert any(line.split()[:3] == ["blocks.0.layers.1.weight", "branch", "last"] for line in lines)
+    assert "head.weight" in report.table()
 
 
 def test_user_rules_cover_the_rest():

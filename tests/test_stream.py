@@ -5,19 +5,21 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _stream_helpers import BFLOAT16, HAVE_ML_DTYPES, bits
+from _helpers import HAS_ML_DTYPES, assert_ks, dtype_params, same_bits, shape_and_region
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from berry import _recipe, _stream_numpy, stream
 from berry._lowp import resolve_dtype
 from berry._special import ndtri_array
+from berry._validation import check_seed
 from berry.stream import Normal, TruncatedNormal, Uniform, draw, fill, key_for
 
 INF = math.inf
@@ -74,6 +76,19 @@ def test_key_is_a_stable_hash():
 def test_bad_seed_is_rejected(seed):
     with pytest.raises((TypeError, ValueError), match="seed"):
         key_for(seed, "w")
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, 1.5, "0", True, None, float("nan")])
+def test_key_for_checks_the_seed_as_every_entry_point_does(seed):
+    # One check of the seed's range (berry._validation.check_seed): same error type, same message.
+    with pytest.raises((TypeError, ValueError)) as expected:
+        check_seed(seed)
+    with pytest.raises(type(expected.value), match=re.escape(str(expected.value))):
+        key_for(seed, "w")
+
+
+def test_key_for_takes_an_integral_float_seed_as_sample_does():
+    assert key_for(3.0, "w") == key_for(3, "w") == key_for(np.uint64(3), "w")
 
 
 def test_bad_name_and_key_are_rejected():
@@ -197,7 +212,7 @@ def test_stream_version():
 @pytest.mark.parametrize("backend", ["numpy", pytest.param("c", marks=needs_c)])
 @pytest.mark.parametrize(("seed", "name", "shape", "law", "dtype", "digest"), GOLDEN)
 def test_golden_hashes(backend, seed, name, shape, law, dtype, digest):
-    if dtype == "bfloat16" and not HAVE_ML_DTYPES:
+    if dtype == "bfloat16" and not HAS_ML_DTYPES:
         pytest.skip("bfloat16 needs ml_dtypes")
     out = np.empty(shape, dtype=resolve_dtype(dtype))
     fill(out, law, key=key_for(seed, name), global_shape=shape, backend=backend)
@@ -272,7 +287,7 @@ EDGE_LAWS = [
     TruncatedNormal(0.0, 1.0, 1.0, 1.0001),
     TruncatedNormal(0.5, 1e-3, -1.0, 1.0),
 ]
-DTYPES = ["float64", "float32", "float16", BFLOAT16]
+DTYPES = dtype_params(["float64", "float32", "float16", "bfloat16"])
 REGIONS = [
     ((20_003,), (slice(7, 20_000),)),
     ((37, 53), (slice(3, 30), slice(5, 41))),
@@ -290,7 +305,7 @@ def same_bits_c_and_numpy(law, dtype, keys=(0, 12345, 2**64 - 1), regions=REGION
             np_out = np.empty_like(c_out)
             fill(c_out, law, key=key, global_shape=shape, region_start=start, threads=3, backend="c")
             fill(np_out, law, key=key, global_shape=shape, region_start=start, backend="numpy")
-            assert np.array_equal(bits(c_out), bits(np_out)), (dtype, key, shape, region)
+            assert same_bits(c_out, np_out), (dtype, key, shape, region)
 
 
 @needs_c
@@ -313,7 +328,7 @@ def test_same_bits_for_any_thread_count(law):
     shape = (700, 701)  # enough elements for 7 threads to each get a share
     reference = draw(shape, law, key=key_for(5, "t"), threads=1)
     for threads in (2, 3, 7):
-        assert np.array_equal(bits(draw(shape, law, key=key_for(5, "t"), threads=threads)), bits(reference))
+        assert same_bits(draw(shape, law, key=key_for(5, "t"), threads=threads), reference)
 
 
 def test_same_bits_in_another_process_and_backend():
@@ -350,25 +365,14 @@ def test_no_global_random_state_is_read_or_advanced():
 # --- regions ------------------------------------------------------------------------------------------
 
 
-@st.composite
-def shapes_and_regions(draw_):
-    shape = tuple(draw_(st.lists(st.integers(0, 9), min_size=0, max_size=4)))
-    region = []
-    for dim in shape:
-        start = draw_(st.integers(0, dim))
-        stop = draw_(st.integers(start, dim))
-        region.append(slice(start, stop))
-    return shape, tuple(region)
-
-
 @settings(max_examples=80, derandomize=True, deadline=None)
-@given(shapes_and_regions(), st.sampled_from(LAWS[:7]), st.sampled_from(["float32", "float16"]))
+@given(shape_and_region(min_rank=0), st.sampled_from(LAWS[:7]), st.sampled_from(["float32", "float16"]))
 def test_region_equals_slice_of_full(shape_region, law, dtype):
     shape, region = shape_region
     full = draw(shape, law, key=77, dtype=dtype)
     part = draw(shape, law, key=77, dtype=dtype, region=region)
     assert part.shape == full[region].shape
-    assert np.array_equal(bits(part), bits(full[region]))
+    assert same_bits(part, full[region])
 
 
 def test_column_block_region():
@@ -405,7 +409,7 @@ def test_non_contiguous_out():
 def test_normal_matches_its_law():
     stats = pytest.importorskip("scipy.stats")
     x = draw((200_000,), Normal(1.5, 0.02), key=key_for(0, "ks-normal"), dtype="float64")
-    assert stats.kstest(x, stats.norm(1.5, 0.02).cdf).pvalue > 1e-4
+    assert_ks(x, stats.norm(1.5, 0.02))
     assert abs(x.mean() - 1.5) < 5 * 0.02 / math.sqrt(x.size)
     assert abs(x.std() / 0.02 - 1) < 0.01
 
@@ -413,7 +417,7 @@ def test_normal_matches_its_law():
 def test_uniform_matches_its_law():
     stats = pytest.importorskip("scipy.stats")
     x = draw((200_000,), Uniform(-0.3, 0.7), key=key_for(0, "ks-uniform"), dtype="float64")
-    assert stats.kstest(x, stats.uniform(-0.3, 1.0).cdf).pvalue > 1e-4
+    assert_ks(x, stats.uniform(-0.3, 1.0))
     assert x.min() > -0.3 and x.max() < 0.7
 
 
@@ -436,7 +440,7 @@ def test_truncated_normal_matches_its_law(a, b):
     loc, scale = 0.25, 0.5
     law = stats.truncnorm(a, b, loc=loc, scale=scale)
     x = draw((100_000,), TruncatedNormal(loc, scale, a, b), key=key_for(1, f"ks-{a}-{b}"), dtype="float64")
-    assert stats.kstest(x, law.cdf).pvalue > 1e-4
+    assert_ks(x, law)
     assert x.min() >= loc + a * scale and x.max() <= loc + b * scale
     assert abs(x.mean() - law.mean()) < 5 * law.std() / math.sqrt(x.size)
     assert abs(x.std() / law.std() - 1) < 0.02
@@ -449,7 +453,7 @@ def test_truncated_with_zero_scale_is_the_location():
 # --- low precision ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype", ["float16", BFLOAT16, "float32"])
+@pytest.mark.parametrize("dtype", dtype_params(["float16", "bfloat16", "float32"]))
 @pytest.mark.parametrize("law", [Normal(0.3, 0.02), TruncatedNormal(0.0, 0.02, -2.0, 2.0)])
 def test_low_precision_is_the_float32_transform_rounded_once(dtype, law):
     # float32/float16/bfloat16 come from the float32 transform: z in float32, then loc + scale * z in
@@ -458,18 +462,18 @@ def test_low_precision_is_the_float32_transform_rounded_once(dtype, law):
 
     n = 5000
     narrow = draw((n,), law, key=8, dtype=dtype)
-    params = stream._params(law, resolve_dtype(dtype))
+    params = stream.kernel_params(law, resolve_dtype(dtype))
     assert params.transform == _recipe.TRANSFORM_F32
     before = _stream_numpy.prerounded(np.arange(n, dtype=np.uint64), 8, params)
-    assert np.array_equal(bits(narrow), bits(round_float64(before, resolve_dtype(dtype))))
+    assert same_bits(narrow, round_float64(before, resolve_dtype(dtype)))
     if dtype == "float16":
-        assert np.array_equal(bits(narrow), bits(before.astype(np.float16)))  # NumPy rounds float64 -> half directly
+        assert same_bits(narrow, before.astype(np.float16))  # NumPy rounds float64 -> half directly
 
 
 def exact_float32_transform(law, n, key=5):
     """(z of the float32 transform, the exact quantile of the same draw in float64) for n stream words."""
     word = _stream_numpy.words32(np.arange(n, dtype=np.uint64), key)
-    params = stream._params(law, np.dtype("float32"))
+    params = stream.kernel_params(law, np.dtype("float32"))
     z = _stream_numpy.z_f32(word, params).astype(np.float64)
     m = (word & np.uint32(0x7FFFFFFF)).astype(np.int32).astype(np.float32)
     v = ((m + np.float32(0.5)) * np.float32(2.0**-32)).astype(np.float64)  # exact
@@ -516,7 +520,7 @@ def test_float64_truncated_normal_is_exact_in_both_tails(a, b):
     # Stream v1 formed 1 - p in float64 for the upper half of an interval containing 0: at u = 1 - 2**-40
     # in TN[-6, 6] its z was 1e-7 off (1e8 ulps). v2 measures u > 1/2 from the upper end.
     mpmath = pytest.importorskip("mpmath")
-    params = stream._params(TruncatedNormal(0.0, 1.0, a, b), np.dtype("float64"))
+    params = stream.kernel_params(TruncatedNormal(0.0, 1.0, a, b), np.dtype("float64"))
     unit = params._replace(offset=0.0, factor=1.0, low=-INF, high=INF)
     u = np.array([2.0**-50, 2.0**-40, 1e-6, 0.25, 0.5 - 2.0**-52, 0.5 + 2.0**-52, 0.75, 1 - 1e-6, 1 - 2.0**-40, 1 - 2.0**-50])
     z = _stream_numpy.values_f64(u, unit)
@@ -530,14 +534,14 @@ def test_float64_truncated_normal_is_exact_in_both_tails(a, b):
 def test_narrow_truncation_intervals_use_the_float64_transform():
     # where float32 cannot resolve the interval's probabilities, float32 output is the float64 value rounded
     law = TruncatedNormal(0.0, 1.0, 1.0, 1.0001)
-    assert stream._params(law, np.dtype("float32")).transform == _recipe.TRANSFORM_F64
+    assert stream.kernel_params(law, np.dtype("float32")).transform == _recipe.TRANSFORM_F64
     wide = draw((1000,), law, key=3, dtype="float64")
-    assert np.array_equal(bits(draw((1000,), law, key=3, dtype="float32")), bits(wide.astype(np.float32)))
+    assert same_bits(draw((1000,), law, key=3, dtype="float32"), wide.astype(np.float32))
     for far in (TruncatedNormal(0.0, 1.0, 8.0, 9.0), TruncatedNormal(0.0, 1.0, 3.0, INF)):
-        assert stream._params(far, np.dtype("float32")).transform == _recipe.TRANSFORM_F64
+        assert stream.kernel_params(far, np.dtype("float32")).transform == _recipe.TRANSFORM_F64
 
 
-@pytest.mark.parametrize("dtype", ["float16", BFLOAT16])
+@pytest.mark.parametrize("dtype", dtype_params(["float16", "bfloat16"]))
 @pytest.mark.parametrize(
     ("loc", "scale", "a", "b"),
     [
@@ -563,7 +567,7 @@ def test_low_precision_truncated_stays_inside_without_piling_up(dtype, loc, scal
         assert edge <= 2.0 * neighbours.max() + 30
 
 
-@pytest.mark.parametrize("dtype", ["float16", BFLOAT16])
+@pytest.mark.parametrize("dtype", dtype_params(["float16", "bfloat16"]))
 def test_low_precision_normal_has_no_outliers_or_stuck_values(dtype):
     x = draw((500_000,), Normal(0.0, 1.0), key=key_for(3, "outliers"), dtype=dtype).astype(np.float64)
     assert np.all(np.isfinite(x)) and np.abs(x).max() <= 6.34  # the float32 transform: v >= 2**-33
@@ -652,7 +656,7 @@ def test_backend_environment_variable_is_checked():
     assert result.returncode != 0 and "BERRY_STREAM_BACKEND" in result.stderr
 
 
-@pytest.mark.parametrize("dtype", ["float32", BFLOAT16, "float16"])
+@pytest.mark.parametrize("dtype", dtype_params(["float32", "bfloat16", "float16"]))
 @pytest.mark.parametrize("std", [0.001, 0.01])
 def test_small_std_with_absolute_bounds_has_no_outliers(dtype, std):
     # torch issues 155588 / 145498: trunc_normal_(std=0.001, a=-2, b=2) put 1000-sigma values on the

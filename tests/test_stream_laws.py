@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import warnings
 
 import numpy as np
 import pytest
+from _helpers import P_MIN, assert_ks, dtype_params
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,12 +20,7 @@ from berry.stream import Normal, TruncatedNormal, Uniform, draw, fill, key_for
 INF = math.inf
 HAVE_C = stream._CSTREAM is not None
 needs_c = pytest.mark.skipif(not HAVE_C, reason="the C extension berry._cstream is not built")
-needs_ml_dtypes = pytest.mark.skipif(importlib.util.find_spec("ml_dtypes") is None, reason="bfloat16 needs ml_dtypes")
 BACKENDS = ["numpy", pytest.param("c", marks=needs_c)]
-
-
-def bits(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(x).view(np.uint8)
 
 
 def poisson_two_sided_p(count: int, mean: float) -> float:
@@ -58,7 +53,7 @@ def test_float32_truncated_normal_reaches_its_tails():
     for edge, sides in counts.items():
         expected = n * (ndtr(-edge) - ndtr(-6.0)) / mass
         for count in sides:
-            assert poisson_two_sided_p(count, expected) > 1e-4, (edge, count, expected)
+            assert poisson_two_sided_p(count, expected) > P_MIN, (edge, count, expected)
 
 
 @pytest.mark.parametrize(
@@ -98,19 +93,19 @@ def test_float32_transform_has_as_many_distinct_values_as_its_law(law):
 def test_float32_truncated_normal_matches_its_law(a, b):
     stats = pytest.importorskip("scipy.stats")
     law = TruncatedNormal(0.25, 0.5, a, b)
-    assert stream._params(law, np.dtype("float32")).transform == 1  # the float32 transform, not the fallback
+    assert stream.kernel_params(law, np.dtype("float32")).transform == 1  # the float32 transform, not the fallback
     x = draw((200_000,), law, key=key_for(2, f"ks32-{a}-{b}"), dtype="float32").astype(np.float64)
     exact = stats.truncnorm(a, b, loc=0.25, scale=0.5)
-    assert stats.kstest(x, exact.cdf).pvalue > 1e-4
+    assert_ks(x, exact)
     # the upper half of the draws (the complement form) against the law's upper half
     upper = x[x > exact.median()]
-    assert stats.kstest(upper, lambda t: 2.0 * exact.cdf(t) - 1.0).pvalue > 1e-4
+    assert_ks(upper, lambda t: 2.0 * exact.cdf(t) - 1.0, "upper half")
 
 
 # --- Uniform: strictly inside (low, high) (issue 10, item 8) ------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", pytest.param("bfloat16", marks=needs_ml_dtypes)])
+@pytest.mark.parametrize("dtype", dtype_params(["float64", "float32", "float16", "bfloat16"]))
 @pytest.mark.parametrize("low_high", [(0.0, 1.0), (-1.0, 1.0), (-0.5, 0.25), (-2.0, -1.0)])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_uniform_never_returns_an_endpoint(low_high, dtype, backend):

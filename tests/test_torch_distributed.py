@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 from collections.abc import Callable
 
 import pytest
+from _helpers import spawn_gathered
 
 torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
@@ -40,12 +40,6 @@ CASES: list[tuple[str, tuple[int, ...], Callable[..., object]]] = [
     ("dirac", (6, 3, 3), functools.partial(init.dirac_, groups=2)),
     ("generator", (9, 4), functools.partial(init.uniform_, a=-1.0, b=1.0)),  # key drawn from the seeded default generator
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class TiedLM(torch.nn.Module):
@@ -173,9 +167,7 @@ def _worker(rank: int, world: int, port: int, result_path: str) -> None:
 
 @pytest.mark.parametrize("world", [2, 4])
 def test_sharded_initialization_equals_single_process(world, tmp_path):
-    result_path = str(tmp_path / "gathered.pt")
-    torch.multiprocessing.spawn(_worker, args=(world, _free_port(), result_path), nprocs=world, join=True)
-    gathered = torch.load(result_path)
+    gathered = spawn_gathered(_worker, world, tmp_path)
 
     expected = _single_process_cases()
     for key, value in gathered.items():

@@ -12,12 +12,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from _helpers import ROOT
 from _triton_helpers import requires_triton, torch
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow

@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 import pytest
-from _triton_helpers import DTYPES, assert_same_bits, device_fill, host_fill, requires_triton, torch
+from _helpers import assert_same_bits, shape_and_region
+from _triton_helpers import DTYPES, device_fill, host_fill, requires_triton, torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -83,8 +84,8 @@ def test_regions(global_shape, start, shape, law, dtype):
 
 
 def test_launch_plan_splits_outer_axes_and_grids():
-    params = stream._params(Normal(0.0, 1.0), np.dtype("float32"))
-    layout = stream._layout((2, 2, 2, 2, 2, 7), (0, 0, 0, 0, 0, 1), (2, 2, 2, 2, 2, 3))
+    params = stream.kernel_params(Normal(0.0, 1.0), np.dtype("float32"))
+    layout = stream.region_layout((2, 2, 2, 2, 2, 7), (0, 0, 0, 0, 0, 1), (2, 2, 2, 2, 2, 3))
     assert len(layout.counts) == 5
     plan = list(_device.launches(params, dtype="float32", key=KEY, layout=layout, block=64))
     assert [launch.out_offset for launch in plan] == [0, 48]  # the outermost axis (2 indices) is looped
@@ -117,17 +118,15 @@ def test_edges(law):
 
 
 @st.composite
-def shape_and_region(draw):
-    rank = draw(st.integers(1, 4))
-    shape = tuple(draw(st.integers(1, 9)) for _ in range(rank))
-    start = tuple(draw(st.integers(0, n - 1)) for n in shape)
-    size = tuple(draw(st.integers(1, n - s)) for n, s in zip(shape, start, strict=True))
-    return shape, start, size
+def shape_start_size(draw):
+    """A non-empty region of a non-empty shape (the shared strategy) as the kernel's (shape, start, size)."""
+    shape, region = draw(shape_and_region(min_dim=1, nonempty=True))
+    return (shape, *stream.region_bounds(shape, region))
 
 
 @settings(max_examples=12, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    case=shape_and_region(),
+    case=shape_start_size(),
     law=st.sampled_from(list(LAWS.values())),
     dtype=st.sampled_from(DTYPES),
     seed=st.integers(0, 2**64 - 1),

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 import subprocess
 import sys
 import types
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import ROOT, spawn_gathered
 from _triton_helpers import requires_triton, torch
 
 import berry
@@ -27,7 +26,6 @@ import berry.torch as init
 from berry import InitSpec
 from berry.torch import _device as torch_device
 
-ROOT = Path(__file__).resolve().parents[1]
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -201,12 +199,6 @@ SHARDED = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _sharded_worker(rank: int, world: int, port: int, result_path: str) -> None:
     import torch.distributed as dist
 
@@ -238,9 +230,7 @@ def test_dtensor_shards_through_the_kernel_equal_one_process(tmp_path):
     dist = pytest.importorskip("torch.distributed")
     if not dist.is_available():  # pragma: no cover
         pytest.skip("torch built without torch.distributed")
-    result_path = str(tmp_path / "gathered.pt")
-    torch.multiprocessing.spawn(_sharded_worker, args=(2, _free_port(), result_path), nprocs=2, join=True)
-    gathered = torch.load(result_path)
+    gathered = spawn_gathered(_sharded_worker, 2, tmp_path)
     assert gathered["mode"] == "interpreted"  # the ranks filled their shards with the kernel
     for label, shape, dtype, fill in SHARDED:
         expected = on_host(fill, torch.empty(shape, dtype=dtype))

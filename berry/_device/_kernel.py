@@ -56,7 +56,7 @@ DT_FLOAT16: tl.constexpr = tl.constexpr(_recipe.DTYPE_CODES["float16"])
 
 def _small_format(name: str) -> tl.constexpr:
     """(bias, smallest normal exponent, infinity's bits, NaN's bits, 52 - mantissa bits) of float16/bfloat16."""
-    exponent_bits, mantissa_bits = _lowp._SMALL_FORMATS[name]
+    exponent_bits, mantissa_bits = _lowp.SMALL_FORMATS[name]
     bias = (1 << (exponent_bits - 1)) - 1
     infinity = ((1 << exponent_bits) - 1) << mantissa_bits
     return tl.constexpr((bias, 1 - bias, infinity, infinity | (1 << (mantissa_bits - 1)), 52 - mantissa_bits))

@@ -157,22 +157,12 @@ def add_gain(parser: argparse.ArgumentParser) -> None:
 # --- berry info / --version ---------------------------------------------------------------------------
 
 
-def stream_backend() -> dict[str, Any]:
-    """The stream's active backend, the C kernel's SIMD path, and STREAM_VERSION."""
-    from berry import stream
-
-    simd = None
-    if stream.BACKEND == "c":
-        # set_simd("auto") selects and names the path the CPU supports: what a fresh process uses.
-        simd = stream._CSTREAM.set_simd("auto")
-    return {"backend": stream.BACKEND, "simd": simd, "stream_version": stream.STREAM_VERSION}
-
-
 def _backend_line(backend: dict[str, Any]) -> str:
+    """One line from :func:`berry.stream.backend_info`, the one description of the active backend."""
     if backend["backend"] == "c":
         kernel = f"C kernel, {backend['simd']} path"
     else:
-        kernel = "NumPy reference (the C extension berry._cstream is not built: same bits, slower)"
+        kernel = f"NumPy reference ({backend['reason']}; same bits, slower)"
     return f"stream: {kernel}, STREAM_VERSION {backend['stream_version']}"
 
 
@@ -180,7 +170,9 @@ def version_text() -> str:
     """``berry --version``: the version, the stream backend and its SIMD path, Python and NumPy."""
     import numpy
 
-    return (f"berry {__version__}\n{_backend_line(stream_backend())}\n"
+    from berry.stream import backend_info
+
+    return (f"berry {__version__}\n{_backend_line(backend_info())}\n"
             f"python {platform.python_version()}, numpy {numpy.__version__}")
 
 
@@ -194,9 +186,9 @@ def _installed(distribution: str) -> str | None:
 def _cmd_info(args: argparse.Namespace) -> int:
     import numpy
 
-    from berry.stream import default_threads
+    from berry.stream import backend_info, default_threads
 
-    backend = stream_backend()
+    backend = backend_info()
     extras = {name: _installed(name) for name in _EXTRAS}
     payload = {
         "berry": __version__,

@@ -166,8 +166,9 @@ def fill_block(
             _fill_constant(target, fill_value(spec))
             return True
         law = _law(spec, shape)
-        if distributions._width(law) == 0:  # a constant: the host path does the same (fill_elementwise)
-            _fill_constant(target, law.low if isinstance(law, stream.Uniform) else law.loc)
+        constant = distributions.constant_value(law)
+        if constant is not None:  # a constant: the host path does the same (fill_elementwise)
+            _fill_constant(target, constant)
             return True
         if target.numel() == 0:
             return True
@@ -216,8 +217,8 @@ def _plan(
     region_shape: tuple[int, ...],
 ) -> tuple[_device.Launch, ...]:
     """The kernel launches for one law, dtype, key and region (cached: a model re-initialized, a benchmark)."""
-    params = stream._params(law, resolve_dtype(dtype_name))  # validates the law for the dtype, as on the host
-    layout = stream._layout(shape, start, region_shape)
+    params = stream.kernel_params(law, resolve_dtype(dtype_name))  # validates the law for the dtype, as on the host
+    layout = stream.region_layout(shape, start, region_shape)
     return tuple(_device.launches(params, dtype=dtype_name, key=key, layout=layout))
 
 

@@ -31,9 +31,14 @@ class SchemeReport:
         return self.init[name]
 
     def table(self) -> str:
-        """The constants, then one line per parameter: name, role, initializer and std."""
+        """The scheme, a table of its constants, then a table of its parameters: name, role, initializer, std.
+
+        Both tables have a header (berry's one table formatter, :func:`berry._format.format_table`).
+        """
         lines = [f"{self.scheme} (preset {self.preset})" if self.preset else self.scheme]
-        lines += [f"  {key} = {value:.6g}" for key, value in self.constants.items()]
+        if self.constants:
+            constants = format_table(list(self.constants.items()), ("constant", "value"))
+            lines += ["  " + line for line in constants.splitlines()] + [""]
         rows = [(p.name, self.roles.get(p.name, "-"), p.init, "" if p.std is None else f"{p.std:.4g}") for p in self.init]
         lines += ["  " + line for line in format_table(rows, ("parameter", "role", "init", "std")).splitlines()]
         return "\n".join(lines)

@@ -1,0 +1,90 @@
+"""berry._validation: every check names the argument, shows the value (shortened) and says what is allowed.
+
+The cases here are the values Python's own conversions choke on: integers beyond float64 (``float(10**400)``
+raises OverflowError), integers too long for ``repr`` (more than 4300 digits) and exact fractions.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import berry
+from berry._validation import (
+    check_finite,
+    check_int,
+    check_positive,
+    check_real,
+    check_seed,
+    check_shape,
+    shown,
+)
+from berry.stream import TruncatedNormal, Uniform
+
+HUGE = 10**400  # a Python int float64 cannot hold
+SHOWN_HUGE = "1e+400 (an integer of 401 digits)"
+
+
+@pytest.mark.parametrize("check", [check_finite, check_positive, check_real])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_an_integer_beyond_float64_is_a_clear_error_not_an_overflow(check, sign):
+    with pytest.raises(ValueError) as error:
+        check("std", sign * HUGE)
+    message = str(error.value)
+    assert message.startswith("std must be ")
+    assert ("-" if sign < 0 else "") + SHOWN_HUGE in message
+    assert "beyond float64's range" in message
+    assert len(message) < 200
+
+
+def test_what_is_allowed_is_said():
+    with pytest.raises(ValueError, match=re.escape("std must be a finite real number, got 1e+400")):
+        check_finite("std", HUGE)
+    with pytest.raises(ValueError, match=re.escape("a must be a real number or +-inf, got -1e+400")):
+        check_real("a", -HUGE)
+
+
+@pytest.mark.parametrize("check", [check_int, check_seed])
+def test_a_huge_fraction_is_not_an_integer_and_does_not_overflow(check):
+    with pytest.raises(ValueError, match="must be an integer") as error:
+        check(Fraction(HUGE, 3)) if check is check_seed else check("n", Fraction(HUGE, 3))
+    assert len(str(error.value)) < 200
+
+
+def test_integral_values_are_read_exactly_at_any_size():
+    assert check_int("n", Fraction(HUGE)) == HUGE
+    assert check_int("n", np.float32(3.0)) == 3
+    assert check_seed(Fraction(2**64 - 1)) == 2**64 - 1
+    for bad in (math.inf, -math.inf, math.nan, 2.5):
+        with pytest.raises(ValueError, match="n must be an integer"):
+            check_int("n", bad)
+
+
+def test_an_integer_too_long_to_print_is_still_described():
+    # repr() of an int of more than 4300 digits raises ValueError; the message must not.
+    with pytest.raises(ValueError, match=re.escape("shape[0] must be >= 0, got -1e+5000 (an integer of 5001 digits)")):
+        check_shape("shape", (-(10**5000),))
+    with pytest.raises(ValueError, match=re.escape("seed must be an integer in [0, 2**64), got 1e+5000")):
+        check_seed(10**5000)
+
+
+def test_short_values_are_shown_as_their_repr():
+    assert shown(2**64) == "18446744073709551616"
+    assert shown(-1.5) == "-1.5"
+    assert shown("he") == "'he'"
+    assert shown(list(range(100))).endswith("...(390 characters)")
+
+
+def test_the_public_entry_points_give_the_clear_error():
+    with pytest.raises(ValueError, match=re.escape(f"std must be a finite real number, got {SHOWN_HUGE}")):
+        berry.sample((2, 2), std=HUGE, seed=0, name="w")
+    with pytest.raises(ValueError, match=re.escape(f"truncation bound a must be a real number or +-inf, got -{SHOWN_HUGE}")):
+        TruncatedNormal(0.0, 1.0, -HUGE, 1.0)
+    with pytest.raises(ValueError, match="high must be a finite real number"):
+        Uniform(0.0, HUGE)
+    with pytest.raises(ValueError, match=re.escape(f"bounds[0] must be a real number or +-inf, got -{SHOWN_HUGE}")):
+        berry.sample((2, 2), distribution="truncated_normal", bounds=(-HUGE, 2.0), seed=0, name="w")
