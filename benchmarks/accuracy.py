@@ -83,7 +83,7 @@ def inverse_cdf_error(low: float, high: float, stride: int) -> tuple[float, floa
 
 def transform_error(law: stream.Law, n: int) -> tuple[float, float, float]:
     """(max ulps where |z*| >= 1, max absolute error where |z*| < 1, max error / (2**-23 max(|z*|, 1)))."""
-    params = stream._params(law, np.dtype("float32"))
+    params = stream.kernel_params(law, np.dtype("float32"))
     if params.transform != _recipe.TRANSFORM_F32:
         raise ValueError(f"{law!r} does not use the float32 transform")
     word = words32(np.arange(n, dtype=np.uint64), stream.key_for(0, "accuracy"))
@@ -121,7 +121,7 @@ def float64_error(law: stream.Law, n: int) -> float:
     """Largest error of the float64 transform's z in units of 2**-52 * max(|z*|, 1), against mpmath."""
     import mpmath
 
-    params = stream._params(law, np.dtype("float64"))
+    params = stream.kernel_params(law, np.dtype("float64"))
     u = uniform52(np.arange(n, dtype=np.uint64), stream.key_for(0, "accuracy64"))
     if isinstance(law, stream.Normal):
         z = ndtri_array(u)

@@ -439,9 +439,6 @@ def region_bounds(global_shape: Sequence[int], region: Any) -> tuple[tuple[int, 
     return tuple(starts), tuple(sizes)
 
 
-_params = kernel_params  # the former private name, still read by benchmarks/accuracy.py (not this module's owner's)
-
-
 def region_layout(global_shape: tuple[int, ...], start: tuple[int, ...], shape: tuple[int, ...]) -> Layout:
     """The region ``start`` + ``shape`` of a C-order ``global_shape`` as runs of consecutive flat indices.
 
