@@ -13,9 +13,10 @@ from typing import Any
 
 import torch
 
-from berry.probe.report import LayerStats, NetworkProbe, ProbeReport, judge
+from berry.probe.report import LayerStats, NetworkProbe, ProbeReport
+from berry.probe.streams import judge_streams
 
-__all__ = ["probe"]
+__all__ = ["find_blocks", "probe"]
 
 # Modules whose outputs put channels on axis 1 even in 3-D (N, C, L); elsewhere a 3-D output is (N, T, features).
 _CHANNELS_FIRST = (
@@ -80,6 +81,203 @@ def _random_direction(shape: tuple[int, ...], seed: int, like: torch.Tensor) -> 
     return torch.from_numpy(values).to(device=like.device, dtype=like.dtype)
 
 
+_NORMS = (
+    torch.nn.modules.batchnorm._NormBase,
+    torch.nn.LayerNorm,
+    torch.nn.GroupNorm,
+    torch.nn.LocalResponseNorm,
+    *((torch.nn.RMSNorm,) if hasattr(torch.nn, "RMSNorm") else ()),
+)
+_CONTAINERS = (torch.nn.ModuleList, torch.nn.Sequential)
+
+
+def _is_norm(module: torch.nn.Module) -> bool:
+    """A norm layer: torch's, or one written by hand whose class says so (RMSNorm, LlamaRMSNorm, ...)."""
+    return isinstance(module, _NORMS) or type(module).__name__.endswith("Norm")
+
+
+def find_blocks(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """The repeated blocks of ``model``, by name: what the stream between blocks is measured after.
+
+    A block is a module with children, held in a ``ModuleList`` or ``Sequential`` beside at least one
+    other of its class (a transformer's layers, a ResNet stage's basic blocks); where blocks nest
+    (ConvNeXt's stages of blocks), the innermost ones.
+    """
+    candidates: dict[str, torch.nn.Module] = {}
+    for name, container in model.named_modules():
+        if not isinstance(container, _CONTAINERS):
+            continue
+        children = list(container.named_children())
+        classes = [type(child) for _, child in children]
+        for child_name, child in children:
+            if any(True for _ in child.children()) and classes.count(type(child)) >= 2:
+                candidates[f"{name}.{child_name}" if name else child_name] = child
+    return {name: module for name, module in candidates.items()
+            if not any(other.startswith(name + ".") for other in candidates)}
+
+
+class _Gradient:
+    """The std of the gradient that reaches one tensor, filled in by the backward pass."""
+
+    __slots__ = ("std",)
+
+    def __init__(self) -> None:
+        self.std: float | None = None
+
+    def __call__(self, grad: torch.Tensor) -> None:
+        self.std = _std(grad)
+
+
+class _Call:
+    """What one module call produced: statistics of its input and output, and slots for their gradients."""
+
+    __slots__ = ("block", "dead_fraction", "input", "input_grad", "input_std", "kind", "mean", "module", "name",
+                 "output", "output_grad", "output_std", "weight_grad_std")
+
+    def __init__(self, name: str, module: torch.nn.Module, block: bool) -> None:
+        self.name, self.module, self.block, self.kind = name, module, block, type(module).__name__
+        self.input: torch.Tensor | None = None
+        self.output: torch.Tensor | None = None
+        self.input_std: float | None = None
+        self.output_std = math.nan
+        self.mean = math.nan
+        self.dead_fraction: float | None = None
+        self.input_grad: _Gradient | None = None
+        self.output_grad: _Gradient | None = None
+        self.weight_grad_std: float | None = None
+
+
+class _Recorder:
+    """Forward hooks on a model's leaf modules and repeated blocks, and tensor hooks for their gradients.
+
+    Each distinct tensor gets one gradient hook, shared by every call that reads or returns it (a block's
+    output is the next block's input). The statistics are taken when the hook runs: an in-place module
+    downstream (``ReLU(inplace=True)``) would overwrite the output afterwards.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+        self.blocks = find_blocks(model)
+        self.leaves = [(name, module) for name, module in model.named_modules()
+                       if not any(True for _ in module.children())]
+        if not self.leaves:
+            raise ValueError(f"model {type(model).__name__} has no modules to probe")
+        self.calls: list[_Call] = []
+        self._count: dict[str, int] = {}
+        self._gradients: dict[int, tuple[torch.Tensor, _Gradient]] = {}  # keeps each tensor alive: ids stay unique
+        self._handles: list[Any] = []
+
+    def attach(self) -> None:
+        watched = [*self.leaves, *self.blocks.items()]
+        self._handles = [module.register_forward_hook(self._hook(name, name in self.blocks))
+                         for name, module in watched]
+
+    def detach(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        for call in self.calls:
+            call.input = call.output = None
+        self._gradients.clear()
+
+    def _gradient(self, tensor: torch.Tensor) -> _Gradient | None:
+        key = id(tensor)
+        if key not in self._gradients:
+            slot = _Gradient()
+            self._gradients[key] = (tensor, slot)
+            if tensor.requires_grad:
+                tensor.register_hook(slot)
+        return self._gradients[key][1]
+
+    def _hook(self, name: str, block: bool) -> Callable[..., None]:
+        def forward_hook(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+            tensor = _first_tensor(output)
+            if tensor is None or not tensor.is_floating_point() or tensor.numel() == 0:
+                return
+            self._count[name] = self._count.get(name, 0) + 1
+            label = name or type(module).__name__
+            if self._count[name] > 1:
+                label += f"#{self._count[name]}"  # a module used twice (shared weights) gets a row per call
+            call = _Call(label, module, block)
+            call.output, call.output_std = tensor, _std(tensor)
+            call.mean = float(tensor.detach().to(torch.float64).mean())
+            call.output_grad = self._gradient(tensor)
+            if not block:
+                call.dead_fraction = _dead_fraction(module, tensor)
+            entering = _first_tensor(inputs)
+            if entering is not None and entering.is_floating_point() and entering.numel():
+                call.input, call.input_std = entering, _std(entering)
+                call.input_grad = self._gradient(entering)
+            elif entering is not None:
+                call.input = entering
+            self.calls.append(call)
+
+        return forward_hook
+
+    def read_weight_grads(self) -> None:
+        for call in self.calls:
+            weight = getattr(call.module, "weight", None)
+            grad = weight.grad if isinstance(weight, torch.nn.Parameter) else None
+            call.weight_grad_std = None if grad is None else _std(grad)
+
+    def _stream_after(self, index: int) -> tuple[float, float | None]:
+        """The std and gradient std of the stream after the block call ``index``.
+
+        The block's output when a later call reads it (a transformer layer, a ResNet block); otherwise the block
+        is a residual branch added outside it (``x + block(x)``), and the stream is what the next call reads.
+        """
+        call = self.calls[index]
+        later = self.calls[index + 1:]
+        if any(other.input is call.output for other in later) or not later or later[0].input_std is None:
+            return call.output_std, None if call.output_grad is None else call.output_grad.std
+        following = later[0]
+        return float(following.input_std), None if following.input_grad is None else following.input_grad.std
+
+    def _role(self, call: _Call, head: _Call | None) -> str:
+        inside = any(call.name.startswith(name + ".") for name in self.blocks)
+        weighted = any(True for _ in call.module.parameters(recurse=False))
+        if call.block:
+            return "block"
+        if _is_norm(call.module):
+            return "norm"
+        if isinstance(call.module, (torch.nn.Embedding, torch.nn.EmbeddingBag)) or (
+                weighted and call.input is not None and not call.input.is_floating_point()):
+            return "embedding"
+        if call is head:
+            return "head"
+        if weighted:
+            return "branch" if inside else "layer"
+        return "other"
+
+    def rows(self) -> tuple[LayerStats, ...]:
+        leaves = [c for c in self.calls if not c.block and any(True for _ in c.module.parameters(recurse=False))]
+        last = leaves[-1] if leaves else None
+        head = last if last is not None and not _is_norm(last.module) and not any(
+            last.name.startswith(name + ".") for name in self.blocks) else None
+        rows = []
+        for index, call in enumerate(self.calls):
+            role = self._role(call, head)
+            output_std, grad_std = call.output_std, None if call.output_grad is None else call.output_grad.std
+            if role == "block":
+                output_std, grad_std = self._stream_after(index)
+            rows.append(LayerStats(
+                layer=index + 1, name=call.name, kind=call.kind, output_std=output_std, act_mean=call.mean,
+                grad_std=grad_std, weight_grad_std=call.weight_grad_std, dead_fraction=call.dead_fraction,
+                role=role, stream={"block": "blocks", "layer": "layers"}.get(role, ""), input_std=call.input_std,
+            ))
+        return tuple(rows)
+
+
+class _Slot:
+    """The model output's gradient std."""
+
+    def __init__(self) -> None:
+        self.grad_std: float | None = None
+
+    def grad_hook(self, grad: torch.Tensor) -> None:
+        self.grad_std = _std(grad)
+
+
 def probe(
     model: torch.nn.Module,
     batch: Any,
@@ -140,43 +338,9 @@ def probe(
         raise TypeError(f"model must be a torch.nn.Module, got {model!r} of type {type(model).__name__}")
     if loss is not None and not callable(loss):
         raise TypeError(f"loss must be a callable output -> scalar tensor, got {loss!r}")
-    leaves = [(name, module) for name, module in model.named_modules() if not any(True for _ in module.children())]
-    if not leaves:
-        raise ValueError(f"model {type(model).__name__} has no modules to probe")
-
-    records: list[dict[str, Any]] = []
-    calls: dict[str, int] = {}
-
-    def watch(name: str) -> Callable[..., None]:
-        def forward_hook(module: torch.nn.Module, inputs: Any, output: Any) -> None:
-            tensor = _first_tensor(output)
-            if tensor is None or not tensor.is_floating_point():
-                return
-            calls[name] = calls.get(name, 0) + 1
-            label = name or type(module).__name__
-            if calls[name] > 1:
-                label += f"#{calls[name]}"  # a module used twice (shared weights) gets a row per call
-            record: dict[str, Any] = {
-                "name": label,
-                "module": module,
-                "kind": type(module).__name__,
-                # Statistics now: an in-place module downstream (ReLU(inplace=True)) would overwrite the output.
-                "output_std": _std(tensor),
-                "act_mean": float(tensor.detach().to(torch.float64).mean()) if tensor.numel() else math.nan,
-                "dead_fraction": _dead_fraction(module, tensor),
-                "grad_std": None,
-            }
-            records.append(record)
-            if tensor.requires_grad:
-                def grad_hook(grad: torch.Tensor) -> None:
-                    record["grad_std"] = _std(grad)
-
-                tensor.register_hook(grad_hook)
-
-        return forward_hook
-
+    recorder = _Recorder(model)
     saved_grads = {parameter: parameter.grad for parameter in model.parameters()}
-    handles = [module.register_forward_hook(watch(name)) for name, module in leaves]
+    recorder.attach()
     try:
         for parameter in saved_grads:
             parameter.grad = None
@@ -185,9 +349,9 @@ def probe(
             result = _first_tensor(output)
             if result is None:
                 raise TypeError(f"model returned {type(output).__name__}, which holds no tensor to differentiate")
-            output_grad: dict[str, float] = {"std": math.nan}
+            output_grad = _Slot()
             if result.requires_grad:
-                result.register_hook(lambda grad: output_grad.__setitem__("std", _std(grad)))
+                result.register_hook(output_grad.grad_hook)
             if loss is None:
                 objective = (result * _random_direction(tuple(result.shape), seed, result)).sum()
             else:
@@ -196,52 +360,31 @@ def probe(
                     raise TypeError(f"loss must return a scalar tensor, got {objective!r}")
             if objective.requires_grad:
                 objective.backward()
-            output_grad_std = output_grad["std"]
-        for record in records:
-            weight = getattr(record["module"], "weight", None)
-            record["has_weight"] = isinstance(weight, torch.nn.Parameter)
-            grad = weight.grad if isinstance(weight, torch.nn.Parameter) else None
-            record["weight_grad_std"] = None if grad is None else _std(grad)
+        output_grad_std = math.nan if output_grad.grad_std is None else output_grad.grad_std
+        recorder.read_weight_grads()
     finally:
-        for handle in handles:
-            handle.remove()
+        recorder.detach()
         for parameter, grad in saved_grads.items():
             parameter.grad = grad
 
-    layers = tuple(
-        LayerStats(
-            layer=index + 1,
-            name=record["name"],
-            kind=record["kind"],
-            output_std=record["output_std"],
-            act_mean=record["act_mean"],
-            grad_std=record["grad_std"],
-            weight_grad_std=record["weight_grad_std"],
-            dead_fraction=record["dead_fraction"],
-        )
-        for index, record in enumerate(records)
-    )
-    weighted = [layer for layer, record in zip(layers, records, strict=True) if record["has_weight"]] or list(layers)
+    layers = recorder.rows()
+    verdicts = judge_streams(layers)
     first_input = _first_tensor(batch)
     if first_input is not None and first_input.is_floating_point():
         input_std = _std(first_input)
     else:
-        input_std = weighted[0].output_std if weighted else math.nan
-    forward = judge([s.output_std for s in weighted], input_std, direction="forward",
-                    layers=[s.layer for s in weighted])
-    backward_layers = [s for s in reversed(weighted) if s.grad_std is not None]
-    backward = judge([s.grad_std for s in backward_layers if s.grad_std is not None], output_grad_std,
-                     direction="backward", layers=[s.layer for s in backward_layers])
+        input_std = next((s.output_std for s in layers if s.role == "embedding"), math.nan)
     label = type(model).__name__
     shape = tuple(first_input.shape) if first_input is not None else None
     network = NetworkProbe(label=label, layers=layers, input_std=input_std, output_grad_std=output_grad_std,
-                           forward=forward, backward=backward)
+                           forward=verdicts.forward, backward=verdicts.backward)
     config = {
         "title": f"berry.torch.probe: {label}, {len(layers)} module calls, input {list(shape) if shape else '?'}",
         "model": label,
         "input_shape": list(shape) if shape else None,
         "seed": seed,
         "loss": "sum(output * r), r ~ N(0, 1)" if loss is None else getattr(loss, "__name__", "custom"),
-        "modules_judged": [s.name for s in weighted],
+        "modules_judged": [s.name for s in layers if s.judged],
+        "references": list(verdicts.references),
     }
     return ProbeReport((network,), config)
