@@ -274,7 +274,7 @@ def test_a_transformer_with_one_block_30x_too_large_names_that_block(name, block
     for hook in hooks:
         hook.remove()
     if name == "residual_mlp":
-        stream = entering[1:] + [float("nan")]
+        stream = [*entering[1:], float("nan")]
     ratios = [std / entering[0] for std in stream]
     assert all(ratio < 10 for ratio in ratios[:broken]) and ratios[broken] > 10
     network = probe(model, inputs).networks[0]
