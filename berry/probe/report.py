@@ -207,8 +207,8 @@ class ProbeReport:
         if layers is None:
             layers = self.of_modules
         blocks = [self.title(), ""]
-        blocks.append(format_table(_summary_rows(self), _summary_header(self)))
         if self.of_modules:
+            blocks.append(format_table(_module_summary_rows(self), _MODULE_SUMMARY_HEADER))
             blocks.append(_MODULE_EXPLANATION)
             if layers:
                 for network in self.networks:
@@ -262,6 +262,17 @@ _MODULE_EXPLANATION = (
 
 _MODULE_HEADER = ("layer", "module", "role", "stream", "output std", "x ref", "grad std", "x ref",
                   "weight grad std", "act mean", "dead")
+
+
+_MODULE_SUMMARY_HEADER = ("model", "forward", "backward", "judged rows", "input std", "output std",
+                          "output grad std")
+
+
+def _module_summary_rows(report: ProbeReport) -> list[tuple[Any, ...]]:
+    return [(network.label, str(network.forward), str(network.backward),
+             f"{sum(s.judged for s in network.layers)} of {len(network.layers)}", _short(network.input_std),
+             _short(network.layers[-1].output_std), _short(network.output_grad_std))
+            for network in report.networks]
 
 
 def _stream_references(network: NetworkProbe) -> dict[str, tuple[float | None, float | None]]:
