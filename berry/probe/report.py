@@ -210,10 +210,10 @@ class ProbeReport:
         if self.of_modules:
             blocks.append(format_table(_module_summary_rows(self), _MODULE_SUMMARY_HEADER))
             blocks.append(_MODULE_EXPLANATION)
-            if layers:
-                for network in self.networks:
-                    blocks.append(f"\n{network.label}: forward {network.forward}; backward {network.backward}")
-                    blocks += [f"  judged against: {text}" for text in _references(network)]
+            for network in self.networks:
+                blocks.append(f"\n{network.label}: forward {network.forward}; backward {network.backward}")
+                blocks += [f"  judged against: {text}" for text in _references(network)]
+                if layers:
                     blocks.append(format_table(_module_rows(network), _MODULE_HEADER))
             return "\n".join(blocks)
         outputs = ("module outputs" if self.of_modules else
