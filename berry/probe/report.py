@@ -216,8 +216,8 @@ class ProbeReport:
                 if layers:
                     blocks.append(format_table(_module_rows(network), _MODULE_HEADER))
             return "\n".join(blocks)
-        outputs = ("module outputs" if self.of_modules else
-                   "blocks' outputs" if self.config.get("residual") else "layers' outputs x W")
+        blocks.append(format_table(_summary_rows(self), _summary_header(self)))
+        outputs = "blocks' outputs" if self.config.get("residual") else "layers' outputs x W"
         blocks.append(
             f"\nverdict: the first layer where the std of the {outputs} (forward) or of their gradients (backward)\n"
             f"left [1/{BAND:g}, {BAND:g}] x its start (the input's std, the output gradient's); L1 = first layer."
