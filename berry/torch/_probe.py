@@ -228,10 +228,10 @@ class _Recorder:
         """
         call = self.calls[index]
         later = self.calls[index + 1:]
-        if any(other.input is call.output for other in later) or not later or later[0].input_std is None:
+        following = later[0] if later else None
+        if following is None or following.input_std is None or any(other.input is call.output for other in later):
             return call.output_std, None if call.output_grad is None else call.output_grad.std
-        following = later[0]
-        return float(following.input_std), None if following.input_grad is None else following.input_grad.std
+        return following.input_std, None if following.input_grad is None else following.input_grad.std
 
     def _role(self, call: _Call, head: _Call | None) -> str:
         inside = any(call.name.startswith(name + ".") for name in self.blocks)
