@@ -285,22 +285,30 @@ def probe(
     loss: Callable[[Any], torch.Tensor] | None = None,
     seed: int = 0,
 ) -> ProbeReport:
-    """Run one forward and one backward pass through ``model`` and report every leaf module's statistics.
+    """Run one forward and one backward pass through ``model`` and report every module call's statistics.
 
-    Hooks on the leaf modules (those without children) record, per call, the
-    std and mean of the module's output, the std of the loss gradient with
-    respect to that output, the std of its ``weight``'s gradient, and the
+    Hooks on the leaf modules (those without children) and on the repeated
+    blocks (:func:`find_blocks`) record, per call, the std and mean of the
+    module's output, the std of what entered it, the std of the loss gradient
+    with respect to that output, the std of its ``weight``'s gradient, and the
     fraction of dead units (output exactly zero on the whole batch, along the
-    feature axis: the last one, or axis 1 for images and convolutions). The
-    verdict (see :func:`berry.probe.judge`) follows the modules that have a
-    ``weight``: forward, their outputs' std against the input's (the first
-    such output's, if the input is not floating point); backward, their
-    output gradients' std against the model output's gradient. The signal
-    study behind it is that of Poole et al. 2016 and Schoenholz et al. 2017.
+    feature axis: the last one, or axis 1 for images and convolutions). Each
+    row gets a role (embedding, norm, head, block, layer, branch, other), and
+    the verdict (:func:`berry.probe.streams.judge_streams`) follows two
+    streams, each against its own reference: the signal after each repeated
+    block against what entered the first block, and the other weighted layers
+    of a plain stack against the input of the first; backward, their gradients
+    against the gradient at the stream's end. Embeddings, norms, the head and
+    the layers inside blocks are reported, not judged. A stream fails at the
+    first row whose ratio leaves the band and stays out (the median of it and
+    the next two rows of its stream): one module's dip is not a verdict. The
+    signal study behind it is that of Poole et al. 2016, Schoenholz et al.
+    2017 and, for residual streams, Hanin & Rolnick 2018.
 
     .. math::
 
-        \\text{exploding or vanishing where } \\sigma_l \\notin [\\sigma_0 / 10,\\ 10\\, \\sigma_0]
+        \text{exploding or vanishing where } \operatorname{median}(\sigma_l, \sigma_{l+1}, \sigma_{l+2})
+        \notin [\sigma_0 / 10,\ 10\, \sigma_0]\ \text{and}\ \sigma_l \notin [\sigma_0 / 10,\ 10\, \sigma_0]
 
     The model's parameters and their ``.grad`` are left as they were; the
     model stays in its mode (call ``model.eval()`` first to switch off
