@@ -307,8 +307,8 @@ def probe(
 
     .. math::
 
-        \text{exploding or vanishing where } \operatorname{median}(\sigma_l, \sigma_{l+1}, \sigma_{l+2})
-        \notin [\sigma_0 / 10,\ 10\, \sigma_0]\ \text{and}\ \sigma_l \notin [\sigma_0 / 10,\ 10\, \sigma_0]
+        \\text{exploding or vanishing where } \\operatorname{median}(\\sigma_l, \\sigma_{l+1}, \\sigma_{l+2})
+        \\notin [\\sigma_0 / 10,\\ 10\\, \\sigma_0]\\ \\text{and}\\ \\sigma_l \\notin [\\sigma_0 / 10,\\ 10\\, \\sigma_0]
 
     The model's parameters and their ``.grad`` are left as they were; the
     model stays in its mode (call ``model.eval()`` first to switch off
