@@ -258,33 +258,49 @@ def test_a_transformer_with_one_block_30x_too_large_names_that_block(name, block
         for parameter in blocks(model)[broken].parameters():
             if parameter.dim() >= 2:
                 parameter.mul_(30)
-    # Independent measurement: the std of the residual stream after each block, with plain hooks. For GPT and the
-    # encoder the block returns the stream; the residual MLP's block is the branch, so the stream is what the next
-    # module reads.
-    stream: list[float] = []
-    entering: list[float] = []
+    # Independent measurement with plain hooks and autograd: the std of the residual stream after each block and of
+    # its gradient. GPT's and the encoder's blocks return the stream; the residual MLP's block is the branch, so
+    # there the stream is what the next block (or the head) reads.
+    entering: list[torch.Tensor] = []
+    leaving: list[torch.Tensor] = []
 
-    def measure(module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        entering.append(float(inputs[0].double().std()))
-        stream.append(float(output.double().std()))
+    def keep(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
+        for tensor, where in ((args[0], entering), (output, leaving)):
+            if tensor.requires_grad:
+                tensor.retain_grad()
+            where.append(tensor)
 
-    hooks = [block.register_forward_hook(measure) for block in blocks(model)]
-    with torch.no_grad():
-        model(*inputs)
+    watched = list(blocks(model)) + ([model.head] if name == "residual_mlp" else [])
+    hooks = [module.register_forward_hook(keep) for module in watched]
+    output = model(*inputs)
+    direction = torch.randn(output.shape, generator=torch.Generator().manual_seed(1))
+    (output * direction).sum().backward()
     for hook in hooks:
         hook.remove()
-    if name == "residual_mlp":
-        stream = [*entering[1:], float("nan")]
-    ratios = [std / entering[0] for std in stream]
-    assert all(ratio < 10 for ratio in ratios[:broken]) and ratios[broken] > 10
-    network = probe(model, inputs).networks[0]
+    model.zero_grad(set_to_none=True)
+    stream = entering[1:] if name == "residual_mlp" else leaving
+
+    def std(tensor: torch.Tensor | None) -> float:
+        assert tensor is not None
+        return float(tensor.detach().double().std())
+
+    forward = [std(t) / std(entering[0]) for t in stream]
+    backward = [std(t.grad) / std(stream[-1].grad) for t in stream]
+    assert all(ratio < 10 for ratio in forward[:broken]) and all(ratio > 10 for ratio in forward[broken:])
+    out = [k for k, ratio in enumerate(backward) if ratio > 10]
+    first_backward = max(out)  # read backward, the first stream out of the band: after the block below the broken
+    assert out == list(range(first_backward + 1))  # and it stays out down to the first block
     names = [n for n, _ in blocks(model).named_children()]
-    expected = next(s.name for s in network.layers if s.role == "block" and s.name.endswith(f".{names[broken]}"))
-    assert (network.forward.kind, network.forward.name) == ("exploding", expected)
+
+    def row(index: int) -> str:
+        return next(s.name for s in network.layers if s.role == "block" and s.name.endswith(f".{names[index]}"))
+
+    network = probe(model, inputs).networks[0]
+    assert (network.forward.kind, network.forward.name) == ("exploding", row(broken))
     assert "entering" in network.forward.reference
-    # backward: the gradient reaching the stream before the broken block (after the block below it) explodes
-    below = next(s.name for s in network.layers if s.role == "block" and s.name.endswith(f".{names[broken - 1]}"))
-    assert (network.backward.kind, network.backward.name) == ("exploding", below)
+    # backward: the gradient reaching the stream below the broken block explodes, first after the block below it
+    assert first_backward == broken - 1
+    assert (network.backward.kind, network.backward.name) == ("exploding", row(first_backward))
 
 
 def test_a_tied_gpt_with_gpt2_init_reads_stable_and_its_rows_have_roles():
