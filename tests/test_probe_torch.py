@@ -206,18 +206,28 @@ def test_every_zoo_model_initialized_by_auto_init_reads_stable(name):
     assert any(s.judged for s in network.layers)  # stable because something was judged, not because nothing was
 
 
-def _linear_output_ratios(model: torch.nn.Module, inputs: tuple) -> list[tuple[str, float]]:
-    """Each Linear's output std over the model input's std, measured with plain hooks (not the probe)."""
-    measured: list[tuple[str, float]] = []
+def _linear_ratios(model: torch.nn.Module, inputs: tuple) -> list[tuple[str, float, float]]:
+    """Each Linear's name, output std over the input's, and output gradient std over the last hidden Linear's.
+
+    Measured with plain hooks and autograd (not the probe), for the loss sum(output * r), r standard normal.
+    """
+    outputs: list[tuple[str, torch.Tensor]] = []
     names = {module: name for name, module in model.named_modules()}
-    hooks = [module.register_forward_hook(lambda m, i, o: measured.append((names[m], float(o.double().std()))))
-             for module in model.modules() if isinstance(module, torch.nn.Linear)]
-    with torch.no_grad():
-        model(*inputs)
+
+    def keep(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
+        output.retain_grad()
+        outputs.append((names[module], output))
+
+    hooks = [module.register_forward_hook(keep) for module in model.modules() if isinstance(module, torch.nn.Linear)]
+    result = model(*inputs)
+    (result * torch.randn(result.shape, generator=torch.Generator().manual_seed(1))).sum().backward()
     for hook in hooks:
         hook.remove()
+    model.zero_grad(set_to_none=True)
     start = float(inputs[0].double().std())
-    return [(name, std / start) for name, std in measured]
+    top = float(outputs[-2][1].grad.double().std())  # the last Linear is the head: the stack ends before it
+    return [(name, float(out.detach().double().std()) / start, float(out.grad.double().std()) / top)
+            for name, out in outputs]
 
 
 @pytest.mark.parametrize("init", [
@@ -235,15 +245,17 @@ def test_a_badly_initialized_mlp_names_the_first_layer_that_breaks(init):
                     torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
                     module.weight.mul_(0.5)
                 module.bias.zero_()
-    ratios = _linear_output_ratios(model, inputs)
-    hidden = ratios[:-1]  # the last Linear is the head
-    first = next(index for index, (_, ratio) in enumerate(hidden) if ratio < 1 / 10)
-    assert all(ratio < 1 / 10 for _, ratio in hidden[first:])  # it leaves and stays out: a true break
+    hidden = _linear_ratios(model, inputs)[:-1]  # the last Linear is the head
+    first = next(index for index, (_, ratio, _) in enumerate(hidden) if ratio < 1 / 10)
+    assert all(ratio < 1 / 10 for _, ratio, _ in hidden[first:])  # it leaves and stays out: a true break
     assert first >= 2
+    # backward, read from the top: the gradient decays layer after layer too
+    last = max(index for index, (_, _, grad) in enumerate(hidden) if grad < 1 / 10)
+    assert all(grad < 1 / 10 for _, _, grad in hidden[:last + 1]) and last < len(hidden) - 3
     network = probe(model, inputs).networks[0]
     assert (network.forward.kind, network.forward.direction, network.forward.name) == (
         "vanishing", "forward", hidden[first][0])
-    assert network.backward.kind == "vanishing"
+    assert (network.backward.kind, network.backward.name) == ("vanishing", hidden[last][0])
 
 
 @pytest.mark.parametrize(("name", "blocks"), [
