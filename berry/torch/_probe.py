@@ -268,16 +268,6 @@ class _Recorder:
         return tuple(rows)
 
 
-class _Slot:
-    """The model output's gradient std."""
-
-    def __init__(self) -> None:
-        self.grad_std: float | None = None
-
-    def grad_hook(self, grad: torch.Tensor) -> None:
-        self.grad_std = _std(grad)
-
-
 def probe(
     model: torch.nn.Module,
     batch: Any,
@@ -357,9 +347,9 @@ def probe(
             result = _first_tensor(output)
             if result is None:
                 raise TypeError(f"model returned {type(output).__name__}, which holds no tensor to differentiate")
-            output_grad = _Slot()
+            output_grad = _Gradient()
             if result.requires_grad:
-                result.register_hook(output_grad.grad_hook)
+                result.register_hook(output_grad)
             if loss is None:
                 objective = (result * _random_direction(tuple(result.shape), seed, result)).sum()
             else:
@@ -368,7 +358,7 @@ def probe(
                     raise TypeError(f"loss must return a scalar tensor, got {objective!r}")
             if objective.requires_grad:
                 objective.backward()
-        output_grad_std = math.nan if output_grad.grad_std is None else output_grad.grad_std
+        output_grad_std = math.nan if output_grad.std is None else output_grad.std
         recorder.read_weight_grads()
     finally:
         recorder.detach()
