@@ -307,8 +307,27 @@ def test_a_transformer_with_one_block_30x_too_large_names_that_block(name, block
     def row(index: int) -> str:
         return next(s.name for s in network.layers if s.role == "block" and s.name.endswith(f".{names[index]}"))
 
+    # inside the broken block: the first module whose output is off the same module's in the blocks before it
+    leaf_std: dict[str, float] = {}
+
+    def leaf(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
+        leaf_std.setdefault(f"{index}{leaves[module]}", float(output.detach().double().std()))
+
+    for index in range(broken + 1):  # the same places in the earlier blocks: their modules, keyed alike
+        leaves = {module: f".{place}" for place, module in blocks(model)[index].named_modules()
+                  if place and not any(True for _ in module.children())}
+        hooks = [module.register_forward_hook(leaf) for module in leaves]
+        with torch.no_grad():
+            model(*inputs)
+        for hook in hooks:
+            hook.remove()
+    off = [place for place in (key.split(".", 1)[1] for key in leaf_std if key.startswith(f"{broken}."))
+           if not 0.1 <= leaf_std[f"{broken}.{place}"] / float(np.median(
+               [leaf_std[f"{i}.{place}"] for i in range(broken)])) <= 10]
+
     network = probe(model, inputs).networks[0]
     assert (network.forward.kind, network.forward.name) == ("exploding", row(broken))
+    assert network.forward.culprit == f"{row(broken)}.{off[0]}"
     assert "entering" in network.forward.reference
     # backward: the gradient reaching the stream below the broken block explodes, first after the block below it
     assert first_backward == broken - 1

@@ -45,16 +45,21 @@ class Verdict:
     name: str | None = None
     #: What the std was compared with, in words (a model's probe: the stream and its reference).
     reference: str | None = None
+    #: For a block that broke the stream: its first module whose output is off the same module's in the other
+    #: blocks by more than the band (the block's weights, not the depth, are at fault).
+    culprit: str | None = None
 
     def __str__(self) -> str:
         if self.kind == "stable":
             return "stable"
         where = f"{self.name}, {self.direction}" if self.name else self.direction
+        if self.name and self.culprit:
+            where = f"{self.name}, at {self.culprit.removeprefix(self.name + '.')}, {self.direction}"
         return f"{self.kind} at layer {self.layer} ({where})"
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "layer": self.layer, "direction": self.direction, "name": self.name,
-                "reference": self.reference}
+                "reference": self.reference, "culprit": self.culprit}
 
 
 @dataclass(frozen=True)

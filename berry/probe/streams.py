@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -127,10 +127,37 @@ def judge_streams(layers: Sequence[LayerStats]) -> StreamVerdicts:
                                               layers=[r.layer for r in backward], names=[r.name for r in backward],
                                               direction="backward", reference=backward_ref))
             references.append(backward_ref)
+    forward_found = [_with_culprit(v, layers) if v.kind in ("exploding", "vanishing") else v for v in forward_found]
     forward = _first([v for v in forward_found if v.kind != "stable"], backward=False)
     backward_verdict = _first([v for v in backward_found if v.kind != "stable"], backward=True)
     stable = _stable(references)
     return StreamVerdicts(forward or stable, backward_verdict or stable, tuple(references))
+
+
+def _with_culprit(verdict: Verdict, layers: Sequence[LayerStats]) -> Verdict:
+    """A block's forward verdict, with the first module inside it whose output is off its peers in earlier blocks.
+
+    Peers are the modules at the same place (the same name after the block's) in the blocks before it (those
+    after it see the broken stream); a module more than ``BAND`` times off their median is where the block's own
+    weights broke the stream. When every block adds alike (a stream that grows with depth), there is none, and
+    the depth is at fault.
+    """
+    blocks = [row.name for row in layers if row.role == "block" and "#" not in row.name]
+    if verdict.name not in blocks:
+        return verdict
+    members: dict[str, dict[str, float]] = {name: {} for name in blocks}
+    for row in layers:
+        owner = next((name for name in blocks if row.name.startswith(name + ".")), None)
+        if owner is not None and row.role != "block" and math.isfinite(row.output_std):
+            members[owner][row.name[len(owner):]] = row.output_std
+    earlier = blocks[:blocks.index(verdict.name)]  # the blocks after it see the broken stream: no peers
+    for place, std in members[verdict.name].items():
+        peers = [members[other][place] for other in earlier if place in members[other]]
+        if peers:
+            typical = float(np.median(peers))
+            if typical > 0 and not 1 / BAND <= std / typical <= BAND:
+                return replace(verdict, culprit=verdict.name + place)
+    return verdict
 
 
 def _first(verdicts: list[Verdict], *, backward: bool) -> Verdict | None:
