@@ -4,10 +4,13 @@ Run from the repository's root (the current directory is searched for MODULE)::
 
     berry probe --model examples.models:plain_cnn --input 8x3x32x32
     berry probe --model examples.models:tiny_gpt --input 4x64:long
+    berry probe --model examples.models:gpt_with_a_broken_block --input 4x64:long
 
 ``plain_cnn`` is a deep convolutional stack without normalization or skips, which PyTorch's default
 initialization (uniform with variance 1/(3 fan_in)) lets fade layer after layer; ``tiny_gpt`` is a
-nanoGPT-style causal language model with the output head tied to the token embedding.
+nanoGPT-style causal language model with the output head tied to the token embedding;
+``gpt_with_a_broken_block`` is that model with the weights of its third block 30 times too large,
+as a bad checkpoint surgery or a mistyped scale would leave them.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["plain_cnn", "tiny_gpt"]
+__all__ = ["gpt_with_a_broken_block", "plain_cnn", "tiny_gpt"]
 
 
 def plain_cnn(depth: int = 16, channels: int = 32, classes: int = 10) -> nn.Module:
@@ -68,3 +71,13 @@ def tiny_gpt() -> nn.Module:
     """A 4-layer, 64-wide GPT over a 512-token vocabulary (context 64)."""
     torch.manual_seed(0)
     return TinyGPT()
+
+
+def gpt_with_a_broken_block() -> nn.Module:
+    """:func:`tiny_gpt` with every weight matrix of ``blocks.2`` multiplied by 30."""
+    model = tiny_gpt()
+    with torch.no_grad():
+        for parameter in model.blocks[2].parameters():
+            if parameter.dim() >= 2:
+                parameter.mul_(30)
+    return model

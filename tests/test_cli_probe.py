@@ -326,4 +326,4 @@ def test_model_in_a_subprocess_from_the_users_directory(in_repo):
     bad = subprocess.run([sys.executable, "-m", "berry", "probe", "--model", "examples.models:nope"], cwd=REPO,
                          env=environment, capture_output=True, text=True, timeout=300, check=False)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
-    assert "callables defined there: TinyGPT, plain_cnn, tiny_gpt" in bad.stderr
+    assert "callables defined there: TinyGPT, gpt_with_a_broken_block, plain_cnn, tiny_gpt" in bad.stderr
