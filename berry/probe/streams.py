@@ -20,7 +20,9 @@ reported, not judged. A stream fails where its ratio to the reference leaves
 ``WINDOW - 1`` judged rows of the same stream is out on the same side (fewer
 at the end). One module's dip (a norm's gradient at 0.088 of its neighbours)
 does not make a verdict; a signal that decays layer after layer, or a block
-whose weights are 30 times too large, does, at the first row where it left.
+whose weights are 30 times too large, does, at the first row where it left. A block's verdict also names
+its first module whose output is more than ``BAND`` times off the same module's in the blocks before it
+(``Verdict.culprit``), when there is one.
 That is how the studies of signal propagation read their plots (Poole et al.
 2016, Schoenholz et al. 2017, and for residual streams Hanin & Rolnick 2018).
 """
