@@ -9,7 +9,6 @@ initializes it with :func:`berry.torch.auto.auto_init` and probes it again
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import math
 import os
@@ -203,29 +202,6 @@ def _load_model(spec: str) -> Any:
     return model
 
 
-def _inputs(args: argparse.Namespace, model: Any) -> tuple[list[Any], str]:
-    from berry.torch.auto import _inputs, parse_input
-
-    if not args.input:
-        specs, said = _inputs.infer_inputs(model)
-        note("probe", said + " (give --input to choose)")
-        return specs, "input " + ", ".join("x".join(map(str, spec.shape)) for spec in specs)
-    import torch
-
-    vocabulary = next((m.num_embeddings for m in model.modules() if isinstance(m, torch.nn.Embedding)), None)
-    specs = []
-    for text in args.input:
-        try:
-            spec = parse_input(text)
-        except (ValueError, TypeError) as error:
-            raise CommandError(f"--input {text!r}: {error}; allowed: dimensions separated by x, then optionally "
-                               ":long, :int32, :float16, :bfloat16, :float64 (e.g. 8x3x32x32 or 4x128:long)") from None
-        if not spec.dtype.is_floating_point and vocabulary is not None:
-            spec = dataclasses.replace(spec, high=vocabulary)  # token ids drawn over the whole vocabulary
-        specs.append(spec)
-    return specs, "input " + ", ".join(args.input)
-
-
 def _model_command(args: argparse.Namespace) -> int:
     changed = [f"--{dest.replace('_', '-')}" for dest, default in _SIMULATED.items()
                if getattr(args, dest) != default]
@@ -238,21 +214,15 @@ def _model_command(args: argparse.Namespace) -> int:
         raise CommandError("--model needs PyTorch, an optional extra of berry: pip install 'berry[torch]'") from None
     target, file_format, skipped = _plot_target(args)
     model = _load_model(args.model)
-    specs, source = _inputs(args, model)
-    from berry.probe import ProbeReport
-    from berry.torch.auto import before_after
-
-    model.eval()  # dropout off, batch-norm running statistics: the probe measures the initialization, not noise
+    # The torch side lives in the adapter; the core names it only here, by name, when --model asks for it.
+    torch_probe = importlib.import_module("berry.torch._probe")
     try:
-        before, report, after = before_after(model, *specs, seed=args.seed)
-    except (RuntimeError, IndexError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CommandError(f"--input: {args.model} failed on {source}: {first}") from None
-    label = type(model).__name__
-    networks = (dataclasses.replace(before.networks[0], label="as built"),
-                dataclasses.replace(after.networks[0], label="auto_init"))
-    combined = ProbeReport(networks, {**after.config, "title": f"berry probe --model {args.model}: {label}, "
-                                      f"{len(after.networks[0].layers)} module calls, {source}, seed {args.seed}"})
+        combined, report, inferred = torch_probe.before_and_after(model, args.input, seed=args.seed,
+                                                                  label=f"--model {args.model}")
+    except torch_probe.ModelInputError as error:
+        raise CommandError(str(error)) from None
+    if inferred:
+        note("probe", inferred + " (give --input to choose)")
     if target is not None:
         figure = combined.plot(None)
         write_atomically(target, lambda stream: _save(figure, stream, file_format))

@@ -54,9 +54,7 @@ def _positive(values: np.ndarray) -> np.ndarray:
 
 def _judged(network: NetworkProbe, quantity: str) -> tuple[np.ndarray, np.ndarray]:
     """A model's judged rows (the streams the verdict follows), each over its stream's reference."""
-    from berry.probe.report import _stream_references
-
-    references = _stream_references(network)
+    references = network.stream_references()
     rows = [s for s in network.layers if s.judged]
     values = []
     for s in rows:

@@ -139,6 +139,10 @@ class NetworkProbe:
                 return candidate
         return self.forward if self.forward.kind != "stable" else self.backward
 
+    def stream_references(self) -> dict[str, tuple[float | None, float | None]]:
+        """A model's streams with their references (see :func:`stream_references`)."""
+        return stream_references(self.layers)
+
     def series(self, quantity: str) -> np.ndarray:
         """One statistic along the layers (a :class:`LayerStats` field) as a float array, ``nan`` where missing."""
         numeric = [f.name for f in fields(LayerStats) if f.name not in ("name", "kind", "role", "stream")]
@@ -280,16 +284,6 @@ def _module_summary_rows(report: ProbeReport) -> list[tuple[Any, ...]]:
             for network in report.networks]
 
 
-def _stream_references(network: NetworkProbe) -> dict[str, tuple[float | None, float | None]]:
-    """Each stream's forward reference (what entered its first row) and backward one (gradient at its last row)."""
-    references: dict[str, tuple[float | None, float | None]] = {}
-    for stream in dict.fromkeys(s.stream for s in network.layers if s.stream):
-        rows = [s for s in network.layers if s.stream == stream]
-        grads = [s.grad_std for s in rows if s.grad_std is not None]
-        references[stream] = (rows[0].input_std, grads[-1] if grads else None)
-    return references
-
-
 def _references(network: NetworkProbe) -> list[str]:
     texts = [v.reference for v in (network.forward, network.backward) if v.reference]
     if network.forward.kind == "stable" and network.backward.kind == "stable":
@@ -307,7 +301,7 @@ def _ratio(value: float | None, reference: float | None) -> float | str:
 
 
 def _module_rows(network: NetworkProbe) -> list[tuple[Any, ...]]:
-    references = _stream_references(network)
+    references = network.stream_references()
     rows = []
     for s in network.layers:
         forward, backward = references.get(s.stream, (None, None))
@@ -397,6 +391,17 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, (float, np.floating, np.integer)):
         return _json_number(value)
     return str(value)
+
+
+def stream_references(layers: Sequence[LayerStats]) -> dict[str, tuple[float | None, float | None]]:
+    """A model's streams (see :mod:`berry.probe.streams`), each with its forward reference (the std that entered
+    its first row) and its backward one (the gradient at its last row that has one)."""
+    references: dict[str, tuple[float | None, float | None]] = {}
+    for stream in dict.fromkeys(s.stream for s in layers if s.stream):
+        rows = [s for s in layers if s.stream == stream]
+        grads = [s.grad_std for s in rows if s.grad_std is not None]
+        references[stream] = (rows[0].input_std, grads[-1] if grads else None)
+    return references
 
 
 # --- verdicts ----------------------------------------------------------------------------------

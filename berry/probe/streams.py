@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from berry.probe.report import BAND, LayerStats, Verdict
+from berry.probe.report import BAND, LayerStats, Verdict, stream_references
 
 __all__ = ["JUDGED_ROLES", "ROLES", "STREAMS", "WINDOW", "StreamVerdicts", "judge_streams", "judge_trend"]
 
@@ -109,11 +109,8 @@ def judge_streams(layers: Sequence[LayerStats]) -> StreamVerdicts:
         if row.grad_std is not None and not math.isfinite(row.grad_std):
             backward_found.append(Verdict("overflow", row.layer, "backward", row.name, "any module gradient"))
             break
-    for stream in STREAMS:
+    for stream, (entering, start) in stream_references(layers).items():
         rows = [row for row in layers if row.stream == stream]
-        if not rows:
-            continue
-        entering = rows[0].input_std
         label = "the stream after each block" if stream == "blocks" else "each layer's output"
         if entering is not None and entering > 0:
             forward_ref = f"{stream}: {label} / the std entering {rows[0].name} ({entering:.3g})"
@@ -122,8 +119,7 @@ def judge_streams(layers: Sequence[LayerStats]) -> StreamVerdicts:
                                              reference=forward_ref))
             references.append(forward_ref)
         backward = [row for row in reversed(rows) if row.grad_std is not None]
-        if backward and backward[0].grad_std:
-            start = float(backward[0].grad_std)
+        if start:
             backward_ref = f"{stream}: gradients / the gradient at {backward[0].name}'s output ({start:.3g})"
             backward_found.append(judge_trend([float(r.grad_std) / start for r in backward if r.grad_std is not None],
                                               layers=[r.layer for r in backward], names=[r.name for r in backward],

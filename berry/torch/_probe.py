@@ -7,6 +7,7 @@ The torch counterpart of :func:`berry.probe.run`; it returns the same
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,7 +17,7 @@ import torch
 from berry.probe.report import LayerStats, NetworkProbe, ProbeReport
 from berry.probe.streams import judge_streams
 
-__all__ = ["find_blocks", "probe"]
+__all__ = ["ModelInputError", "before_and_after", "find_blocks", "probe"]
 
 # Modules whose outputs put channels on axis 1 even in 3-D (N, C, L); elsewhere a 3-D output is (N, T, features).
 _CHANNELS_FIRST = (
@@ -386,3 +387,62 @@ def probe(
         "references": list(verdicts.references),
     }
     return ProbeReport((network,), config)
+
+
+# --- berry probe --model: the model as built and after auto_init ---------------------------------------------------
+
+
+class ModelInputError(ValueError):
+    """What ``berry probe --model`` reports as a bad argument: the model, or its input, does not fit."""
+
+
+def _input_specs(model: torch.nn.Module, texts: list[str] | None) -> tuple[list[Any], str, str | None]:
+    """The inputs ``--input`` describes (token ids over the model's first vocabulary), or ones inferred."""
+    from berry.torch.auto import _inputs, parse_input
+
+    if not texts:
+        try:
+            specs, said = _inputs.infer_inputs(model)
+        except ValueError as error:
+            raise ModelInputError(f"--input: none given, and {error}") from None
+        return specs, "input " + ", ".join("x".join(map(str, spec.shape)) for spec in specs), said
+    vocabulary = next((m.num_embeddings for m in model.modules() if isinstance(m, torch.nn.Embedding)), None)
+    specs = []
+    for text in texts:
+        try:
+            spec = parse_input(text)
+        except (ValueError, TypeError) as error:
+            raise ModelInputError(f"--input {text!r}: {error}; allowed: dimensions separated by x, then optionally "
+                                  ":long, :int32, :float16, :bfloat16, :float64 (e.g. 8x3x32x32 or 4x128:long)"
+                                  ) from None
+        if not spec.dtype.is_floating_point and vocabulary is not None:
+            spec = dataclasses.replace(spec, high=vocabulary)  # token ids drawn over the whole vocabulary
+        specs.append(spec)
+    return specs, "input " + ", ".join(texts), None
+
+
+def before_and_after(model: Any, texts: list[str] | None, *, seed: int, label: str) -> tuple[ProbeReport, Any,
+                                                                                                 str | None]:
+    """``berry probe --model``: the model probed as built and after :func:`berry.torch.auto.auto_init`.
+
+    ``texts`` are ``--input`` values (``8x3x32x32``, ``4x128:long``) or ``None`` to infer an input from the
+    first layer. Returns one report with the two networks ("as built", "auto_init"), the ``auto_init``
+    report, and the sentence saying what input was inferred (``None`` if it was given). A model or input that
+    does not fit raises :class:`ModelInputError` naming ``label`` or ``--input``.
+    """
+    from berry.torch.auto import before_after
+
+    if not isinstance(model, torch.nn.Module):
+        raise ModelInputError(f"{label}: the factory returned {type(model).__name__}, not a torch.nn.Module")
+    specs, source, inferred = _input_specs(model, texts)
+    model.eval()  # dropout off, batch-norm running statistics: the probe measures the initialization, not noise
+    try:
+        before, report, after = before_after(model, *specs, seed=seed)
+    except (RuntimeError, IndexError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelInputError(f"--input: {label.removeprefix('--model ')} failed on {source}: {first}") from None
+    networks = (dataclasses.replace(before.networks[0], label="as built"),
+                dataclasses.replace(after.networks[0], label="auto_init"))
+    title = (f"berry probe {label}: {type(model).__name__}, {len(after.networks[0].layers)} module calls, "
+             f"{source}, seed {seed}")
+    return ProbeReport(networks, {**after.config, "title": title}), report, inferred
