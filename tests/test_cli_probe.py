@@ -275,6 +275,7 @@ def factories(tmp_path, monkeypatch):
         "def broken():\n    raise RuntimeError('boom')\n"
         "def needs_args(width):\n    return torch.nn.Linear(width, width)\n"
         "def linear():\n    return torch.nn.Linear(8, 8)\n"
+        "def activation_only():\n    return torch.nn.Sequential(torch.nn.ReLU())\n"
         "NOT_CALLABLE = 5\n"
     )
     (tmp_path / "needsdep.py").write_text("import a_package_that_is_not_installed\n")
@@ -289,8 +290,9 @@ def factories(tmp_path, monkeypatch):
     (["--model", "no_such_module_x:make"], "--model 'no_such_module_x:make': no module named 'no_such_module_x'"),
     (["--model", "needsdep:make"], "importing 'needsdep' failed: No module named 'a_package_that_is_not_installed'"),
     (["--model", "userfactories:missing"],
-     "module 'userfactories' has no attribute 'missing'; callables defined there: broken, linear, needs_args, "
-     "not_a_model"),
+     "module 'userfactories' has no attribute 'missing'; callables defined there: activation_only, broken, linear, "
+     "needs_args, not_a_model"),
+    (["--model", "userfactories:activation_only"], "--input: none given, and cannot infer an input for Sequential"),
     (["--model", "userfactories:NOT_CALLABLE"], "NOT_CALLABLE is a int, not a callable that builds a model"),
     (["--model", "userfactories:not_a_model"], "not_a_model() returned int, not a torch.nn.Module"),
     (["--model", "userfactories:broken"], "broken() raised RuntimeError: boom"),
