@@ -409,3 +409,32 @@ def test_preact_std_is_a_deprecated_name_of_output_std():
     row = _row(1, "layer", 2.5, 1.0, "layers")
     with pytest.warns(DeprecationWarning, match="output_std"):
         assert row.preact_std == 2.5
+
+
+def test_a_block_added_outside_it_is_measured_on_the_stream_not_the_branch():
+    # ResidualMLP computes x = x + block(x): the block returns the branch; the stream is what the next block reads
+    model, inputs = _zoo("residual_mlp", auto=True)
+    entering: list[float] = []
+
+    def keep(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
+        entering.append(float(args[0].double().std(unbiased=False)))
+
+    hooks = [module.register_forward_hook(keep) for module in [*model.blocks, model.head]]
+    with torch.no_grad():
+        model(*inputs)
+    for hook in hooks:
+        hook.remove()
+    rows = [s for s in probe(model, inputs).networks[0].layers if s.role == "block"]
+    np.testing.assert_allclose([s.input_std for s in rows], entering[:-1], rtol=1e-6)
+    np.testing.assert_allclose([s.output_std for s in rows], entering[1:], rtol=1e-6)  # not the branch's std
+    # GPT's blocks return the stream itself
+    model, inputs = _zoo("gpt", auto=True)
+    leaving: list[float] = []
+    hooks = [block.register_forward_hook(lambda m, a, o: leaving.append(float(o.double().std(unbiased=False))) and None)
+             for block in model.transformer["h"]]
+    with torch.no_grad():
+        model(*inputs)
+    for hook in hooks:
+        hook.remove()
+    rows = [s for s in probe(model, inputs).networks[0].layers if s.role == "block"]
+    np.testing.assert_allclose([s.output_std for s in rows], leaving, rtol=1e-6)

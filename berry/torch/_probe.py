@@ -225,12 +225,16 @@ class _Recorder:
         """The std and gradient std of the stream after the block call ``index``.
 
         The block's output when a later call reads it (a transformer layer, a ResNet block); otherwise the block
-        is a residual branch added outside it (``x + block(x)``), and the stream is what the next call reads.
+        is a residual branch added outside it (``x + block(x)``), and the stream is what the next call reads, if
+        it has the shape of the block's input.
         """
         call = self.calls[index]
         later = self.calls[index + 1:]
         following = later[0] if later else None
-        if following is None or following.input_std is None or any(other.input is call.output for other in later):
+        # A pooled or reshaped signal after the last block (``x.mean((2, 3))``) is not the stream: same shape only.
+        if (following is None or following.input_std is None or following.input is None or call.input is None
+                or following.input.shape != call.input.shape
+                or any(other.input is call.output for other in later)):
             return call.output_std, None if call.output_grad is None else call.output_grad.std
         return following.input_std, None if following.input_grad is None else following.input_grad.std
 
@@ -361,12 +365,12 @@ def probe(
                 objective.backward()
         output_grad_std = math.nan if output_grad.std is None else output_grad.std
         recorder.read_weight_grads()
+        layers = recorder.rows()  # before detach(): the roles and streams need the calls' tensors
     finally:
         recorder.detach()
         for parameter, grad in saved_grads.items():
             parameter.grad = grad
 
-    layers = recorder.rows()
     verdicts = judge_streams(layers)
     first_input = _first_tensor(batch)
     if first_input is not None and first_input.is_floating_point():
