@@ -200,3 +200,132 @@ def test_the_command_imports_numpy_only_when_it_runs():
     code = "import sys; from berry.cli import build_parser; build_parser(); print('numpy' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert result.stdout.strip() == "False"
+
+
+# --- berry probe --model MODULE:FACTORY --input SHAPE ---------------------------------------------------------------
+
+CNN = ["--model", "examples.models:plain_cnn", "--input", "4x3x16x16"]
+
+
+@pytest.fixture
+def in_repo(monkeypatch):
+    """Run from the repository's root, where examples.models is found (as the docs say)."""
+    pytest.importorskip("torch")
+    monkeypatch.chdir(REPO)
+    monkeypatch.syspath_prepend(str(REPO))
+
+
+def test_model_is_probed_as_built_and_after_auto_init(in_repo, capsys):
+    assert main(["probe", *CNN, "--no-plot"]) == 0
+    out = capsys.readouterr().out
+    built = next(line for line in out.splitlines() if line.startswith("as built "))
+    initialized = next(line for line in out.splitlines() if line.startswith("auto_init "))
+    # torch's default conv init (variance 1/(3 fan_in)) shrinks the signal ~0.41x per ReLU conv: the third conv,
+    # module "4", is the first below a tenth of the input's std
+    assert "vanishing at layer 5 (4, forward)" in built
+    assert initialized.split()[1:3] == ["stable", "stable"]
+    assert "berry probe --model examples.models:plain_cnn: Sequential, 35 module calls, input 4x3x16x16" in out
+    assert "judged against: layers: each layer's output / the std entering 0" in out
+
+
+def test_model_json_layers_and_seed(in_repo, capsys):
+    assert main(["probe", *CNN, "--no-plot", "--json", "--seed", "7"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [n["label"] for n in data["networks"]] == ["as built", "auto_init"]
+    assert data["networks"][1]["verdict"]["kind"] == "stable"
+    assert data["networks"][0]["forward"]["name"] == "4"
+    assert data["auto_init"]["seed"] == 7 and data["plot"] is None
+    roles = [layer["role"] for layer in data["networks"][0]["layers"]]
+    assert roles[:2] == ["layer", "other"] and roles[-1] == "head"
+    assert main(["probe", *CNN, "--no-plot", "--layers"]) == 0
+    assert "0 (Conv2d)" in capsys.readouterr().out
+
+
+def test_token_inputs_cover_the_vocabulary_and_inputs_can_be_inferred(in_repo, capsys):
+    assert main(["probe", "--model", "examples.models:tiny_gpt", "--input", "2x16:long", "--no-plot", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["networks"][1]["verdict"]["kind"] == "stable"
+    assert main(["probe", "--model", "examples.models:tiny_gpt", "--no-plot"]) == 0
+    captured = capsys.readouterr()
+    assert "token ids (2, 16) inferred from the first layer wte" in captured.err
+    assert "input 2x16, seed 0" in captured.out
+
+
+def test_model_plot_follows_the_plot_rules(in_repo, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    assert main(["probe", *CNN]) == 0  # the default picture, replaced on every run
+    assert "plot: berry-probe.png" in capsys.readouterr().out
+    _assert_png(tmp_path / "berry-probe.png")
+    assert main(["probe", *CNN]) == 0
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"keep")
+    assert main(["probe", *CNN, "--plot", str(mine)]) == 2  # an explicit existing file needs --force
+    assert "--force" in capsys.readouterr().err and mine.read_bytes() == b"keep"
+    assert main(["probe", *CNN, "--plot", str(mine), "--force"]) == 0
+    _assert_png(mine)
+
+
+@pytest.fixture
+def factories(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    (tmp_path / "userfactories.py").write_text(
+        "import torch\n"
+        "def not_a_model():\n    return 3\n"
+        "def broken():\n    raise RuntimeError('boom')\n"
+        "def needs_args(width):\n    return torch.nn.Linear(width, width)\n"
+        "def linear():\n    return torch.nn.Linear(8, 8)\n"
+        "def activation_only():\n    return torch.nn.Sequential(torch.nn.ReLU())\n"
+        "NOT_CALLABLE = 5\n"
+    )
+    (tmp_path / "needsdep.py").write_text("import a_package_that_is_not_installed\n")
+    monkeypatch.chdir(tmp_path)
+    for name in ("userfactories", "needsdep"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--model", "no_colon"], "--model 'no_colon': expected MODULE:FACTORY"),
+    (["--model", "no_such_module_x:make"], "--model 'no_such_module_x:make': no module named 'no_such_module_x'"),
+    (["--model", "needsdep:make"], "importing 'needsdep' failed: No module named 'a_package_that_is_not_installed'"),
+    (["--model", "userfactories:missing"],
+     "module 'userfactories' has no attribute 'missing'; callables defined there: activation_only, broken, linear, "
+     "needs_args, not_a_model"),
+    (["--model", "userfactories:activation_only"], "--input: none given, and cannot infer an input for Sequential"),
+    (["--model", "userfactories:NOT_CALLABLE"], "NOT_CALLABLE is a int, not a callable that builds a model"),
+    (["--model", "userfactories:not_a_model"], "not_a_model() returned int, not a torch.nn.Module"),
+    (["--model", "userfactories:broken"], "broken() raised RuntimeError: boom"),
+    (["--model", "userfactories:needs_args"], "needs_args() raised TypeError"),
+    (["--model", "userfactories:linear", "--input", "4x?"], "--input '4x?': input shape '4x?' must be integers"),
+    (["--model", "userfactories:linear", "--input", "4x8:complex"], "--input '4x8:complex': input dtype 'complex'"),
+    (["--model", "userfactories:linear", "--input", "4x5"], "--input: userfactories:linear failed on input 4x5: "),
+    (["--model", "userfactories:linear", "--depth", "3", "--residual"],
+     "--depth, --residual shape the simulated networks, not --model"),
+    (["--input", "4x8"], "--input describes the input of --model MODULE:FACTORY; give --model too"),
+])
+def test_model_errors_name_the_argument_and_exit_2(factories, capsys, argv, message):
+    assert main(["probe", "--no-plot", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("berry probe: error: ") and message in err and "Traceback" not in err
+    assert err.count("\n") == 1
+
+
+def test_model_without_torch_gives_the_install_hint(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now fails, as where it is not installed
+    assert main(["probe", "--model", "examples.models:tiny_gpt", "--no-plot"]) == 2
+    assert "--model needs PyTorch, an optional extra of berry: pip install 'berry[torch]'" in capsys.readouterr().err
+
+
+def test_model_in_a_subprocess_from_the_users_directory(in_repo):
+    pytest.importorskip("torch")
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "berry", "probe", "--model", "examples.models:tiny_gpt", "--input",
+                           "2x16:long", "--no-plot"], cwd=REPO, env=environment, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "auto_init  stable   stable" in done.stdout
+    bad = subprocess.run([sys.executable, "-m", "berry", "probe", "--model", "examples.models:nope"], cwd=REPO,
+                         env=environment, capture_output=True, text=True, timeout=300, check=False)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "callables defined there: TinyGPT, gpt_with_a_broken_block, plain_cnn, tiny_gpt" in bad.stderr

@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     _lookup.add_list(command("list", "list the scale rules, structural initializers and activations"))
     _lookup.add_std(command("std", "standard deviation a rule gives for a shape or explicit fans"))
     _lookup.add_gain(command("gain", "variance-preserving gain of an activation (and torch's table value)"))
-    probe = command("probe", "watch the signal and its gradient explode or vanish through a deep network, per rule")
+    probe = command("probe", "watch the signal and its gradient explode or vanish through a deep network, per rule, "
+                             "or through your model before and after auto_init (--model)")
     _probe.add_arguments(probe)
     probe.set_defaults(handler=_probe.command)
     sample = command("sample", "sample a tensor reproducibly and write it to .npy or .safetensors, streaming")

@@ -31,6 +31,10 @@ The package
 * :mod:`berry.probe.mean_field`: the theory, :func:`mean_field`;
 * :mod:`berry.probe.report`: :class:`ProbeReport` and its parts, the verdicts
   (:func:`judge`), tables and JSON (shared with :func:`berry.torch.probe`);
+* :mod:`berry.probe.streams`: the verdicts of a real model's probe, per stream
+  (the signal between repeated blocks, a plain stack's layers) against its own
+  reference, by the trend over depth; embeddings, norms and heads are shown,
+  not judged;
 * :mod:`berry.probe.plot`: the picture (matplotlib, optional).
 
 The networks

@@ -52,6 +52,18 @@ def _positive(values: np.ndarray) -> np.ndarray:
     return shown
 
 
+def _judged(network: NetworkProbe, quantity: str) -> tuple[np.ndarray, np.ndarray]:
+    """A model's judged rows (the streams the verdict follows), each over its stream's reference."""
+    references = network.stream_references()
+    rows = [s for s in network.layers if s.judged]
+    values = []
+    for s in rows:
+        forward, backward = references[s.stream]
+        value, reference = (s.output_std, forward) if quantity == "output_std" else (s.grad_std, backward)
+        values.append(np.nan if value is None or not reference else value / reference)
+    return np.array([s.layer for s in rows], dtype=float), _positive(np.array(values, dtype=float))
+
+
 def _legend_label(network: NetworkProbe, twin: NetworkProbe | None) -> str:
     verdict = network.verdict
     text = f"{network.label}: {verdict}"
@@ -70,8 +82,10 @@ def plot_probe(
 ) -> Any:
     """Plot a probe: forward and backward std per layer on a log scale, one line per network.
 
-    The left panel shows the std of the pre-activations over the input's
-    std, the right one the std of the gradients over the output gradient's;
+    The left panel shows the std of the layers' outputs over the input's
+    std, the right one the std of the gradients over the output gradient's
+    (for a model's probe: the judged rows, each over its stream's reference,
+    see :mod:`berry.probe.streams`);
     the band ``[1/10, 10]`` where a network counts as stable is shaded, the
     mean-field predictions are dotted, and the legend gives each network's
     verdict.
@@ -106,16 +120,17 @@ def plot_probe(
     # Margins set by hand: a layout engine would draw the whole figure twice, doubling the time.
     figure = figure_class(figsize=(12.5, 5.4))
     forward_axes, backward_axes = figure.subplots(1, 2, sharey=False)
-    # A torch model's rows are module calls, whose outputs stand where a layer's pre-activations do.
     if report.of_modules:
-        signal, unit = "module outputs", "module call"
+        signal, unit = "judged module outputs", "module call"
     else:
         signal, unit = ("block outputs" if report.config.get("residual") else "layer outputs (x W)"), "layer"
+    forward_of, backward_of = ("std entering the stream", "gradient at the stream's end") if report.of_modules else (
+        "std of input", "std of output gradient")
     panels = (
         (forward_axes, "output_std", "mean_field_std", "input_std",
-         f"Forward: std of {signal} / std of input", f"{unit}  (signal flows →)"),
+         f"Forward: std of {signal} / {forward_of}", f"{unit}  (signal flows →)"),
         (backward_axes, "grad_std", "mean_field_grad_std", "output_grad_std",
-         "Backward: std of gradients / std of output gradient", f"{unit}  (gradients flow ←)"),
+         f"Backward: std of gradients / {backward_of}", f"{unit}  (gradients flow ←)"),
     )
     depth = max(len(network.layers) for network in report.networks)
     handles = []
@@ -128,11 +143,14 @@ def plot_probe(
         lowest, highest = 1 / band, band
         for index, network in enumerate(report.networks):
             twin = next((other for other in report.networks[:index] if other.layers == network.layers), None)
-            reference = getattr(network, reference_name)
-            if not (math.isfinite(reference) and reference > 0):
-                reference = 1.0
-            layers = np.array([s.layer for s in network.layers])
-            measured = _positive(network.series(quantity) / reference)
+            if report.of_modules:
+                layers, measured = _judged(network, quantity)
+            else:
+                reference = getattr(network, reference_name)
+                if not (math.isfinite(reference) and reference > 0):
+                    reference = 1.0
+                layers = np.array([s.layer for s in network.layers])
+                measured = _positive(network.series(quantity) / reference)
             color = _COLORS[index % len(_COLORS)]
             marker_every = max(1, len(layers) // 8)
             (line,) = axes.plot(
@@ -142,7 +160,8 @@ def plot_probe(
             )
             if axes is forward_axes:
                 handles.append(line)
-            predicted = _positive(network.series(theory) / reference)
+            predicted = (np.full(len(layers), np.nan) if report.of_modules
+                         else _positive(network.series(theory) / reference))
             if mean_field and np.isfinite(predicted).any():
                 axes.plot(layers, predicted, color=color, linestyle=":", linewidth=1.1, alpha=0.8, zorder=2)
             finite = np.isfinite(measured)

@@ -8,6 +8,7 @@ report draws itself with :mod:`berry.probe.plot` (matplotlib, optional).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -40,14 +41,25 @@ class Verdict:
     kind: str
     layer: int | None = None
     direction: str | None = None
+    #: The row's name, for a model's probe (the module, or the block after which the stream left the band).
+    name: str | None = None
+    #: What the std was compared with, in words (a model's probe: the stream and its reference).
+    reference: str | None = None
+    #: For a block that broke the stream: its first module whose output is off the same module's in the other
+    #: blocks by more than the band (the block's weights, not the depth, are at fault).
+    culprit: str | None = None
 
     def __str__(self) -> str:
         if self.kind == "stable":
             return "stable"
-        return f"{self.kind} at layer {self.layer} ({self.direction})"
+        where = f"{self.name}, {self.direction}" if self.name else self.direction
+        if self.name and self.culprit:
+            where = f"{self.name}, at {self.culprit.removeprefix(self.name + '.')}, {self.direction}"
+        return f"{self.kind} at layer {self.layer} ({where})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "layer": self.layer, "direction": self.direction}
+        return {"kind": self.kind, "layer": self.layer, "direction": self.direction, "name": self.name,
+                "reference": self.reference, "culprit": self.culprit}
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,12 @@ class LayerStats:
     ``mean_field_std`` and ``mean_field_grad_std`` are the mean-field
     predictions of ``output_std`` and ``grad_std``. ``None`` where a quantity
     does not apply.
+
+    For a torch model, ``role`` says what the row is (see
+    :data:`berry.probe.streams.ROLES`: embedding, norm, head, block, layer,
+    branch, other), ``stream`` which stream judges it (``"blocks"``,
+    ``"layers"``, or ``""``: reported, not judged) and ``input_std`` the std
+    of what entered it (for a block row: the stream entering the block).
     """
 
     layer: int
@@ -81,6 +99,21 @@ class LayerStats:
     mean_field_std: float | None = None
     mean_field_grad_std: float | None = None
     kind: str = ""
+    role: str = ""
+    stream: str = ""
+    input_std: float | None = None
+
+    @property
+    def judged(self) -> bool:
+        """Whether the verdict follows this row (a model's probe judges only its streams' rows)."""
+        return bool(self.stream)
+
+    @property
+    def preact_std(self) -> float:
+        """Deprecated name of :attr:`output_std` (it always held the layer's or module's output)."""
+        warnings.warn("LayerStats.preact_std is deprecated: it holds the output's std; use output_std",
+                      DeprecationWarning, stacklevel=2)
+        return self.output_std
 
     def to_dict(self) -> dict[str, Any]:
         return {key: _json_number(value) for key, value in asdict(self).items()}
@@ -106,9 +139,13 @@ class NetworkProbe:
                 return candidate
         return self.forward if self.forward.kind != "stable" else self.backward
 
+    def stream_references(self) -> dict[str, tuple[float | None, float | None]]:
+        """A model's streams with their references (see :func:`stream_references`)."""
+        return stream_references(self.layers)
+
     def series(self, quantity: str) -> np.ndarray:
         """One statistic along the layers (a :class:`LayerStats` field) as a float array, ``nan`` where missing."""
-        numeric = [f.name for f in fields(LayerStats) if f.name not in ("name", "kind")]
+        numeric = [f.name for f in fields(LayerStats) if f.name not in ("name", "kind", "role", "stream")]
         if quantity not in numeric:
             raise unknown_name("quantity", quantity, numeric)
         return np.array(
@@ -179,9 +216,17 @@ class ProbeReport:
         if layers is None:
             layers = self.of_modules
         blocks = [self.title(), ""]
+        if self.of_modules:
+            blocks.append(format_table(_module_summary_rows(self), _MODULE_SUMMARY_HEADER))
+            blocks.append(_MODULE_EXPLANATION)
+            for network in self.networks:
+                blocks.append(f"\n{network.label}: forward {network.forward}; backward {network.backward}")
+                blocks += [f"  judged against: {text}" for text in _references(network)]
+                if layers:
+                    blocks.append(format_table(_module_rows(network), _MODULE_HEADER))
+            return "\n".join(blocks)
         blocks.append(format_table(_summary_rows(self), _summary_header(self)))
-        outputs = ("module outputs" if self.of_modules else
-                   "blocks' outputs" if self.config.get("residual") else "layers' outputs x W")
+        outputs = "blocks' outputs" if self.config.get("residual") else "layers' outputs x W"
         blocks.append(
             f"\nverdict: the first layer where the std of the {outputs} (forward) or of their gradients (backward)\n"
             f"left [1/{BAND:g}, {BAND:g}] x its start (the input's std, the output gradient's); L1 = first layer."
@@ -214,6 +259,66 @@ _LAYER_HEADER = (
     "layer", "output std", "mean-field", "act std", "act mean", "grad std", "mean-field grad",
     "weight grad std", "dead", "saturated",
 )
+
+
+_MODULE_EXPLANATION = (
+    f"\nverdict: per stream, the first row whose std left [1/{BAND:g}, {BAND:g}] x the stream's reference and stayed "
+    "out\n(the median of it and the next two rows of its stream); streams: 'blocks', the signal after each repeated "
+    "block,\nagainst what entered the first block (its gradient: against the last block's); 'layers', the other "
+    "weighted layers\nof a plain stack, against the input of the first. Embeddings, norms, the head, activations and "
+    "layers inside\nblocks are shown, not judged ('-' under 'stream'); 'x ref' is a std over its stream's reference."
+)
+
+_MODULE_HEADER = ("layer", "module", "role", "stream", "output std", "x ref", "grad std", "x ref",
+                  "weight grad std", "act mean", "dead")
+
+
+_MODULE_SUMMARY_HEADER = ("model", "forward", "backward", "judged rows", "input std", "output std",
+                          "output grad std")
+
+
+def _module_summary_rows(report: ProbeReport) -> list[tuple[Any, ...]]:
+    return [(network.label, str(network.forward), str(network.backward),
+             f"{sum(s.judged for s in network.layers)} of {len(network.layers)}", _short(network.input_std),
+             _short(network.layers[-1].output_std), _short(network.output_grad_std))
+            for network in report.networks]
+
+
+def _references(network: NetworkProbe) -> list[str]:
+    texts = [v.reference for v in (network.forward, network.backward) if v.reference]
+    if network.forward.kind == "stable" and network.backward.kind == "stable":
+        texts = texts[:1]  # both stable: the same sentence, listing every stream
+    out: list[str] = []
+    for text in texts:
+        out += [part.strip() for part in text.split(";") if part.strip() and part.strip() not in out]
+    return out
+
+
+def _ratio(value: float | None, reference: float | None) -> float | str:
+    if value is None or reference is None or not reference:
+        return "-"
+    return _short(value / reference)
+
+
+def _module_rows(network: NetworkProbe) -> list[tuple[Any, ...]]:
+    references = network.stream_references()
+    rows = []
+    for s in network.layers:
+        forward, backward = references.get(s.stream, (None, None))
+        rows.append((
+            s.layer,
+            f"{s.name} ({s.kind})" if s.kind else s.name,
+            s.role or "-",
+            s.stream or "-",
+            _short(s.output_std),
+            _ratio(s.output_std, forward) if s.stream else "-",
+            _short(s.grad_std),
+            _ratio(s.grad_std, backward) if s.stream else "-",
+            _short(s.weight_grad_std),
+            _short(s.act_mean),
+            _short(s.dead_fraction),
+        ))
+    return rows
 
 
 def _short(value: float | None) -> float | str:
@@ -286,6 +391,17 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, (float, np.floating, np.integer)):
         return _json_number(value)
     return str(value)
+
+
+def stream_references(layers: Sequence[LayerStats]) -> dict[str, tuple[float | None, float | None]]:
+    """A model's streams (see :mod:`berry.probe.streams`), each with its forward reference (the std that entered
+    its first row) and its backward one (the gradient at its last row that has one)."""
+    references: dict[str, tuple[float | None, float | None]] = {}
+    for stream in dict.fromkeys(s.stream for s in layers if s.stream):
+        rows = [s for s in layers if s.stream == stream]
+        grads = [s.grad_std for s in rows if s.grad_std is not None]
+        references[stream] = (rows[0].input_std, grads[-1] if grads else None)
+    return references
 
 
 # --- verdicts ----------------------------------------------------------------------------------
