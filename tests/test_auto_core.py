@@ -21,7 +21,9 @@ from berry.torch.auto import (  # noqa: E402
     InputSpec,
     auto_init,
     auto_plan,
+    before_after,
     default_rules_for,
+    parse_input,
 )
 from berry.torch.auto.zoo import GPT, build  # noqa: E402
 
@@ -304,3 +306,12 @@ def test_blocks_report_chi():
 def test_exported_from_berry_torch():
     assert bt.auto_init is auto_init and bt.auto_plan is auto_plan
     assert "auto_init" in bt.__all__
+
+
+def test_token_id_specs_are_drawn_over_the_models_vocabulary():
+    # InputSpec promises token ids uniform over the vocabulary of the embedding that reads them
+    model = torch.nn.Sequential(torch.nn.Embedding(1000, 8), torch.nn.Linear(8, 8))
+    seen = []
+    model[0].register_forward_hook(lambda module, args, output: None if args[0].is_meta else seen.append(args[0]))
+    before_after(model, parse_input("4x128:long"), seed=0)
+    assert seen and all(int(ids.max()) > 900 and int(ids.min()) >= 0 for ids in seen)

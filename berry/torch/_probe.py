@@ -410,7 +410,6 @@ def _input_specs(model: torch.nn.Module, texts: list[str] | None) -> tuple[list[
         except ValueError as error:
             raise ModelInputError(f"--input: none given, and {error}") from None
         return specs, "input " + ", ".join("x".join(map(str, spec.shape)) for spec in specs), said
-    vocabulary = next((m.num_embeddings for m in model.modules() if isinstance(m, torch.nn.Embedding)), None)
     specs = []
     for text in texts:
         try:
@@ -419,9 +418,7 @@ def _input_specs(model: torch.nn.Module, texts: list[str] | None) -> tuple[list[
             raise ModelInputError(f"--input {text!r}: {error}; allowed: dimensions separated by x, then optionally "
                                   ":long, :int32, :float16, :bfloat16, :float64 (e.g. 8x3x32x32 or 4x128:long)"
                                   ) from None
-        if not spec.dtype.is_floating_point and vocabulary is not None:
-            spec = dataclasses.replace(spec, high=vocabulary)  # token ids drawn over the whole vocabulary
-        specs.append(spec)
+        specs.append(spec)  # token ids are drawn over the model's first vocabulary (auto's materialize)
     return specs, "input " + ", ".join(texts), None
 
 

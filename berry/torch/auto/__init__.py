@@ -184,7 +184,7 @@ def before_after(model: nn.Module, *example_args: Any, seed: int = 0, **options:
     device = next((p.device for p in model.parameters()), None)
     import torch
 
-    real = [_inputs.materialize(a, device=device or torch.device("cpu"), seed=seed + i)
+    real = [_inputs.materialize(a, device=device or torch.device("cpu"), seed=seed + i, high=_inputs.vocabulary(model))
             for i, a in enumerate(_inputs.normalize_inputs(example_args))]
     before = probe(model, tuple(real), seed=seed)
     report = auto_init(model, *real, seed=seed, **options)

@@ -12,7 +12,8 @@ from torch import nn
 
 from berry._validation import check_finite, check_int
 
-__all__ = ["InputSpec", "infer_inputs", "load_model", "materialize", "normalize_inputs", "parse_input", "statistics_of"]
+__all__ = ["InputSpec", "infer_inputs", "load_model", "materialize", "normalize_inputs", "parse_input", "statistics_of",
+           "vocabulary"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +114,11 @@ def materialize(value: Any, *, device: torch.device, seed: int, high: int | None
     if isinstance(value, Mapping):
         return {k: materialize(v, device=device, seed=seed, high=high) for k, v in value.items()}
     return value
+
+
+def vocabulary(model: nn.Module) -> int | None:
+    """The size of the model's first embedding: the range token ids are drawn from when values are needed."""
+    return next((m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)), None)
 
 
 def infer_inputs(model: nn.Module) -> tuple[list[Any], str]:

@@ -59,8 +59,9 @@ def record_model(model: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any
             notes.append(f"the forward depends on values (Python control flow on data: {str(error)[:80]}); "
                          "recorded on the real tensors: the graph is the path the example inputs took")
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    real_args = [_inputs.materialize(a, device=device, seed=seed + i) for i, a in enumerate(args)]
-    real_kwargs = {k: _inputs.materialize(v, device=device, seed=seed) for k, v in kwargs.items()}
+    high = _inputs.vocabulary(model)
+    real_args = [_inputs.materialize(a, device=device, seed=seed + i, high=high) for i, a in enumerate(args)]
+    real_kwargs = {k: _inputs.materialize(v, device=device, seed=seed, high=high) for k, v in kwargs.items()}
     return record(model, real_args, real_kwargs, on_meta=False), notes
 
 
