@@ -9,7 +9,6 @@ global shape, FSDP's all-gather hooks switched off while recording).
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 
@@ -17,6 +16,8 @@ torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
 if not dist.is_available():  # pragma: no cover
     pytest.skip("torch built without torch.distributed", allow_module_level=True)
+
+from _helpers import free_port  # noqa: E402
 
 from berry.torch.auto import InputSpec, auto_init, auto_plan  # noqa: E402
 from berry.torch.auto.zoo import SwiGLUModel  # noqa: E402
@@ -28,12 +29,6 @@ SPEC = InputSpec((2, 16), dtype=torch.long)
 
 def _model() -> torch.nn.Module:
     return SwiGLUModel(vocab=101, d=32, layers=2, heads=4)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _worker(rank: int, world: int, port: int, result_path: str) -> None:
@@ -79,7 +74,7 @@ def _worker(rank: int, world: int, port: int, result_path: str) -> None:
 
 def test_sharded_auto_init_equals_single_process(tmp_path):
     result_path = str(tmp_path / "gathered.pt")
-    torch.multiprocessing.spawn(_worker, args=(2, _free_port(), result_path), nprocs=2, join=True)
+    torch.multiprocessing.spawn(_worker, args=(2, free_port(), result_path), nprocs=2, join=True)
     gathered = torch.load(result_path)
     assert float(gathered["rules_equal"]) == 1.0
 

@@ -357,8 +357,6 @@ def run(
         raise ValueError(f"kernel_size must be odd (a centred kernel), got {kernel_size}")
     image_size = check_int("image_size", image_size, minimum=1)
     seed = check_seed(seed)
-    if seed >= 2**64:
-        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
     if not isinstance(residual, (bool, np.bool_)):
         raise TypeError(f"residual must be True or False, got {residual!r}")
     if branch_scale is not None and not residual:

@@ -36,7 +36,7 @@ from typing import Any
 
 from torch import nn
 
-from berry._validation import check_int
+from berry._validation import check_seed
 from berry.torch.auto._inputs import InputSpec, load_model, parse_input
 from berry.torch.auto._plan import build_plan, exact_pattern
 from berry.torch.auto._policy import RESIDUAL_SCHEMES, Options
@@ -62,13 +62,6 @@ __all__ = [
 ]
 
 
-def _seed(seed: Any) -> int:
-    seed = check_int("seed", seed, minimum=0)
-    if seed >= 2**64:
-        raise ValueError(f"seed must be < 2**64, got {seed!r}")
-    return seed
-
-
 def auto_plan(model: nn.Module, *example_args: Any, seed: int = 0, example_kwargs: Mapping[str, Any] | None = None,
               on_meta: bool | None = None, **options: Any) -> AutoInitReport:
     """The initialization :func:`auto_init` would apply, without touching the model.
@@ -80,7 +73,7 @@ def auto_plan(model: nn.Module, *example_args: Any, seed: int = 0, example_kwarg
 
     Parameters are those of :func:`auto_init` (except ``measured``).
     """
-    return build_plan(model, example_args, example_kwargs, Options(**options), seed=_seed(seed), on_meta=on_meta)
+    return build_plan(model, example_args, example_kwargs, Options(**options), seed=check_seed(seed), on_meta=on_meta)
 
 
 def auto_init(model: nn.Module, *example_args: Any, seed: int = 0, measured: bool = False,
