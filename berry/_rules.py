@@ -1,7 +1,8 @@
 """Whole-model initialization without a framework: rules, what they say, and the report.
 
 ``berry.torch.init_model``, ``berry.jax.init_nnx``/``init_linen`` and
-``berry.keras.init_model`` share one rules format and one matching rule:
+``berry.keras.init_model`` share one rules format, one matching rule, one set
+of defaults and one report (each framework only walks its own parameters):
 
 * a rule is ``(match, init)``; ``match`` is an ``fnmatch`` pattern on a
   parameter's name (``"*.bias"``), ``"Type:pattern"`` on the class of the
@@ -19,7 +20,9 @@ own (path ``"Dense_0/kernel"``, class ``Dense``, local name ``kernel``) and
 the canonical one of :mod:`berry._canonical` (``"Dense_0.weight"``, the
 torch class ``Linear``, ``weight``); a rule matches if it matches either, so
 the default rules, written with torch's names, apply to every framework, and
-one rule set in canonical names gives the same weights in all three.
+one rule set in canonical names gives the same weights in all three. A torch
+parameter has one identity: its fully qualified name, its local name and its
+module.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ __all__ = [
     "choose",
     "default_rules",
     "describe_action",
+    "first_match",
     "parse_rules",
     "type_names",
     "warn_vector_fallbacks",
@@ -74,6 +78,11 @@ class Identity:
     types: tuple[str, ...]  #: class names of the owner and its bases (short and qualified)
     owner: Any = None  #: the owning module or layer, for rules that match a class object
 
+    @classmethod
+    def of(cls, name: str, local: str, owner: Any) -> Identity:
+        """The identity of parameter ``local`` of ``owner`` (a module or layer, or None), named ``name``."""
+        return cls(name, local, type_names(type(owner)) if owner is not None else (), owner)
+
 
 def type_names(cls: type) -> tuple[str, ...]:
     """The names a type rule may use for ``cls``: each class of its MRO, short and qualified."""
@@ -85,7 +94,25 @@ def type_names(cls: type) -> tuple[str, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    """Which parameters get which initializer (see the module documentation for ``match`` and ``init``)."""
+    """Which parameters get which initializer.
+
+    ``match`` is one of
+
+    * ``"pattern"``: an ``fnmatch`` pattern on the parameter's name (torch's
+      fully qualified name), e.g. ``"*.c_proj.weight"``, ``"*.bias"``,
+      ``"encoder.layers.0.*"``;
+    * ``"Type:pattern"``: parameters of modules whose class (or a base class)
+      is named ``Type``, whose own name matches ``pattern``, e.g.
+      ``"Linear:weight"``, ``"LayerNorm:*"``, ``"Conv2d:bias"``; ``Type`` may
+      be ``*`` (any module) and ``"Type:"`` means ``"Type:*"``;
+    * a module class, e.g. ``torch.nn.Embedding`` (all its parameters).
+
+    ``init`` is what they get (see :data:`SpecLike`): an initializer name
+    (``"xavier"``, ``"orthogonal"``, ``"zeros"``, ... or ``"keep"``), a number
+    (a constant), a dict of :func:`berry.sample` options, an
+    :class:`berry.InitSpec`, a callable in the framework's protocol (torch's:
+    ``fn(tensor, *, seed, name)``), or ``None`` (keep).
+    """
 
     match: str | type
     init: SpecLike
@@ -184,13 +211,15 @@ def action_of(spec: SpecLike, where: str) -> Action:
 
 
 def default_rules() -> list[Rule]:
-    """The rules for parameters no user rule matches, most specific first (the same as ``berry.torch``'s).
+    """The rules for parameters no user rule matches, most specific first.
 
     Weights get Xavier/Glorot normal with each layer's true fans (groups,
     transposed convolutions, each of q/k/v, each recurrent gate), recurrent
     weights orthogonal per gate, embeddings ``N(0, 1)`` (torch's), norms ones
-    and zeros, biases zeros. They are written with torch's class names and
-    match Flax and Keras parameters through their canonical identity.
+    and zeros, biases zeros. Parameters of other modules: Xavier for tensors
+    of rank >= 2, ones for other 1-D tensors (with a warning naming them: add
+    a rule). They are written with torch's class names and match Flax and
+    Keras parameters through their canonical identity.
 
     >>> [rule.describe() for rule in default_rules()][:3]
     ['_NormBase:weight', '_NormBase:bias', 'LayerNorm:weight']
@@ -220,17 +249,36 @@ FALLBACK_MATRIX = Rule("*:*", "xavier")
 FALLBACK_VECTOR = Rule("*:*", "ones")
 
 
+def first_match(rules: Sequence[Rule], identities: Sequence[Identity]) -> Rule | None:
+    """The first of ``rules`` that matches any of a parameter's identities, or None."""
+    for rule in rules:
+        if any(rule.matches(identity) for identity in identities):
+            return rule
+    return None
+
+
 def choose(
-    identities: Sequence[Identity], rank: int, user_rules: Sequence[Rule], defaults: Sequence[Rule]
+    identities: Sequence[Identity],
+    rank: int,
+    user_rules: Sequence[Rule],
+    defaults: Sequence[Rule],
+    planned: tuple[Rule, str] | None = None,
 ) -> tuple[Rule, str, Action]:
-    """The rule for one parameter (the first that matches any of its identities), its report label, its action."""
-    for rules, default in ((user_rules, False), (defaults, True)):
-        for rule in rules:
-            if any(rule.matches(identity) for identity in identities):
-                source = f"default {rule.describe()}" if default else rule.describe()
-                return rule, source, action_of(rule.init, rule.describe())
-    rule = FALLBACK_MATRIX if rank >= 2 else FALLBACK_VECTOR
-    return rule, f"default {rule.describe()}", action_of(rule.init, rule.describe())
+    """The rule for one parameter, its report label, its action.
+
+    The first of ``user_rules`` that matches any of its identities; else ``planned`` (a rule chosen for
+    this parameter beforehand, with its label: torch's architecture plan); else the first of ``defaults``;
+    else the fallback for its rank.
+    """
+    rule = first_match(user_rules, identities)
+    if rule is not None:
+        source = rule.describe()
+    elif planned is not None:
+        rule, source = planned
+    else:
+        rule = first_match(defaults, identities) or (FALLBACK_MATRIX if rank >= 2 else FALLBACK_VECTOR)
+        source = f"default {rule.describe()}"
+    return rule, source, action_of(rule.init, rule.describe())
 
 
 def describe_action(action: Action) -> str:
@@ -272,7 +320,9 @@ class ParameterInit:
     rule: str  #: the rule that matched ("default ..." for the built-in ones)
     init: str  #: the initializer, described
     std: float | None  #: the values' scale where one applies
-    key: str = ""  #: the canonical name the values are keyed by (with the seed), if not ``name``
+    #: The canonical name the values are keyed by (with the seed) in Flax and Keras; empty in torch,
+    #: whose values are keyed by ``name``.
+    key: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,9 +331,16 @@ class InitReport:
 
     seed: int
     parameters: tuple[ParameterInit, ...]
-    reset_buffers: tuple[str, ...] = ()  #: statistics reset (BatchNorm's)
-    other_buffers: tuple[str, ...] = ()  #: other state left as it was
-    skipped: tuple[tuple[str, str], ...] = ()  #: (name, reason) of tensors berry did not fill
+    reset_buffers: tuple[str, ...] = ()  #: state reset (BatchNorm statistics, a torch parametrization's state)
+    #: other state left as it was (in torch, recompute it if the model was materialized from meta)
+    other_buffers: tuple[str, ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()  #: (name, reason) of tensors berry did not fill (lazy, quantized, abstract)
+    #: What parameters no rule matched got: "architecture" (the plan of :mod:`berry.torch.auto`, made when
+    #: torch's init_model is given no rules) or "structural" (:func:`default_rules`).
+    defaults: str = "structural"
+    #: Where the architecture plan came from, or why torch's init_model fell back to the structural defaults
+    #: (empty when rules were given: unmatched parameters then always get the structural defaults).
+    defaults_note: str = ""
 
     def __iter__(self) -> Iterator[ParameterInit]:
         return iter(self.parameters)
@@ -293,23 +350,27 @@ class InitReport:
 
     def __getitem__(self, name: str) -> ParameterInit:
         for entry in self.parameters:
-            if name in (entry.name, entry.key):
+            if name == entry.name or (entry.key and name == entry.key):
                 return entry
         raise KeyError(name)
 
     def table(self) -> str:
-        """A fixed-width table: name, canonical key, shape, rule, initializer, std."""
-        header = ("parameter", "key", "shape", "rule", "init", "std")
+        """A fixed-width table: name, canonical key (where there is one), shape, rule, initializer, std."""
+        keyed = any(p.key for p in self.parameters)
+        header = ("parameter", *(("key",) if keyed else ()), "shape", "rule", "init", "std")
         rows = [
-            (p.name, p.key, "x".join(map(str, p.shape)) or "()", p.rule, p.init, "" if p.std is None else f"{p.std:.4g}")
+            (p.name, *((p.key,) if keyed else ()), "x".join(map(str, p.shape)) or "()", p.rule, p.init,
+             "" if p.std is None else f"{p.std:.4g}")
             for p in self.parameters
         ]
         lines = [format_table(rows, header)]
         if self.reset_buffers:
-            lines.append(f"statistics reset: {', '.join(self.reset_buffers)}")
+            lines.append(f"state reset: {', '.join(self.reset_buffers)}")
         if self.other_buffers:
             lines.append(f"state left as it was: {', '.join(self.other_buffers)}")
         lines += [f"not initialized: {name} ({reason})" for name, reason in self.skipped]
+        if self.defaults_note:
+            lines.append(f"defaults: {self.defaults}: {self.defaults_note}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -322,4 +383,6 @@ class InitReport:
             "reset_buffers": list(self.reset_buffers),
             "other_buffers": list(self.other_buffers),
             "skipped": [list(item) for item in self.skipped],
+            "defaults": self.defaults,
+            "defaults_note": self.defaults_note,
         }

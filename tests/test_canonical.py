@@ -190,7 +190,7 @@ def test_report_lists_keys():
     report = InitReport(3, (entry,), ("bn/moving_mean",), ("seed_generator/state",))
     assert report["fc.weight"] is entry and report["fc/kernel"] is entry and len(report) == 1
     table = report.table()
-    assert "fc.weight" in table and "statistics reset: bn/moving_mean" in table and "seed_generator/state" in table
+    assert "fc.weight" in table and "state reset: bn/moving_mean" in table and "seed_generator/state" in table
     assert report.to_dict()["parameters"][0]["key"] == "fc.weight"
 
 

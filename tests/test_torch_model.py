@@ -280,6 +280,24 @@ def test_report_table_and_dict():
     json.dumps(data)
 
 
+def test_rules_and_report_are_the_shared_ones():
+    from berry import _rules
+
+    assert binit.Rule is _rules.Rule and binit.InitReport is _rules.InitReport
+    assert binit.ParameterInit is _rules.ParameterInit and binit.UnmatchedRuleError is _rules.UnmatchedRuleError
+    assert binit.default_rules is _rules.default_rules
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    report = init_model(model, {})
+    table = report.table()
+    assert table.splitlines()[0].split() == ["parameter", "shape", "rule", "init", "std"]  # torch has no keys
+    assert "state reset: 1.running_mean, 1.running_var, 1.num_batches_tracked" in table
+    data = report.to_dict()
+    assert [entry["key"] for entry in data["parameters"]] == [""] * 4
+    assert data["defaults"] == "structural" and data["defaults_note"] == ""
+    with pytest.raises(KeyError):
+        report[""]  # an empty key names no parameter
+
+
 def test_lazy_parameters_are_reported_and_bad_seeds_rejected():
     model = nn.Sequential(nn.LazyLinear(4), nn.Linear(4, 2))
     with pytest.warns(UserWarning, match="lazy"):

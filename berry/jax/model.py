@@ -37,7 +37,7 @@ import numpy as np
 from berry import _canonical as canonical
 from berry._canonical import Parameter
 from berry._jax_arrays import array_from_regions
-from berry._rules import Identity, InitReport, RulesLike, type_names
+from berry._rules import Identity, InitReport, RulesLike
 from berry._validation import check_seed
 from berry.jax._flax_layers import Naming, default_naming, flax_pieces
 from berry.sampling import InitSpec
@@ -124,7 +124,7 @@ def _nnx_parameters(model: Any, naming: Naming) -> tuple[list[tuple[Parameter, A
             continue
         value = node.get_value()
         owner = module_at(path[:-1])
-        identity = Identity(_flax_name(path), str(path[-1]), type_names(type(owner)) if owner is not None else (), owner)
+        identity = Identity.of(_flax_name(path), str(path[-1]), owner)
         pieces = tuple(flax_pieces(path, module_at, shape_at, naming))
         found.append((Parameter(_flax_name(path), identity, tuple(value.shape), np.dtype(value.dtype), pieces), node))
     return found, nodes, nnx
@@ -307,7 +307,7 @@ def _linen_parameters(abstract: Any, modules: dict[Path, Any], naming: Naming) -
     for path, leaf in leaves.items():
         value = unboxed(leaf)
         owner = modules.get(path[:-1])
-        identity = Identity(_flax_name(path), str(path[-1]), type_names(type(owner)) if owner is not None else (), owner)
+        identity = Identity.of(_flax_name(path), str(path[-1]), owner)
         pieces = tuple(flax_pieces(path, modules.get, shape_at, naming))
         parameters.append(Parameter(_flax_name(path), identity, tuple(value.shape), np.dtype(value.dtype), pieces))
     return parameters

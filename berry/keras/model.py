@@ -52,7 +52,6 @@ from berry._rules import (
     RulesLike,
     UnmatchedRuleError,
     default_rules,
-    type_names,
 )
 from berry._validation import check_seed, resolve_dtype
 from berry.keras.initializers import _to_tensor
@@ -265,7 +264,7 @@ def _parameters(model: Any, naming: Naming) -> tuple[_Walk, list[tuple[Parameter
             continue
         owner = walk.owner.get(id(variable))
         path = walk.path(variable)
-        identity = Identity("/".join(path), path[-1], type_names(type(owner)) if owner is not None else (), owner)
+        identity = Identity.of("/".join(path), path[-1], owner)
         dtype = resolve_dtype(keras.backend.standardize_dtype(variable.dtype), floating_only=False)
         pieces = tuple(_pieces(walk, variable, naming, classes))
         found.append((Parameter("/".join(path), identity, tuple(int(d) for d in variable.shape), dtype, pieces), variable))

@@ -36,7 +36,7 @@ require("torch", extra="torch", adapter="berry.torch")
 
 from berry.torch import _nn_init  # noqa: E402  (after the check that torch is installed)
 from berry.torch._materialize import materialize  # noqa: E402
-from berry.torch._model import InitReport, Rule, UnmatchedRuleError, default_rules, init_model  # noqa: E402
+from berry.torch._model import InitReport, ParameterInit, Rule, UnmatchedRuleError, default_rules, init_model  # noqa: E402
 from berry.torch._nn_init import *  # noqa: E402, F403  (torch.nn.init's names are listed once, in _nn_init.__all__)
 from berry.torch._nn_init import _calculate_correct_fan, _calculate_fan_in_and_fan_out  # noqa: E402
 
@@ -44,6 +44,7 @@ __all__ = [
     *_nn_init.__all__,
     "AutoInitReport",
     "InitReport",
+    "ParameterInit",
     "Rule",
     "UnmatchedRuleError",
     "auto_init",

@@ -17,16 +17,29 @@ architecture plan) are :mod:`berry.torch.auto._defaults`.
 
 from __future__ import annotations
 
-import dataclasses
-import fnmatch
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Union
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from berry._format import format_table
+from berry._rules import (
+    FALLBACK_VECTOR,
+    Action,
+    Identity,
+    InitReport,
+    ParameterInit,
+    Rule,
+    RulesLike,
+    UnmatchedRuleError,
+    check_unused,
+    choose,
+    default_rules,
+    describe_action,
+    parse_rules,
+    warn_vector_fallbacks,
+)
 from berry._validation import check_seed
 from berry.fans import compute_fans
 from berry.sampling import InitSpec
@@ -35,178 +48,9 @@ from berry.torch._tensors import Block, fill_from_sampler, zero_rows
 from berry.torch._walk import ParameterEntry, canonical_name, parameter_entries, unwrap
 
 __all__ = ["InitReport", "ParameterInit", "Rule", "UnmatchedRuleError", "default_rules", "fan_blocks", "init_model"]
-
-#: What a rule can say: an initializer name ("xavier", "orthogonal", "zeros", ... or "keep"),
-#: a number (a constant), a dict of :func:`berry.sample` options, an :class:`berry.InitSpec`,
-#: a callable ``fn(tensor, *, seed, name)`` (e.g. a ``berry.torch`` function via functools.partial),
-#: or ``None`` (same as "keep": leave the parameter as it is).
-SpecLike = Union[str, float, Mapping[str, Any], InitSpec, Callable[..., Any], None]  # noqa: UP007 (runtime alias, py3.10)
-
-_KEEP = "keep"
-
-
-class UnmatchedRuleError(ValueError):
-    """A rule matched no parameter while ``strict=True``."""
-
-
-# ----------------------------------------------------------------------------- rules
-@dataclasses.dataclass(frozen=True)
-class Rule:
-    """Which parameters get which initializer.
-
-    ``match`` is one of
-
-    * ``"pattern"``: an ``fnmatch`` pattern on the fully qualified parameter
-      name, e.g. ``"*.c_proj.weight"``, ``"*.bias"``, ``"encoder.layers.0.*"``;
-    * ``"Type:pattern"``: parameters of modules whose class (or a base class)
-      is named ``Type``, whose own name matches ``pattern``, e.g.
-      ``"Linear:weight"``, ``"LayerNorm:*"``, ``"Conv2d:bias"``; ``Type`` may
-      be ``*`` (any module) and ``"Type"`` alone means ``"Type:*"``;
-    * a module class, e.g. ``torch.nn.Embedding`` (all its parameters).
-
-    ``init`` is what they get (see :data:`SpecLike`).
-    """
-
-    match: str | type
-    init: SpecLike
-
-    @property
-    def by_type(self) -> bool:
-        return isinstance(self.match, type) or ":" in self.match
-
-    def _type_and_pattern(self) -> tuple[str | type, str]:
-        if isinstance(self.match, type):
-            return self.match, "*"
-        type_name, _, pattern = self.match.partition(":")
-        return type_name.strip(), pattern.strip() or "*"
-
-    def matches(self, qualified_name: str, local_name: str, module: nn.Module) -> bool:
-        if not self.by_type:
-            assert isinstance(self.match, str)
-            return fnmatch.fnmatchcase(qualified_name, self.match)
-        wanted, pattern = self._type_and_pattern()
-        if not fnmatch.fnmatchcase(local_name, pattern):
-            return False
-        if isinstance(wanted, type):
-            return isinstance(module, wanted)
-        return _is_of_type_named(module, wanted)
-
-    def describe(self) -> str:
-        if isinstance(self.match, type):
-            return f"{self.match.__name__}:*"
-        return self.match
-
-
-def _is_of_type_named(module: nn.Module, wanted: str) -> bool:
-    if wanted == "*":
-        return True
-    for prefix in ("torch.nn.", "nn."):
-        if wanted.startswith(prefix):
-            wanted = wanted[len(prefix) :]
-    for cls in type(module).__mro__:
-        if wanted in (cls.__name__, f"{cls.__module__}.{cls.__qualname__}"):
-            return True
-    return False
-
-
-RulesLike = Union[  # noqa: UP007 (runtime alias, py3.10)
-    Mapping[Any, SpecLike], Sequence[Union[Rule, tuple[Any, SpecLike], Mapping[str, Any]]], None  # noqa: UP007
-]
-
-
-def _parse_rules(rules: RulesLike) -> list[Rule]:
-    if rules is None:
-        return []
-    if isinstance(rules, Mapping):
-        items: list[Any] = list(rules.items())
-    elif isinstance(rules, (str, bytes)) or not isinstance(rules, Sequence):
-        raise TypeError(
-            f"rules must be a dict {{match: init}} or a list of Rule / (match, init) pairs, got {rules!r}"
-        )
-    else:
-        items = list(rules)
-    parsed = []
-    for item in items:
-        if isinstance(item, Rule):
-            rule = item
-        elif isinstance(item, Mapping) and set(item) == {"match", "init"}:
-            rule = Rule(item["match"], item["init"])
-        elif isinstance(item, tuple) and len(item) == 2:
-            rule = Rule(*item)
-        else:
-            raise TypeError(
-                f"each rule must be a Rule, a (match, init) pair or a dict with keys 'match' and 'init', got {item!r}"
-            )
-        if not isinstance(rule.match, (str, type)) or (isinstance(rule.match, type) and not issubclass(rule.match, nn.Module)):
-            raise TypeError(f"a rule's match must be a pattern string or an nn.Module class, got {rule.match!r}")
-        _action(rule.init, rule.describe())  # reject bad specs before touching any parameter
-        parsed.append(rule)
-    # Name patterns are more specific than module types: try them first, each kind in the order given.
-    return [r for r in parsed if not r.by_type] + [r for r in parsed if r.by_type]
-
-
-def _action(spec: SpecLike, where: str) -> InitSpec | Callable[..., Any] | None:
-    """``spec`` as an :class:`InitSpec`, a callable, or ``None`` for "leave as is"."""
-    if spec is None or (isinstance(spec, str) and spec.lower() == _KEEP):
-        return None
-    if isinstance(spec, InitSpec):
-        return spec
-    try:
-        if isinstance(spec, str):
-            return InitSpec(spec)
-        if isinstance(spec, bool):
-            raise TypeError(f"a rule's init must not be a bool, got {spec!r}")
-        if isinstance(spec, (int, float)):
-            return InitSpec("constant", value=spec)
-        if isinstance(spec, Mapping):
-            return InitSpec.from_dict(spec)
-    except (TypeError, ValueError) as error:
-        raise type(error)(f"rule {where!r}: {error}") from None
-    if callable(spec):
-        return spec
-    raise TypeError(
-        f"rule {where!r}: init must be an initializer name, a number, a dict of berry.sample options, "
-        f"an InitSpec, a callable or None, got {spec!r}"
-    )
-
-
-def default_rules() -> list[Rule]:
-    """The rules used for parameters that no user rule matches, most specific first.
-
-    Weights get Xavier/Glorot normal with each layer's true fans (groups,
-    transposed convolutions, each of q/k/v, each recurrent gate), recurrent
-    weights orthogonal per gate, embeddings torch's ``N(0, 1)``, norms ones
-    and zeros, biases zeros. Parameters of other modules: Xavier for tensors
-    of rank >= 2, zeros for names ending in ``bias``, ones for other 1-D
-    tensors (with a warning naming them: add a rule).
-
-    >>> [rule.describe() for rule in default_rules()][:3]
-    ['_NormBase:weight', '_NormBase:bias', 'LayerNorm:weight']
-    """
-    rules: list[Rule] = []
-    for norm in ("_NormBase", "LayerNorm", "GroupNorm", "RMSNorm"):
-        rules += [Rule(f"{norm}:weight", "ones"), Rule(f"{norm}:bias", "zeros")]
-    rules += [
-        Rule("Embedding:weight", {"std": 1.0}),
-        Rule("EmbeddingBag:weight", {"std": 1.0}),
-        Rule("MultiheadAttention:in_proj_bias", "zeros"),
-        Rule("MultiheadAttention:*", "xavier"),
-        Rule("RNNBase:weight_hh_l*", "orthogonal"),
-        Rule("RNNCellBase:weight_hh", "orthogonal"),
-        Rule("RNNBase:weight_*", "xavier"),
-        Rule("RNNCellBase:weight_*", "xavier"),
-        Rule("PReLU:weight", {"init": "constant", "value": 0.25}),
-        Rule("Linear:weight", "xavier"),
-        Rule("Bilinear:weight", "xavier"),
-        Rule("_ConvNd:weight", "xavier"),
-        Rule("*:*bias*", "zeros"),
-    ]
-    return rules
-
-
-_FALLBACK_MATRIX = Rule("*:*", "xavier")
-_FALLBACK_VECTOR = Rule("*:*", "ones")
-_NO_REINIT = Rule("*:*", _KEEP)
+# The rules, their defaults and the report are berry._rules', shared with berry.jax and berry.keras; this
+# module walks torch's parameters, knows torch's fans and fills torch's tensors.
+_NO_REINIT = Rule("*:*", "keep")
 
 
 # ----------------------------------------------------------------------------- fans
@@ -247,87 +91,7 @@ def fan_blocks(module: nn.Module, local_name: str, shape: tuple[int, ...]) -> li
 _fan_blocks = fan_blocks  # its name before the schemes shared it
 
 
-# ----------------------------------------------------------------------------- report
-@dataclasses.dataclass(frozen=True)
-class ParameterInit:
-    """What one parameter got."""
-
-    name: str  #: fully qualified name, the stream's key together with the seed
-    shape: tuple[int, ...]
-    dtype: str
-    rule: str  #: the rule that matched ("default ..." for the built-in ones)
-    init: str  #: the initializer, described
-    std: float | None  #: the values' scale where one applies
-
-
-@dataclasses.dataclass(frozen=True)
-class InitReport:
-    """What :func:`init_model` did: one :class:`ParameterInit` per parameter, in model order."""
-
-    seed: int
-    parameters: tuple[ParameterInit, ...]
-    reset_buffers: tuple[str, ...] = ()  #: buffers reset (BatchNorm statistics, a parametrization's state)
-    other_buffers: tuple[str, ...] = ()  #: buffers left as they were (recompute them if materialized from meta)
-    skipped: tuple[tuple[str, str], ...] = ()  #: (name, reason) of tensors berry cannot fill (lazy, quantized)
-    #: What parameters no rule matched got: "architecture" (the plan of :mod:`berry.torch.auto`, made when
-    #: init_model is given no rules) or "structural" (:func:`default_rules`).
-    defaults: str = "structural"
-    #: Where the architecture plan came from, or why init_model fell back to the structural defaults
-    #: (empty when rules were given: unmatched parameters then always get the structural defaults).
-    defaults_note: str = ""
-
-    def __iter__(self) -> Iterator[ParameterInit]:
-        return iter(self.parameters)
-
-    def __len__(self) -> int:
-        return len(self.parameters)
-
-    def __getitem__(self, name: str) -> ParameterInit:
-        for entry in self.parameters:
-            if entry.name == name:
-                return entry
-        raise KeyError(name)
-
-    def table(self) -> str:
-        """A fixed-width table: name, shape, rule, initializer, std."""
-        header = ("parameter", "shape", "rule", "init", "std")
-        rows = [
-            (p.name, "x".join(map(str, p.shape)) or "()", p.rule, p.init, "" if p.std is None else f"{p.std:.4g}")
-            for p in self.parameters
-        ]
-        lines = [format_table(rows, header)]
-        if self.other_buffers:
-            lines.append(f"buffers left as they were: {', '.join(self.other_buffers)}")
-        lines += [f"not initialized: {name} ({reason})" for name, reason in self.skipped]
-        if self.defaults_note:
-            lines.append(f"defaults: {self.defaults}: {self.defaults_note}")
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.table()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "seed": self.seed,
-            "parameters": [dataclasses.asdict(p) for p in self.parameters],
-            "reset_buffers": list(self.reset_buffers),
-            "other_buffers": list(self.other_buffers),
-            "skipped": [list(item) for item in self.skipped],
-            "defaults": self.defaults,
-            "defaults_note": self.defaults_note,
-        }
-
-
-def _describe(action: InitSpec | Callable[..., Any] | None) -> str:
-    if action is None:
-        return "kept"
-    if not isinstance(action, InitSpec):
-        named = getattr(action, "func", action)  # functools.partial names its function
-        return str(getattr(named, "__name__", repr(action)))
-    return action.describe()  # berry.kinds describes every kind of initializer
-
-
-def _scale(action: InitSpec | Callable[..., Any] | None, shape: tuple[int, ...], block: Block) -> float | None:
+def _scale(action: Action, shape: tuple[int, ...], block: Block) -> float | None:
     if not isinstance(action, InitSpec):
         return None
     std = action.std_for(shape, fans=block.fans)
@@ -438,7 +202,8 @@ def init_model(
         raise TypeError(f"prefix must be a str, got {prefix!r}")
     seed = check_seed(seed)
     model = unwrap(model)
-    user_rules = _parse_rules(rules)
+    user_rules = parse_rules(rules, module_class=nn.Module, framework="torch.nn")
+    user_ids = {id(rule) for rule in user_rules}
     walk = parameter_entries(model, prefix)
     check_ties(model, stacklevel=2)
     defaults = default_rules()
@@ -447,19 +212,19 @@ def init_model(
     if rules is None:  # no rules at all: the architecture decides, else the structural defaults, and why
         planned, default_path, defaults_note = _architecture_defaults(model, prefix, seed)
     plan = [
-        (entry, *_choose(entry, user_rules, defaults, respect_no_reinit, planned))
+        (entry, *_choose(entry, user_rules, user_ids, defaults, respect_no_reinit, planned))
         for entry in walk
         if entry.skipped is None
     ]
     used = {id(rule) for _, rule, _, _ in plan}
     entries: list[ParameterInit] = []
-    vector_fallbacks = [entry.name for entry, rule, _, _ in plan if rule is _FALLBACK_VECTOR]
+    vector_fallbacks = [entry.name for entry, rule, _, _ in plan if rule is FALLBACK_VECTOR]
 
     for entry, _, source, action in plan:
         shape = entry.shape
         assert shape is not None
         blocks = fan_blocks(entry.module, entry.local_name, shape)
-        described = _describe(action)
+        described = describe_action(action)
         reparametrization = entry.reparametrization
         if action is not None:
             fill = _filler(action, seed=seed, name=entry.name, blocks=blocks)
@@ -477,20 +242,8 @@ def init_model(
         entries.append(ParameterInit(entry.name, shape, str(dtype).removeprefix("torch."), source, described, std))
 
     if strict:
-        unused = [rule.describe() for rule in user_rules if id(rule) not in used]
-        if unused:
-            names = [entry.name for entry in entries]
-            shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-            raise UnmatchedRuleError(
-                f"rules {unused} matched no parameter (strict=True); parameters are named like: {shown}"
-            )
-    if vector_fallbacks:
-        warnings.warn(
-            f"no rule for the 1-D parameters {vector_fallbacks} of unknown modules: filled with ones; "
-            "add a rule (e.g. {'*.scale': 'ones'}) to choose",
-            UserWarning,
-            stacklevel=2,
-        )
+        check_unused(user_rules, used, [entry.name for entry in entries])
+    warn_vector_fallbacks(vector_fallbacks, stacklevel=3)
     skipped = tuple((entry.name, entry.skipped) for entry in walk if entry.skipped is not None)
     if skipped:
         warnings.warn(
@@ -535,10 +288,11 @@ def _architecture_defaults(model: nn.Module, prefix: str, seed: int) -> tuple[di
 def _choose(
     entry: ParameterEntry,
     user_rules: Sequence[Rule],
+    user_ids: set[int],
     defaults: Sequence[Rule],
     respect_no_reinit: bool,
     planned: Mapping[str, tuple[Rule, str]] | None = None,
-) -> tuple[Rule, str, InitSpec | Callable[..., Any] | None]:
+) -> tuple[Rule, str, Action]:
     """The rule for one parameter, its description for the report, and what it does.
 
     ``planned``: the architecture plan's rule and label by parameter name, tried before ``defaults``
@@ -546,30 +300,18 @@ def _choose(
     """
     if respect_no_reinit and any(getattr(tensor, "_no_reinit", False) for tensor in entry.tensors):
         return _NO_REINIT, "_no_reinit", None  # initialized by its own layer's scheme (mamba_ssm's convention)
-    rule = _first_match(user_rules, entry.name, entry.local_name, entry.module)
-    berry_choice = rule is None
-    if rule is not None:
-        source = rule.describe()
-    else:
-        shape = entry.shape
-        assert shape is not None
-        hit = (planned or {}).get(entry.name)
-        if hit is not None:
-            rule, source = hit
-        else:
-            rule = _first_match(defaults, entry.name, entry.local_name, entry.module)
-            if rule is None:
-                rule = _FALLBACK_MATRIX if len(shape) >= 2 else _FALLBACK_VECTOR
-            source = f"default {rule.describe()}"
-    action = _action(rule.init, rule.describe())
+    shape = entry.shape
+    assert shape is not None
+    identity = Identity.of(entry.name, entry.local_name, entry.module)
+    rule, source, action = choose([identity], len(shape), user_rules, defaults, (planned or {}).get(entry.name))
     if entry.reparametrization is not None and entry.reparametrization.kind == "orthogonal" and action is not None:
-        if berry_choice:  # berry's choice: the one law an orthogonal constraint can hold
+        if id(rule) not in user_ids:  # berry's choice: the one law an orthogonal constraint can hold
             return rule, "default orthogonal parametrization", InitSpec("orthogonal", layout="torch")
         holds = isinstance(action, InitSpec) and action.kind in ("orthogonal", "eye") and action.gain == 1.0
         if isinstance(action, InitSpec) and not holds:
             raise ValueError(
                 f"{entry.name} is kept orthogonal by torch's orthogonal parametrization, so rule {source!r} "
-                f"({_describe(action)}) cannot hold for it; give it 'orthogonal' (gain 1) or 'keep'"
+                f"({describe_action(action)}) cannot hold for it; give it 'orthogonal' (gain 1) or 'keep'"
             )
     return rule, source, action
 
@@ -589,13 +331,6 @@ def _filler(
             action(tensor, seed=seed, name=name)
 
     return fill
-
-
-def _first_match(rules: Sequence[Rule], name: str, local_name: str, module: nn.Module) -> Rule | None:
-    for rule in rules:
-        if rule.matches(name, local_name, module):
-            return rule
-    return None
 
 
 def _zero_padding_row(module: nn.Module, parameter: torch.Tensor) -> None:
