@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -86,6 +86,34 @@ GATES = {"LSTM": "ifgo", "LSTMCell": "ifgo", "GRU": "rzn", "GRUCell": "rzn"}
 def join(prefix: str, name: str) -> str:
     """``prefix.name`` (just ``name`` at the top level)."""
     return f"{prefix}.{name}" if prefix else name
+
+
+def naming(
+    custom: Callable[[tuple[Any, ...]], str] | None,
+    prefix: str,
+    default: Callable[[tuple[Any, ...]], str],
+    *,
+    path_kind: str,
+) -> Callable[[tuple[Any, ...]], str]:
+    """A framework path -> canonical module path function: ``custom`` (or the adapter's ``default``) under ``prefix``.
+
+    ``custom`` and ``prefix`` are the user's ``naming=`` and ``prefix=``
+    arguments, checked here; ``path_kind`` says what a path is in the error
+    messages (``"module path"`` for Flax, ``"layer path"`` for Keras).
+    """
+    if custom is not None and not callable(custom):
+        raise TypeError(f"naming must be a callable ({path_kind} -> canonical module path), got {custom!r}")
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, got {prefix!r}")
+    base = custom or default
+
+    def name(path: tuple[Any, ...]) -> str:
+        inner = base(tuple(path))
+        if not isinstance(inner, str):
+            raise TypeError(f"naming returned {inner!r} for {path!r}; it must return a str (a dotted module path)")
+        return join(prefix, inner) if inner else prefix
+
+    return name
 
 
 @dataclasses.dataclass(frozen=True)

@@ -221,3 +221,16 @@ def test_std_in_the_report_uses_the_block_fans():
     (piece,) = canonical.attention_param("attn", "k", False, (8, 2, 4), AttentionDims(8, 8, 8, 2, 4, 4))
     p = parameter([piece], (8, 2, 4))
     assert p.std(berry.InitSpec("xavier")) == pytest.approx(math.sqrt(2 / 16))
+
+
+def test_naming_puts_the_adapters_names_under_the_prefix_and_checks_its_arguments():
+    default = ".".join
+    assert canonical.naming(None, "", default, path_kind="layer path")(("blocks_0", "attn")) == "blocks_0.attn"
+    assert canonical.naming(None, "net", default, path_kind="layer path")(("fc",)) == "net.fc"
+    assert canonical.naming(lambda path: "", "net", default, path_kind="layer path")(("fc",)) == "net"
+    with pytest.raises(TypeError, match=r"naming must be a callable \(module path -> canonical module path\), got 3"):
+        canonical.naming(3, "", default, path_kind="module path")
+    with pytest.raises(TypeError, match="prefix must be a str, got None"):
+        canonical.naming(None, None, default, path_kind="module path")
+    with pytest.raises(TypeError, match=r"naming returned 7 for \('fc',\); it must return a str"):
+        canonical.naming(lambda path: 7, "", default, path_kind="module path")(("fc",))

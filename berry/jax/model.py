@@ -46,22 +46,7 @@ __all__ = ["canonical_state", "init_linen", "init_nnx"]
 
 Path = tuple[Any, ...]
 _BATCH_STATS = {"mean": 0.0, "var": 1.0}  #: BatchNorm statistics, reset as torch resets running stats
-
-
-def _naming(naming: Naming | None, prefix: str) -> Naming:
-    if naming is not None and not callable(naming):
-        raise TypeError(f"naming must be a callable (module path -> canonical module path), got {naming!r}")
-    if not isinstance(prefix, str):
-        raise TypeError(f"prefix must be a str, got {prefix!r}")
-    base = naming or default_naming
-
-    def name(path: Path) -> str:
-        inner = base(tuple(path))
-        if not isinstance(inner, str):
-            raise TypeError(f"naming returned {inner!r} for {path!r}; it must return a str (a dotted module path)")
-        return canonical.join(prefix, inner) if inner else prefix
-
-    return name
+_naming = functools.partial(canonical.naming, default=default_naming, path_kind="module path")
 
 
 def _stream_key(seed: int, name: str) -> Any:

@@ -85,6 +85,9 @@ def default_naming(path: Path) -> str:
     return ".".join(path)
 
 
+_naming = functools.partial(canonical.naming, default=default_naming, path_kind="layer path")
+
+
 def _layer_classes() -> dict[str, type]:
     from keras.src.layers.convolutional.base_conv import BaseConv
     from keras.src.layers.convolutional.base_conv_transpose import BaseConvTranspose
@@ -231,22 +234,6 @@ def _layer(kind: str | None, owner: Any, prefix: str, local: str, shape: tuple[i
     if norm in _NORMS and local in _NORM_LOCAL:
         return canonical.vector(prefix, _NORM_LOCAL[local], shape, _NORMS[norm])
     return None
-
-
-def _naming(naming: Naming | None, prefix: str) -> Naming:
-    if naming is not None and not callable(naming):
-        raise TypeError(f"naming must be a callable (layer path -> canonical module path), got {naming!r}")
-    if not isinstance(prefix, str):
-        raise TypeError(f"prefix must be a str, got {prefix!r}")
-    base = naming or default_naming
-
-    def name(path: Path) -> str:
-        inner = base(tuple(path))
-        if not isinstance(inner, str):
-            raise TypeError(f"naming returned {inner!r} for {path!r}; it must return a str (a dotted module path)")
-        return canonical.join(prefix, inner) if inner else prefix
-
-    return name
 
 
 def _is_parameter(walk: _Walk, variable: Any) -> bool:
