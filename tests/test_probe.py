@@ -400,7 +400,7 @@ def test_deep_probe_peak_memory_is_a_fraction_of_its_weights(monkeypatch):
 
 
 def test_a_probe_that_cannot_fit_is_refused_before_it_starts():
-    with pytest.raises(MemoryError, match=r"needs about 150 GiB.*100000x100000 float32 weight is 37\.3 GiB.*--width"):
+    with pytest.raises(MemoryError, match=r"needs about 224 GiB.*100000x100000 float32 weight is 37\.3 GiB.*--width"):
         probe.run("he", depth=3, width=100_000, max_memory=2**30)
     with pytest.raises(ValueError, match="max_memory"):
         probe.run("he", depth=3, width=4, max_memory=-1)
@@ -413,3 +413,32 @@ def test_a_vanished_network_keeps_its_mean_field_fast_and_exact():
     assert theory.output_var[1000] == pytest.approx(2.0**-1001, rel=1e-12)
     assert theory.output_var[-1] == 0.0 and theory.grad_var[0] == 0.0
     assert theory.act_second_moment[-1] == 0.0
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_products_are_summed_in_float64_and_rounded_once(arch):
+    # BLAS sums float32 products in a CPU-dependent order (AVX2 and AVX-512 differ), which made a
+    # documented probe number differ between machines; float64 sums rounded once do not.
+    network = Network(arch, width=24, kernel_size=3, image_size=5)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(network.input_shape(4)).astype(np.float32)
+    weight = (rng.standard_normal(network.weight_shape) / 8).astype(np.float32)
+    grad = rng.standard_normal((*x.shape[:-1], network.width)).astype(np.float32)
+    wide_x, wide_w, wide_grad = x.astype(np.float64), weight.astype(np.float64), grad.astype(np.float64)
+    if arch == "mlp":
+        forward = np.einsum("bi,io->bo", wide_x, wide_w)
+        backward = np.einsum("bo,io->bi", wide_grad, wide_w)
+        weight_gradient = np.einsum("bi,bo->io", wide_x, wide_grad)
+    else:  # the circular convolution written out, offset by offset
+        forward, backward = np.zeros(grad.shape), np.zeros(x.shape)
+        weight_gradient = np.zeros(weight.shape)
+        for i in range(3):
+            for j in range(3):
+                shifted = np.roll(wide_x, (1 - i, 1 - j), axis=(1, 2))
+                forward += np.einsum("byxi,io->byxo", shifted, wide_w[i, j])
+                backward += np.roll(np.einsum("byxo,io->byxi", wide_grad, wide_w[i, j]), (i - 1, j - 1), axis=(1, 2))
+                weight_gradient[i, j] = np.einsum("byxi,byxo->io", shifted, wide_grad)
+    for got, want in ((network.forward(x, weight), forward), (network.backward(grad, weight), backward),
+                      (network.weight_gradient(x, grad), weight_gradient)):
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want.astype(np.float32))

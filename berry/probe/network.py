@@ -56,34 +56,46 @@ class Network:
         half = self.kernel_size // 2
         return [(i, j, i - half, j - half) for i in range(self.kernel_size) for j in range(self.kernel_size)]
 
+    # Every product is summed in float64 and rounded once to the network's dtype. BLAS sums float32
+    # products in an order that depends on the CPU's kernel (AVX2, AVX-512), so float32 sums would
+    # make the probe's numbers, and the transcripts in the docs, differ from one machine to another.
+
     def forward(self, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
         """``x W``, or the circular convolution ``h[b, y, x] = sum_k x[b, y + dy, x + dx] K[dy, dx]``."""
+        wide_x, wide_w = _wide(x), _wide(weight)
         if self.arch == "mlp":
-            return x @ weight
+            return (wide_x @ wide_w).astype(x.dtype)
         # One matrix product per kernel offset: the same work as im2col without its k*k-fold copy.
-        out = np.zeros((*x.shape[:-1], weight.shape[-1]), dtype=x.dtype)
+        out = np.zeros((*x.shape[:-1], weight.shape[-1]))
         for i, j, dy, dx in self._offsets():
-            out += np.roll(x, (-dy, -dx), axis=(1, 2)) @ weight[i, j]
-        return out
+            out += np.roll(wide_x, (-dy, -dx), axis=(1, 2)) @ wide_w[i, j]
+        return out.astype(x.dtype)
 
     def backward(self, grad: np.ndarray, weight: np.ndarray) -> np.ndarray:
         """The gradient with respect to the input, given the gradient ``grad`` of the output."""
+        wide_grad, wide_w = _wide(grad), _wide(weight)
         if self.arch == "mlp":
-            return grad @ weight.T
-        out = np.zeros((*grad.shape[:-1], weight.shape[-2]), dtype=grad.dtype)
+            return (wide_grad @ wide_w.T).astype(grad.dtype)
+        out = np.zeros((*grad.shape[:-1], weight.shape[-2]))
         for i, j, dy, dx in self._offsets():
-            out += np.roll(grad @ weight[i, j].T, (dy, dx), axis=(1, 2))
-        return out
+            out += np.roll(wide_grad @ wide_w[i, j].T, (dy, dx), axis=(1, 2))
+        return out.astype(grad.dtype)
 
     def weight_gradient(self, x: np.ndarray, grad: np.ndarray) -> np.ndarray:
         """The gradient with respect to the weight."""
+        wide_x, wide_grad = _wide(x), _wide(grad)
         if self.arch == "mlp":
-            return x.T @ grad
-        rows = grad.reshape(-1, grad.shape[-1])
+            return (wide_x.T @ wide_grad).astype(grad.dtype)
+        rows = wide_grad.reshape(-1, grad.shape[-1])
         out = np.empty((self.kernel_size, self.kernel_size, x.shape[-1], grad.shape[-1]), dtype=grad.dtype)
         for i, j, dy, dx in self._offsets():
-            out[i, j] = np.roll(x, (-dy, -dx), axis=(1, 2)).reshape(-1, x.shape[-1]).T @ rows
+            out[i, j] = np.roll(wide_x, (-dy, -dx), axis=(1, 2)).reshape(-1, x.shape[-1]).T @ rows
         return out
+
+
+def _wide(values: np.ndarray) -> np.ndarray:
+    """``values`` in float64 (no copy when they already are)."""
+    return values.astype(np.float64, copy=False)
 
 
 class WeightSource:

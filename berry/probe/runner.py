@@ -61,7 +61,9 @@ def memory_plan(network: Network, batch_size: int, depth: int, dtype: str) -> Me
     derivative); a checkpoint holds one ``A``. Segments of ``s`` layers cost
     ``s (W + 2A) + ceil(depth / s) A``, smallest at ``s = sqrt(depth A / (W + 2A))``.
     The working set on top (a weight's gradient and float64 reductions, the
-    inputs, the convolution's shifted copies) is counted as ``3 W + 8 A``.
+    inputs, the convolution's shifted copies) is counted as ``3 W + 8 A``, plus
+    the float64 operands and result of one product (``Network`` sums in float64)
+    for a float32 network.
     """
     itemsize = np.dtype(dtype).itemsize
     weight = math.prod(network.weight_shape) * itemsize
@@ -71,7 +73,8 @@ def memory_plan(network: Network, batch_size: int, depth: int, dtype: str) -> Me
         segment = depth
     else:
         segment = max(1, min(depth, round(math.sqrt(depth * activation / per_layer))))
-    peak = segment * per_layer + math.ceil(depth / segment) * activation + 3 * weight + 8 * activation
+    widened = 0 if itemsize == 8 else (weight + 3 * activation) * 8 // itemsize
+    peak = segment * per_layer + math.ceil(depth / segment) * activation + 3 * weight + 8 * activation + widened
     return MemoryPlan(segment, peak, weight, activation)
 
 
