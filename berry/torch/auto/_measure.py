@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from berry.torch.auto import _inputs
-from berry.torch.auto._record import Graph, record
+from berry.torch.auto._record import Graph, kept_buffers, record
 from berry.torch.auto._report import AutoInitReport, BlockSummary
 
 __all__ = ["has_real_inputs", "holds_values", "measure", "refine"]
@@ -104,21 +104,22 @@ def measure(model: nn.Module, report: AutoInitReport, args: Sequence[Any],
     kwargs = dict(kwargs or {})
     training = model.training
     saved = {p: p.grad for p in model.parameters()}
-    try:
-        graph = record(model, list(args), kwargs, on_meta=False, observe=observe, grad=True)
-        if not _same_path(structure.graph, graph):
-            report.notes = (*report.notes, "measurement: the forward took another path than the recorded one; "
-                                           "measured columns left empty")
-            return
-        loss_node = next((i for i in graph.outputs if structure.nature[i] == "loss"), None)
-        objective = _objective(graph, loss_node)
-        if objective is None or not objective.requires_grad:
-            return
-        objective.backward()
-    finally:
-        for parameter, grad in saved.items():
-            parameter.grad = grad
-        model.train(training)
+    with kept_buffers(model):  # the forward must not leave BatchNorm's running statistics updated
+        try:
+            graph = record(model, list(args), kwargs, on_meta=False, observe=observe, grad=True)
+            if not _same_path(structure.graph, graph):
+                report.notes = (*report.notes, "measurement: the forward took another path than the recorded one; "
+                                               "measured columns left empty")
+                return
+            loss_node = next((i for i in graph.outputs if structure.nature[i] == "loss"), None)
+            objective = _objective(graph, loss_node)
+            if objective is None or not objective.requires_grad:
+                return
+            objective.backward()
+        finally:
+            for parameter, grad in saved.items():
+                parameter.grad = grad
+            model.train(training)
     reference = [sum(grads[i]) for i in references if i in grads]
     scale = math.sqrt(sum(reference) / len(reference)) if reference else float("nan")
     rows = []
@@ -210,7 +211,8 @@ def refine(model: nn.Module, report: AutoInitReport, args: Sequence[Any], kwargs
                     raise _Stop
 
             try:
-                record(model, list(args), kwargs, on_meta=False, observe=observe)
+                with kept_buffers(model):
+                    record(model, list(args), kwargs, on_meta=False, observe=observe)
             except _Stop:
                 pass
             measured = seen.get("q")

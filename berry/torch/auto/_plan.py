@@ -15,7 +15,7 @@ from berry.torch.auto import _inputs
 from berry.torch.auto._backward import backward
 from berry.torch.auto._policy import Decision, Options, Policy
 from berry.torch.auto._propagate import Forward, Stat
-from berry.torch.auto._record import DataDependentError, Graph, record, unwrap
+from berry.torch.auto._record import DataDependentError, Graph, kept_buffers, record, unwrap
 from berry.torch.auto._report import AutoInitReport, BlockSummary, ParameterPlan
 from berry.torch.auto._structure import Structure, analyze
 
@@ -62,7 +62,8 @@ def record_model(model: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any
     high = _inputs.vocabulary(model)
     real_args = [_inputs.materialize(a, device=device, seed=seed + i, high=high) for i, a in enumerate(args)]
     real_kwargs = {k: _inputs.materialize(v, device=device, seed=seed, high=high) for k, v in kwargs.items()}
-    return record(model, real_args, real_kwargs, on_meta=False), notes
+    with kept_buffers(model):
+        return record(model, real_args, real_kwargs, on_meta=False), notes
 
 
 def _input_stats(graph: Graph, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[dict[int, Stat], str]:

@@ -27,6 +27,7 @@ while recording on meta tensors.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -437,6 +438,24 @@ def _is_fsdp(module: nn.Module) -> bool:
 
 _HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks", "_forward_pre_hooks_with_kwargs", "_forward_hooks_with_kwargs",
                "_forward_hooks_always_called")
+
+
+@contextlib.contextmanager
+def kept_buffers(model: nn.Module) -> Iterator[None]:
+    """Run a forward on the model's own tensors and put its buffers back after.
+
+    A forward in training mode updates BatchNorm's running statistics (and
+    ``num_batches_tracked``): recording or measuring on values must leave the
+    model as :func:`berry.torch.init_model` leaves it, or ``report.rules``
+    would not reproduce it bit for bit.
+    """
+    kept = [(buffer, buffer.detach().clone()) for buffer in unwrap(model).buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, values in kept:
+                buffer.copy_(values)
 
 
 def record(model: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None, *,
