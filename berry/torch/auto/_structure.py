@@ -69,6 +69,7 @@ class ResidualAdd:
     shortcut_knobs: tuple[int, ...] = ()  #: projection-shortcut knobs on the skip side
     common: int | None = None  #: where skip and branch part (the block's input)
     merge_knobs: tuple[int, ...] = ()  #: for a merge (no skip): the knob of each operand that has one
+    parallel: int | None = None  #: ``x + (f(x) + g(x))``: the sum of parallel branches whose other branch it adds
 
 
 @dataclasses.dataclass
@@ -274,8 +275,12 @@ def _weight_use(node: Node, ordinal: int, categories: list[str], nature: list[st
         fan_in, fan_out, groups = _ops.conv_fans(node, nodes[data_index].shape, wshape)
         conv_kind = "conv_transpose" if node.op.startswith("conv_transpose") else "conv"
         return WeightUse(node.index, ordinal, name, conv_kind, data_index, bias_name, fan_in, fan_out, groups)
-    # matmul family: one operand a parameter (view), the other data
-    operands = [i for i in refs(node.args) if nature[i] in ("param", "data")]
+    # matmul family: one operand a parameter (view), the other data; addmm's added input a bias when a parameter
+    bias_name = None
+    args = node.args
+    if node.op in ("addmm", "baddbmm", "addmv") and args and isinstance(args[0], Ref) and nature[args[0].index] == "param":
+        bias_name, args = param_root[args[0].index], args[1:]
+    operands = [i for i in refs(args) if nature[i] in ("param", "data")]
     params = [i for i in operands if nature[i] == "param"]
     datas = [i for i in operands if nature[i] == "data"]
     if len(params) != 1 or len(datas) != 1 or node.op == "einsum":
@@ -284,7 +289,7 @@ def _weight_use(node: Node, ordinal: int, categories: list[str], nature: list[st
     wshape, dshape = nodes[weight].shape, nodes[data].shape
     if len(wshape) < 1 or not dshape:
         return None
-    ordered = [i for i in refs(node.args) if i in (weight, data)]
+    ordered = [i for i in refs(args) if i in (weight, data)]
     if node.op in ("addmm", "baddbmm", "addmv"):
         ordered = ordered[-2:]
     if ordered and ordered[0] == data:  # data @ W: contraction over W's rows
@@ -293,7 +298,7 @@ def _weight_use(node: Node, ordinal: int, categories: list[str], nature: list[st
     else:  # W @ data
         fan_in = float(wshape[-1])
         fan_out = float(wshape[-2]) if len(wshape) >= 2 else 1.0
-    return WeightUse(node.index, ordinal, param_root[weight], "matmul", data, None, fan_in, fan_out)
+    return WeightUse(node.index, ordinal, param_root[weight], "matmul", data, bias_name, fan_in, fan_out)
 
 
 def _einsum_use(node: Node, ordinal: int, nature: list[str], param_root: dict[int, str],
@@ -456,6 +461,7 @@ def _residuals(structure: Structure) -> None:
             if skip is not None and skip_weights:
                 add.shortcut_knobs = tuple(k for k in [_knob(structure, skip)] if k is not None)
         structure.residual[node.index] = add
+    _parallel_branches(structure)
     # streams: a residual addition continues the stream of the addition its skip came from
     stream_of: dict[int, int] = {}
     for index, add in structure.residual.items():
@@ -470,6 +476,13 @@ def _residuals(structure: Structure) -> None:
             if through_norm is not None and through_norm in stream_of:
                 stream.follows = stream_of[through_norm]
             structure.streams.append(stream)
+        if add.parallel is not None:  # its partner is an addition of the same stream, just before it
+            partner = structure.residual[add.parallel]
+            stream.adds.append(add.parallel)
+            stream_of[add.parallel] = stream.index
+            partner.stream, partner.position = stream.index, len(stream.adds)
+            if partner.knob is not None:
+                structure.knob_of.setdefault(partner.knob, ("branch", add.parallel))
         stream.adds.append(index)
         stream_of[index] = stream.index
         add.stream, add.position = stream.index, len(stream.adds)
@@ -486,6 +499,29 @@ def _residuals(structure: Structure) -> None:
         totals[group[stream.index]] = totals.get(group[stream.index], 0) + len(stream.adds)
     for stream in structure.streams:
         stream.chain = totals[group[stream.index]]
+
+
+def _parallel_branches(structure: Structure) -> None:
+    """``x + (f(x) + g(x))`` (GPT-NeoX's and GPT-J's parallel attention and MLP): two branches of one stream.
+
+    The inner sum parts at ``x`` with weights on both sides, so it was read as
+    a branch beside a projection shortcut (or a merge); the outer addition's
+    skip is that same ``x``. Each branch is then an addition of the stream,
+    with its own share of the stream's budget.
+    """
+    for add in structure.residual.values():
+        inner = structure.residual.get(add.branch) if add.branch is not None else None
+        if inner is None or add.skip is None or add.common is None or inner.common != add.common or \
+                inner.parallel is not None or add.skip != add.common:
+            continue
+        a, b = inner.operands
+        if min(_weights_between(structure, _primary_path(structure, i), inner.common) for i in (a, b)) == 0:
+            continue
+        knob_a, knob_b = _knob(structure, a), _knob(structure, b)
+        if knob_a is None or knob_b is None:
+            continue
+        inner.skip, inner.branch, inner.knob, inner.shortcut_knobs, inner.merge_knobs = None, b, knob_b, (), ()
+        add.knob, add.parallel = knob_a, inner.node
 
 
 def _previous_addition(structure: Structure, add: ResidualAdd, through_norms: bool = False) -> int | None:
