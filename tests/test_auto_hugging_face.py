@@ -25,7 +25,7 @@ from berry.torch import auto_init, init_model  # noqa: E402
 V, H, LAYERS = 1000, 64, 4
 
 
-def _gpt2(tie: bool = True) -> torch.nn.Module:  # Conv1D: torch.addmm(bias, x, weight)
+def _gpt2() -> torch.nn.Module:  # Conv1D: torch.addmm(bias, x, weight)
     return transformers.GPT2LMHeadModel(transformers.GPT2Config(
         vocab_size=V, n_embd=H, n_layer=LAYERS, n_head=4, n_positions=64, bos_token_id=0, eos_token_id=0))
 
