@@ -406,10 +406,9 @@ class Policy:
             _given(self.structure, use.input)
         if plausible and name not in self.guarded:
             return x
-        module = self.structure.graph.nodes[use.node].module or "the model"
         out, _ = self.target_for(forward, use.node, None)
         assumed = f"its output is taken to have the target second moment {out:.3g}"
-        if plausible:  # kept at an earlier use: the prediction here assumed a scale it does not get
+        if name in self.guarded:  # kept at an earlier use: whatever this use sees, the weight keeps its values
             forward.note(use.node, f"{name} is kept (not trusted at another use): {assumed}")
         else:
             doubt = (f"input second moment predicted as {x.q:.1e}, outside [{low:g}, {high:g}] x the target "
@@ -417,7 +416,7 @@ class Policy:
             tied_head = use.node in self.structure.heads and len(self.structure.param_uses.get(name, [])) > 1
             if name in self.decisions or (name in self.pins and not tied_head):
                 self.structure.unknown.setdefault(use.node, f"{doubt}; {name} keeps the scale chosen at its other use")
-                forward.note(use.node, f"{doubt} in {module}: {assumed}")
+                forward.note(use.node, f"{doubt}: {assumed}")
             else:
                 self.guarded.add(name)
                 self._decide(name, "keep", None, "kept", f"{doubt}: left as the model made it", use.node,
@@ -427,7 +426,8 @@ class Policy:
                                                                  "made it", use.node)
                 kept = f"{name} and its bias" if use.bias is not None else name
                 self.structure.unknown.setdefault(use.node, f"{doubt}; {kept} kept")
-                forward.note(use.node, f"{doubt}; {kept} left as the model made them; {assumed}")
+                forward.note(use.node, f"{doubt}; {kept} left as the model made {'them' if use.bias else 'it'}; "
+                                       f"{assumed}")
         self.distrusted.add(use.node)
         return Stat("data", q=target, m=0.0, s=0.0, gauss=True, axes=x.axes)
 
