@@ -196,6 +196,112 @@ def test_check_raises_where_the_measurement_leaves_the_band_and_measured_refinem
         assert torch.equal(value, state[key]), key
 
 
+# --------------------------------------------------------------------------------------- implausible predictions
+class Scan(nn.Module):
+    """A selective scan written as Mamba's slow path: ``exp(A * softplus(dt))`` with ``A = -exp(A_log)``, then a
+    recurrence. The unknown scalar A makes the decay's predicted second moment above 1, so the recurrence's
+    predicted second moment grows geometrically (about 1e12 here) while the real one stays near 30."""
+
+    def __init__(self, d: int = 16, n: int = 8):
+        super().__init__()
+        self.inp, self.dt, self.out, self.head = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, 4)
+        self.a_log = nn.Parameter(torch.log(torch.arange(1, n + 1, dtype=torch.float32)).repeat(d, 1))
+
+    def forward(self, x):
+        h = self.inp(x).transpose(1, 2)
+        dt = F.softplus(self.dt(x) + 2.0).transpose(1, 2)
+        a = -torch.exp(self.a_log.float())
+        decay = torch.exp(a[None, :, None, :] * dt[:, :, :, None])
+        state = h.new_zeros(x.shape[0], a.shape[0], a.shape[1])
+        ys = []
+        for t in range(x.shape[1]):
+            state = decay[:, :, t, :] * state + h[:, :, t, None]
+            ys.append(state.sum(-1))
+        stream = x + self.out(torch.stack(ys, -1).transpose(1, 2))
+        return self.head(stream)  # no norm before the head: an error in the stream would reach its scale
+
+
+def _scan() -> nn.Module:
+    torch.manual_seed(7)
+    return Scan()
+
+
+def test_a_weight_whose_input_prediction_is_implausible_is_kept_listed_and_does_not_spread():
+    model, x = _scan(), torch.randn(4, 16, 16, generator=_gen())
+    made = _state(model)
+    report = auto_init(model, x, seed=3)
+    # out's input is predicted far outside [1e-6, 1e6]: no scale is derived from it (it used to get std 3e-7)
+    for name in ("out.weight", "out.bias"):
+        assert report[name].role == "kept" and report.rules[name] == "keep", report.table()
+        assert torch.equal(model.state_dict()[name], made[name])
+    assert "outside [1e-06, 1e+06] x the target 1" in report["out.weight"].reason
+    listed = [item for item in report.not_understood if item["module"] == "out"]
+    assert len(listed) == 1 and listed[0]["op"] == "linear"
+    assert "input second moment predicted as" in listed[0]["reason"] and "out.weight and its bias kept" in \
+        listed[0]["reason"]
+    assert any(note.startswith("linear in out:") and "taken to have the target second moment" in note
+               for note in report.notes)
+    assert "not understood: linear in out: input second moment predicted as" in report.table()
+    # downstream: the propagation continues from out's target, so the head reading the stream gets a sane scale
+    (stream,) = report.streams  # x + out(y): the input's second moment plus out's target (the stream's)
+    assert stream["q_out"] == pytest.approx(2 * stream["q_in"]), report.streams
+    head = report["head.weight"]
+    assert head.init["std"] == pytest.approx(math.sqrt(1.0 / (16 * stream["q_out"])), rel=1e-6)
+    outputs: dict[str, float] = {}
+    handles = [getattr(model, n).register_forward_hook(
+        lambda m, i, o, n=n: outputs.__setitem__(n, float(o.detach().double().std()))) for n in ("out", "head")]
+    with torch.no_grad():
+        model(x)
+    for handle in handles:
+        handle.remove()
+    assert outputs["out"] > 0.3  # the branch contributes (the derived scale left it at 1e-6)
+    assert 0.1 < outputs["head"] / head.predicted_std < 10.0
+    assert head.predicted_grad is not None and math.isfinite(head.predicted_grad)
+    assert report["inp.weight"].predicted_grad is None  # no gradient prediction through the untrusted op
+    # the rules reproduce the weights bit for bit: kept parameters as the fresh model makes them
+    fresh = _scan()
+    init_model(fresh, report.rules, seed=report.seed)
+    for key, value in _state(model).items():
+        assert torch.equal(value, _state(fresh)[key]), key
+
+
+class Extremes(nn.Module):
+    def __init__(self, how: str):
+        super().__init__()
+        self.how = how
+        self.inp, self.mid, self.out = nn.Linear(16, 32), nn.Linear(32, 32), nn.Linear(32, 8)
+
+    def forward(self, x):
+        h = self.inp(x)
+        if self.how == "exploded":  # exp of a wide Gaussian: E = e^18 = 6.6e7, far above any finite sample
+            h = torch.exp(3.0 * h)
+        else:  # a chain that vanished: relu(N(-12, 1)) has second moment 1e-34
+            h = torch.relu(h - 12.0)
+        return self.out(torch.tanh(self.mid(h)))
+
+
+@pytest.mark.parametrize("how", ["exploded", "vanished"])
+def test_an_astronomical_prediction_either_way_keeps_the_weight(how):
+    torch.manual_seed(0)
+    model = Extremes(how)
+    report = auto_init(model, torch.randn(64, 16, generator=_gen()), measure=False)
+    assert report.rules["mid.weight"] == "keep" and report.rules["mid.bias"] == "keep"
+    q = float(report["mid.weight"].reason.split("predicted as ")[1].split(",")[0])
+    assert (q > 1e6) if how == "exploded" else (q < 1e-6)
+    assert [item["module"] for item in report.not_understood] == ["mid"]
+    # after it: the target again, so the output layer is chosen as usual (tanh of unit second moment)
+    assert report["out.weight"].role == "weight" and "input second moment 0.39" in report["out.weight"].reason
+
+
+def test_measured_example_inputs_are_trusted_at_any_scale():
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    x = 1e4 * torch.randn(64, 16, generator=_gen())  # raw features: second moment 1e8, measured, not predicted
+    report = auto_init(model, x, measure=False)
+    assert report.not_understood == ()
+    assert report["0.weight"].role == "weight"
+    assert report["0.weight"].init["std"] == pytest.approx(1.0 / math.sqrt(16 * float((x.double() ** 2).mean())))
+
+
 # --------------------------------------------------------------------------------------- flows and inputs
 class Branchy(nn.Module):
     def __init__(self):

@@ -173,3 +173,50 @@ def test_init_model_without_rules_plans_like_auto_init() -> None:
     auto_init(reference, seed=0)
     for (key, value), other in zip(model.named_parameters(), reference.parameters(), strict=True):
         assert torch.equal(value, other), key
+
+
+def _mamba() -> torch.nn.Module:  # the slow CPU path: the selective scan written out in torch ops
+    torch.manual_seed(1234)
+    return transformers.MambaForCausalLM(transformers.MambaConfig(
+        vocab_size=V, hidden_size=H, state_size=16, num_hidden_layers=LAYERS, expand=2))
+
+
+def test_mamba_scan_is_not_given_a_scale_from_an_implausible_prediction() -> None:
+    """The scan's predicted second moment (about 1e12: exp of an unmodelled product, then the recurrence) must
+    not set out_proj's scale (it gave std 1e-9: every mixer added nothing to the stream)."""
+    torch.set_num_threads(1)
+    model, x = _mamba(), _example("mamba")
+
+    def measure(m: torch.nn.Module) -> tuple[dict[str, float], list[float], float]:
+        outputs: dict[str, float] = {}
+        stream: list[float] = []
+        handles = [layer.mixer.out_proj.register_forward_hook(
+            lambda mod, i, o, k=k: outputs.__setitem__(k, _rms(o))) for k, layer in enumerate(m.backbone.layers)]
+        handles += [layer.register_forward_pre_hook(lambda mod, a: stream.append(_rms(a[0])))
+                    for layer in m.backbone.layers]
+        with torch.no_grad():
+            logits = m(input_ids=x).logits
+        for handle in handles:
+            handle.remove()
+        labels = torch.randint(0, V, logits.shape[:-1], generator=torch.Generator().manual_seed(1))
+        loss = float(torch.nn.functional.cross_entropy(logits.reshape(-1, V), labels.reshape(-1)))
+        return outputs, stream, loss
+
+    reference, _, _ = measure(_mamba())  # the model's own init
+    report = auto_init(model, x, seed=0)
+    initialized = {key: value.clone() for key, value in model.state_dict().items()}
+    listed = {item["module"]: item["reason"] for item in report.not_understood if item["op"] == "linear"}
+    for k in range(LAYERS):
+        name = f"backbone.layers.{k}.mixer.out_proj.weight"
+        assert report.rules[name] == "keep" and report[name].role == "kept", report[name]
+        assert "input second moment predicted as" in listed[f"backbone.layers.{k}.mixer.out_proj"]
+    assert any("out_proj" in note and "taken to have the target second moment" in note for note in report.notes)
+    outputs, stream, loss = measure(model)
+    for k, std in outputs.items():  # each mixer writes to the stream at about the scale the model's init gives
+        assert 0.1 < std / reference[k] < 10.0, (outputs, reference)
+    assert all(math.isfinite(s) for s in stream) and stream[-1] > 2 * stream[0], stream
+    assert abs(loss - math.log(V)) < 0.2, loss
+    fresh = _mamba()
+    init_model(fresh, report.rules, seed=report.seed)
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(value, initialized[key]), key

@@ -193,6 +193,7 @@ def _multi_head(forward: Forward, index: int) -> Stat:
     separate = bool(bound.get("use_separate_proj_weight", False))
     names = ("q_proj_weight", "k_proj_weight", "v_proj_weight") if separate else ("in_proj_weight",) * 3
     sigmas = []
+    vouched = []
     for role, (name, x) in enumerate(zip(names, (x_query, x_key, x_value), strict=True)):
         ref = bound.get(name)
         if not isinstance(ref, Ref) or structure.nature[ref.index] != "param":
@@ -200,8 +201,10 @@ def _multi_head(forward: Forward, index: int) -> Stat:
         param = structure.param_root[ref.index]
         use = WeightUse(index, -1, param, "linear", refs[role].index, None, float(embed),  # type: ignore[union-attr]
                         float(embed if separate else 3 * embed))
-        sigma, _ = forward.policy.weight_scales(forward, use, x, role="in_proj")
+        vouched.append(forward.policy.vouch(forward, use, x))
+        sigma, _ = forward.policy.weight_scales(forward, use, vouched[-1], role="in_proj")
         sigmas.append(sigma)
+    x_query, x_key, x_value = vouched
     for name in ("in_proj_bias", "out_proj_bias", "bias_k", "bias_v"):
         ref = bound.get(name)
         if isinstance(ref, Ref) and structure.nature[ref.index] == "param":
@@ -226,13 +229,13 @@ def _multi_head(forward: Forward, index: int) -> Stat:
         return forward._on_unknown(index)
     out_use = WeightUse(index, -1, structure.param_root[out_ref.index], "linear", None, None, float(embed),
                         float(embed))
-    mixed = Stat("data", q=mixed_q, m=0.0, s=s_v)
+    mixed = forward.policy.vouch(forward, out_use, Stat("data", q=mixed_q, m=0.0, s=s_v))
     sigma_out, _ = forward.policy.weight_scales(forward, out_use, mixed, role="out_proj")
     forward.scales[index] = {"S2": sumsq, "D": float(d), "scale": 1.0 / math.sqrt(max(d, 1)), "qq": q_q, "qk": q_k,
                              "sk": s_k, "qv": q_v, "sv": s_v, "in": sigmas[2], "in_q": sigmas[0], "in_k": sigmas[1],
                              "out": sigma_out, "E": float(embed), "groups": 1.0}
     gain = sigma_out ** 2 * embed
-    return Stat("data", q=gain * mixed_q, m=0.0, s=gain * s_v, axes=x_query.axes, fresh=structure.fresh(index))
+    return Stat("data", q=gain * mixed.q, m=0.0, s=gain * mixed.s, axes=x_query.axes, fresh=structure.fresh(index))
 
 
 def attention_part(forward: Forward, parent: int, node: Node) -> Stat:

@@ -15,6 +15,10 @@ the gradient-independence assumption of Schoenholz et al. (2017):
   ``r_q = scale^2 S (1 - S) d r_y (q_v - s_v) (q_k - s_k)``;
 * averaging ``n`` positions: ``r_x = r_y / n^2`` per contribution;
 * sums, copies, concatenations: ``r`` passes unchanged; several consumers add.
+
+No gradient passes back through a weight whose input statistics the plan
+did not trust (:meth:`~berry.torch.auto._policy.Policy.vouch`): what lies
+before it is not modelled well enough to predict gradients either.
 """
 
 from __future__ import annotations
@@ -83,7 +87,7 @@ def _distribute(forward: Forward, index: int, r: list[float]) -> None:
         return
     if index in structure.use_of:
         use = structure.use_of[index]
-        if use.kind != "embedding" and use.input is not None:
+        if use.kind != "embedding" and use.input is not None and index not in forward.policy.distrusted:
             sigma = scales.get("w", 0.0)
             _add(r, use.input, use.fan_out * sigma * sigma * out)
         return

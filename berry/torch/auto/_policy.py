@@ -26,6 +26,15 @@ Targets (the second moment each op's output should have):
 * with ``mup``: the readout's std ``1/fan_in`` and zero query projections
   (Yang et al. 2021).
 
+A weight's scale is chosen from its input's predicted second moment only
+where berry can vouch for it: within ``PLAUSIBLE`` (``[1e-6, 1e6]``) times the
+target, or measured on the example inputs themselves. Outside (an op that is
+not modelled, ``exp`` of a wide non-Gaussian signal, a chain that vanished)
+the op is treated as one berry does not understand: its parameters are kept
+as the model made them, it is listed in ``report.not_understood``, and its
+output is taken to have its target second moment (a note says so), so the
+error does not spread to the rest of the plan.
+
 Defaults that need no propagation: biases zero (unless critical), norm weights
 one and norm biases zero (a branch-ending norm's weight is its branch's
 knob), recurrent matrices orthogonal per gate (Saxe et al. 2014) with input
@@ -49,6 +58,11 @@ __all__ = ["RESIDUAL_SCHEMES", "Decision", "Options", "Policy", "StackInfo"]
 
 RESIDUAL_SCHEMES = ("auto", "gpt2", "deepnorm", "t-fixup", "fixup", "none")
 DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
+#: A weight's predicted input second moment, as a multiple of the target, that a scale may be chosen from.
+#: Every weight berry chooses aims its output at about the target (a residual branch, a head: less), so a
+#: prediction beyond this band comes from ops the propagation does not model well (the guard of
+#: :meth:`Policy.vouch`), not from the model: the guessed scale would be off by the same factor.
+PLAUSIBLE = (1e-6, 1e6)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,10 +190,14 @@ class Policy:
         self._stacks_ready = False
         self.lm_heads = self._lm_heads()
         self.queries = _query_projections(structure) if options.mup else set()
+        self.guarded: set[str] = set()  #: parameters kept because their input statistics are implausible
+        self.distrusted: set[int] = set()  #: weight uses whose input statistics were replaced by the target
 
     def start_pass(self) -> None:
         self.decisions = {}
         self.next_pins = {}
+        self.guarded = set()
+        self.distrusted = set()
 
     # ---------------------------------------------------------------------------------- helpers
     def _decide(self, name: str, init: Any, std: float | None, role: str, reason: str, node: int | None = None,
@@ -335,7 +353,7 @@ class Policy:
             elif use.node in self.queries:
                 sigma = 0.0
                 reason = "muP: query projection zero (Yang et al. 2021), attention starts uniform"
-        if tied_head:
+        if tied_head and use.node not in self.distrusted:
             self.next_pins[name] = sigma
         if name in self.pins and not tied_head:
             sigma = self.pins[name]
@@ -366,6 +384,52 @@ class Policy:
             else:
                 self._decide(use.bias, "zeros", 0.0, "bias", "bias: zeros", use.node)
         return sigma, sigma_b
+
+    def vouch(self, forward: Forward, use: WeightUse, x: Stat) -> Stat:
+        """The input statistics a weight's scale may be chosen from: ``x``, or the target where ``x`` is implausible.
+
+        ``x`` is implausible when its second moment is not finite or lies
+        outside ``PLAUSIBLE`` times the target, unless it is the statistics of
+        an example input itself (measured, not predicted). The parameter (and
+        its bias) is then kept as the model made it, the op is listed in
+        ``not_understood``, and the target second moment replaces ``x``: the
+        caller's output prediction becomes the op's target, so the error does
+        not spread. A parameter whose scale was chosen at another use keeps
+        it; a guarded one stays kept at its other uses.
+        """
+        from berry.torch.auto._propagate import Stat
+
+        name = use.param
+        target = self.options.target
+        low, high = PLAUSIBLE
+        plausible = (low * target <= x.q <= high * target and math.isfinite(x.q)) or \
+            _given(self.structure, use.input)
+        if plausible and name not in self.guarded:
+            return x
+        out, _ = self.target_for(forward, use.node, None)
+        assumed = f"its output is taken to have the target second moment {out:.3g}"
+        if name in self.guarded:  # kept at an earlier use: whatever this use sees, the weight keeps its values
+            forward.note(use.node, f"{name} is kept (not trusted at another use): {assumed}")
+        else:
+            doubt = (f"input second moment predicted as {x.q:.1e}, outside [{low:g}, {high:g}] x the target "
+                     f"{target:g}: the ops before it are not modelled well enough to choose a scale")
+            tied_head = use.node in self.structure.heads and len(self.structure.param_uses.get(name, [])) > 1
+            if name in self.decisions or (name in self.pins and not tied_head):
+                self.structure.unknown.setdefault(use.node, f"{doubt}; {name} keeps the scale chosen at its other use")
+                forward.note(use.node, f"{doubt}: {assumed}")
+            else:
+                self.guarded.add(name)
+                self._decide(name, "keep", None, "kept", f"{doubt}: left as the model made it", use.node,
+                             use.fan_in)
+                if use.bias is not None:
+                    self._decide(use.bias, "keep", None, "kept", f"bias of {name}, which is kept: left as the model "
+                                                                 "made it", use.node)
+                kept = f"{name} and its bias" if use.bias is not None else name
+                self.structure.unknown.setdefault(use.node, f"{doubt}; {kept} kept")
+                forward.note(use.node, f"{doubt}; {kept} left as the model made {'them' if use.bias else 'it'}; "
+                                       f"{assumed}")
+        self.distrusted.add(use.node)
+        return Stat("data", q=target, m=0.0, s=0.0, gauss=True, axes=x.axes)
 
     def _square(self, use: WeightUse) -> bool:
         shape = tuple(self.structure.graph.parameter_objects[use.param].shape)
@@ -430,6 +494,20 @@ class Policy:
 
     def input_stat(self, forward: Forward, index: int) -> Stat:
         return self.input_stats[index]
+
+
+def _given(structure: Structure, index: int | None) -> bool:
+    """Whether ``index`` holds an example input (through copies and reshapes): its statistics were measured."""
+    for _ in range(64):
+        if index is None:
+            return False
+        if index in structure.graph.input_nodes:
+            return True
+        data = structure.data_inputs(index)
+        if structure.categories[index] not in ("alias", "shape", "dropout") or len(data) != 1:
+            return False
+        index = data[0]
+    return False
 
 
 def _query_projections(structure: Structure) -> set[int]:

@@ -225,7 +225,7 @@ class Forward:
                         fresh=self.structure.fresh(index))
         assert use.input is not None
         x = self.stat(use.input)
-        x = self._as_data(use.input, x)
+        x = self.policy.vouch(self, use, self._as_data(use.input, x))
         sigma_w, sigma_b = self.policy.weight_scales(self, use, x)
         self.scales[index] = {"w": sigma_w, "b": sigma_b}
         gain = sigma_w * sigma_w * use.fan_in
