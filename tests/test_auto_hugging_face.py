@@ -154,7 +154,11 @@ def test_meta_plan_materialize_apply_keeps_ties(name: str) -> None:
     with torch.device("meta"):
         model = _build(name)
     report = berry.torch.auto_plan(model, InputSpec((4, 32), dtype=torch.long))
-    berry.torch.materialize(model, "cpu")
+    if name == "llama_tied":  # its rotary tables are buffers made in __init__: materialize says they need refilling
+        with pytest.warns(UserWarning, match=r"materialize: the buffers \['model.rotary_emb.inv_freq'.*uninitialized"):
+            berry.torch.materialize(model, "cpu")
+    else:
+        berry.torch.materialize(model, "cpu")
     report.apply(model)
     assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
     reference = _build(name)
