@@ -11,7 +11,7 @@ import difflib
 import math
 import numbers
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,6 +21,7 @@ __all__ = [
     "SEED_BOUND",
     "MissingNameError",
     "UnknownNameError",
+    "check_bool",
     "check_choice",
     "check_finite",
     "check_int",
@@ -76,6 +77,28 @@ def check_choice(argument: str, value: Any, choices: Sequence[str]) -> str:
             if choice.lower() == lowered:
                 return choice
     raise unknown_name(argument, value, choices)
+
+
+@overload
+def check_bool(argument: str, value: Any, *, allow_none: Literal[False] = ...) -> bool: ...
+@overload
+def check_bool(argument: str, value: Any, *, allow_none: bool) -> bool | None: ...
+def check_bool(argument: str, value: Any, *, allow_none: bool = False) -> bool | None:
+    """``value`` as a bool if it is ``True`` or ``False`` (a NumPy bool too; ``None`` with ``allow_none``).
+
+    A string or a number is refused rather than taken by its truth: ``"no"`` is true.
+
+    >>> check_bool("strict", "no")
+    Traceback (most recent call last):
+    ...
+    TypeError: strict must be True or False, got 'no' of type str
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or (type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")):
+        return bool(value)
+    allowed = "True, False or None" if allow_none else "True or False"
+    raise TypeError(f"{argument} must be {allowed}, got {shown(value)} of type {type(value).__name__}")
 
 
 def _is_real(value: Any) -> bool:

@@ -384,6 +384,22 @@ def test_bad_options_name_the_argument():
         auto_init(model, InputSpec((2, 4)), measured=True)
 
 
+
+@pytest.mark.parametrize("option", ["critical", "mup", "on_meta", "measured", "measure"])
+@pytest.mark.parametrize("value", ["no", 0, 1])
+def test_boolean_options_take_bools_not_their_truth(option, value):
+    # critical="no" was taken by its truth: the critical stack was planned; strings and numbers are refused
+    with pytest.raises(TypeError, match=rf"{option} must be True(, False or None| or False), got {value!r}"):
+        auto_init(nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)), torch.randn(2, 4), **{option: value})
+
+
+def test_unknown_options_and_kwargs_say_what_is_allowed():
+    with pytest.raises(TypeError, match=r"targt=2\.0; the options are target, residual.*Did you mean 'target'"):
+        auto_plan(nn.Linear(4, 4), (2, 4), targt=2.0)
+    with pytest.raises(TypeError, match=r"example_kwargs must be a dict .* got list"):
+        auto_plan(nn.Linear(4, 4), (2, 4), example_kwargs=[("mask", None)])
+
+
 # --------------------------------------------------------------------------------------- the report
 def test_report_table_dict_and_json():
     model, inputs = build("gpt")

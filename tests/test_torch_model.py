@@ -307,6 +307,16 @@ def test_lazy_parameters_are_reported_and_bad_seeds_rejected():
         init_model(model, {}, seed=-1)
 
 
+@pytest.mark.parametrize("flag", ["strict", "verbose", "respect_no_reinit"])
+def test_boolean_arguments_take_bools_not_their_truth(flag):
+    # strict="no" was strict and verbose="no" printed the table: a string is refused, not read by its truth
+    model = nn.Sequential(nn.Linear(3, 3))
+    before = model[0].weight.detach().clone()
+    with pytest.raises(TypeError, match=f"{flag} must be True or False, got 'no' of type str"):
+        init_model(model, {}, seed=0, **{flag: "no"})
+    assert torch.equal(model[0].weight, before)
+
+
 def test_explicit_fans_in_a_rule_win_over_the_layers():
     model = nn.Sequential(nn.Linear(10, 20))
     report = init_model(model, {"Linear:weight": {"init": "he", "fan_in": 50}}, seed=2)

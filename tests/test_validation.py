@@ -15,6 +15,7 @@ import pytest
 
 import berry
 from berry._validation import (
+    check_bool,
     check_finite,
     check_int,
     check_positive,
@@ -88,3 +89,13 @@ def test_the_public_entry_points_give_the_clear_error():
         Uniform(0.0, HUGE)
     with pytest.raises(ValueError, match=re.escape(f"bounds[0] must be a real number or +-inf, got -{SHOWN_HUGE}")):
         berry.sample((2, 2), distribution="truncated_normal", bounds=(-HUGE, 2.0), seed=0, name="w")
+
+
+def test_check_bool_refuses_truthy_values():
+    assert check_bool("strict", True) is True and check_bool("strict", np.bool_(False)) is False
+    assert check_bool("on_meta", None, allow_none=True) is None
+    for value in ("no", 1, 0.0, None, np.int64(1)):
+        with pytest.raises(TypeError, match=r"^strict must be True or False, got "):
+            check_bool("strict", value)
+    with pytest.raises(TypeError, match=r"^on_meta must be True, False or None, got 'x' of type str$"):
+        check_bool("on_meta", "x", allow_none=True)

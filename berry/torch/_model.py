@@ -40,7 +40,7 @@ from berry._rules import (
     parse_rules,
     warn_vector_fallbacks,
 )
-from berry._validation import check_seed
+from berry._validation import check_bool, check_seed
 from berry.fans import compute_fans
 from berry.sampling import InitSpec
 from berry.torch._materialize import check_ties
@@ -201,6 +201,9 @@ def init_model(
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str, got {prefix!r}")
     seed = check_seed(seed)
+    strict = check_bool("strict", strict)
+    verbose = check_bool("verbose", verbose)
+    respect_no_reinit = check_bool("respect_no_reinit", respect_no_reinit)
     model = unwrap(model)
     user_rules = parse_rules(rules, module_class=nn.Module, framework="torch.nn")
     user_ids = {id(rule) for rule in user_rules}

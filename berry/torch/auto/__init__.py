@@ -31,12 +31,13 @@ optional measured refinement). See ``docs/auto.md``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
-from berry._validation import check_seed
+from berry._validation import check_bool, check_seed, closest
 from berry.torch.auto._inputs import InputSpec, load_model, parse_input
 from berry.torch.auto._plan import build_plan, exact_pattern
 from berry.torch.auto._policy import RESIDUAL_SCHEMES, Options
@@ -73,7 +74,23 @@ def auto_plan(model: nn.Module, *example_args: Any, seed: int = 0, example_kwarg
 
     Parameters are those of :func:`auto_init` (except ``measured``).
     """
-    return build_plan(model, example_args, example_kwargs, Options(**options), seed=check_seed(seed), on_meta=on_meta)
+    seed = check_seed(seed)
+    on_meta = check_bool("on_meta", on_meta, allow_none=True)
+    if example_kwargs is not None and not isinstance(example_kwargs, Mapping):
+        raise TypeError(f"example_kwargs must be a dict of the forward's keyword arguments or None, got "
+                        f"{type(example_kwargs).__name__}")
+    return build_plan(model, example_args, example_kwargs, _options(options), seed=seed, on_meta=on_meta)
+
+
+def _options(options: Mapping[str, Any]) -> Options:
+    """The :class:`Options` of ``**options``; a keyword that is none of them is named with the allowed ones."""
+    known = [field.name for field in dataclasses.fields(Options)]
+    for key in options:
+        if key not in known:
+            hint = closest(key, known)
+            raise TypeError(f"unexpected keyword argument {key}={options[key]!r}; the options are {', '.join(known)} (and seed, "
+                            f"example_kwargs, on_meta, measured, measure)" + (f". Did you mean {hint!r}?" if hint else ""))
+    return Options(**options)
 
 
 def auto_init(model: nn.Module, *example_args: Any, seed: int = 0, measured: bool = False,
@@ -122,6 +139,8 @@ def auto_init(model: nn.Module, *example_args: Any, seed: int = 0, measured: boo
         ``rules`` (a dict :func:`berry.torch.init_model` accepts), ``table()``,
         ``to_dict()``/``to_json()``, ``check()``.
     """
+    measured = check_bool("measured", measured)
+    measure = check_bool("measure", measure, allow_none=True)
     report = auto_plan(model, *example_args, seed=seed, example_kwargs=example_kwargs, on_meta=on_meta, **options)
     report.apply(model)
     from berry.torch.auto import _measure

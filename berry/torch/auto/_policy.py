@@ -47,7 +47,7 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
-from berry._validation import check_choice, check_positive
+from berry._validation import check_bool, check_choice, check_positive
 from berry.torch.auto._chain import chain_moments
 from berry.torch.auto._structure import Structure, WeightUse
 
@@ -86,6 +86,8 @@ class Options:
         check_positive("recurrent_gain", self.recurrent_gain)
         if self.output_std is not None:
             check_positive("output_std", self.output_std)
+        object.__setattr__(self, "critical", check_bool("critical", self.critical))
+        object.__setattr__(self, "mup", check_bool("mup", self.mup))
         object.__setattr__(self, "residual", check_choice("residual", self.residual, RESIDUAL_SCHEMES))
         object.__setattr__(self, "distribution", check_choice("distribution", self.distribution, DISTRIBUTIONS))
 
