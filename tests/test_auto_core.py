@@ -400,6 +400,30 @@ def test_unknown_options_and_kwargs_say_what_is_allowed():
         auto_plan(nn.Linear(4, 4), (2, 4), example_kwargs=[("mask", None)])
 
 
+@pytest.mark.parametrize("value", [0.0, float("nan"), float("inf")])
+def test_an_example_input_without_a_usable_second_moment_is_named(value):
+    # zeros planned std 1e150 (auto_init then failed in the sampler); nan and inf failed inside a quadrature
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    with pytest.raises(ValueError, match=r"example input args\[0\] read by 0\.weight has second moment"):
+        auto_plan(model, torch.full((4, 8), value))
+
+
+def test_a_non_finite_input_that_reaches_a_scale_indirectly_is_explained():
+    class Masked(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = nn.Linear(8, 4)
+
+        def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(self.proj(x) + mask, -1)
+
+    mask = torch.zeros(4, 4)
+    mask[:, 0] = float("-inf")
+    with pytest.raises(ValueError, match=r"cannot choose a scale for proj\.weight: .* gives std inf.*meta tensor"):
+        auto_plan(Masked(), torch.randn(4, 8, generator=_gen()), mask)  # was: "rule 'proj.weight': std must be ..."
+    assert "proj.weight" in auto_plan(Masked(), torch.randn(4, 8, generator=_gen()), mask.to("meta")).rules
+
+
 # --------------------------------------------------------------------------------------- the report
 def test_report_table_dict_and_json():
     model, inputs = build("gpt")

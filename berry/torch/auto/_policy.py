@@ -204,6 +204,11 @@ class Policy:
     # ---------------------------------------------------------------------------------- helpers
     def _decide(self, name: str, init: Any, std: float | None, role: str, reason: str, node: int | None = None,
                 fan_in: float | None = None, target: float | None = None) -> None:
+        if std is not None and not math.isfinite(std):  # no rule can hold it: say where it comes from
+            raise ValueError(
+                f"cannot choose a scale for {name}: {reason} gives std {std:g}. A second moment that is not finite "
+                "comes from an example input holding inf or nan values (an additive -inf mask, ...): give such an "
+                "input as a meta tensor or an InputSpec (its values are then not measured)")
         if name not in self.decisions:
             self.decisions[name] = Decision(name, init, std, role, reason, node, fan_in, target)
 
@@ -404,8 +409,14 @@ class Policy:
         name = use.param
         target = self.options.target
         low, high = PLAUSIBLE
-        plausible = (low * target <= x.q <= high * target and math.isfinite(x.q)) or \
-            _given(self.structure, use.input)
+        given = _given_input(self.structure, use.input)
+        if given is not None and not 0 < x.q < math.inf:  # measured, so no guess can stand in for it
+            label = self.structure.graph.nodes[given].name or "an example input"
+            raise ValueError(
+                f"example input {label} read by {name} has second moment {x.q:g}: a weight's scale is chosen "
+                "from its input's second moment, which must be finite and > 0; pass representative inputs "
+                "(finite, not all zeros), or an InputSpec (shape, dtype, mean, std)")
+        plausible = (low * target <= x.q <= high * target and math.isfinite(x.q)) or given is not None
         if plausible and name not in self.guarded:
             return x
         out, _ = self.target_for(forward, use.node, None)
@@ -500,16 +511,21 @@ class Policy:
 
 def _given(structure: Structure, index: int | None) -> bool:
     """Whether ``index`` holds an example input (through copies and reshapes): its statistics were measured."""
+    return _given_input(structure, index) is not None
+
+
+def _given_input(structure: Structure, index: int | None) -> int | None:
+    """The example input node ``index`` holds (through copies and reshapes), or ``None``."""
     for _ in range(64):
         if index is None:
-            return False
+            return None
         if index in structure.graph.input_nodes:
-            return True
+            return index
         data = structure.data_inputs(index)
         if structure.categories[index] not in ("alias", "shape", "dropout") or len(data) != 1:
-            return False
+            return None
         index = data[0]
-    return False
+    return None
 
 
 def _query_projections(structure: Structure) -> set[int]:
