@@ -424,6 +424,21 @@ def test_a_non_finite_input_that_reaches_a_scale_indirectly_is_explained():
     assert "proj.weight" in auto_plan(Masked(), torch.randn(4, 8, generator=_gen()), mask.to("meta")).rules
 
 
+def test_an_empty_example_tensor_is_not_measured():
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    report = auto_init(model, torch.randn(0, 8))  # was measured: nan columns, and check() failed on "nan is nanx"
+    assert not report.measured and report.parameters[0].measured_std is None
+    report.check()
+    with pytest.raises(ValueError, match="non-empty"):
+        auto_init(model, torch.randn(0, 8), measure=True)
+
+
+@pytest.mark.parametrize("text", ["0x8", "8x0", "8xx8", "8x"])
+def test_parse_input_refuses_empty_dimensions(text):
+    with pytest.raises(ValueError, match=rf"input shape {text!r} must"):
+        parse_input(text)
+
+
 # --------------------------------------------------------------------------------------- the report
 def test_report_table_dict_and_json():
     model, inputs = build("gpt")

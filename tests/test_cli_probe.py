@@ -299,6 +299,8 @@ def factories(tmp_path, monkeypatch):
     (["--model", "userfactories:needs_args"], "needs_args() raised TypeError"),
     (["--model", "userfactories:linear", "--input", "4x?"], "--input '4x?': input shape '4x?' must be integers"),
     (["--model", "userfactories:linear", "--input", "4x8:complex"], "--input '4x8:complex': input dtype 'complex'"),
+    (["--model", "userfactories:linear", "--input", "0x8"], "--input '0x8': input shape '0x8' must have dimensions >= 1"),
+    (["--model", "userfactories:linear", "--input", "4xx8"], "--input '4xx8': input shape '4xx8' must be integers"),
     (["--model", "userfactories:linear", "--input", "4x5"], "--input: userfactories:linear failed on input 4x5: "),
     (["--model", "userfactories:linear", "--depth", "3", "--residual"],
      "--depth, --residual shape the simulated networks, not --model"),

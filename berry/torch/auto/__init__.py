@@ -157,12 +157,12 @@ def auto_init(model: nn.Module, *example_args: Any, seed: int = 0, measured: boo
     real = _measure.has_real_inputs(example_args, example_kwargs) and _measure.holds_values(model)
     if measured:
         if not real:
-            raise ValueError("measured=True refines scales on real example inputs: pass real tensors and a model "
+            raise ValueError("measured=True refines scales on real example inputs: pass real, non-empty tensors and a model "
                              "that holds values (not meta, not sharded)")
         _measure.refine(model, report, example_args, example_kwargs)
     if measure or (measure is None and real):
         if not real:
-            raise ValueError("measure=True needs real example inputs and a model that holds values")
+            raise ValueError("measure=True needs real, non-empty example inputs and a model that holds values")
         _measure.measure(model, report, example_args, example_kwargs)
     return report
 

@@ -161,9 +161,11 @@ def parse_input(text: str) -> InputSpec:
         raise ValueError(f"input must look like 8x3x32x32 or 4x128:long, got {text!r}")
     shape_text, _, dtype_text = text.strip().partition(":")
     try:
-        shape = tuple(int(part) for part in shape_text.replace(",", "x").split("x") if part)
+        shape = tuple(int(part) for part in shape_text.replace(",", "x").split("x"))
     except ValueError:
         raise ValueError(f"input shape {shape_text!r} must be integers separated by x, e.g. 8x3x32x32") from None
+    if any(dim < 1 for dim in shape):  # an empty input has no values to probe or measure
+        raise ValueError(f"input shape {shape_text!r} must have dimensions >= 1, e.g. 8x3x32x32")
     dtypes = {"": torch.float32, "float": torch.float32, "float32": torch.float32, "float16": torch.float16,
               "bfloat16": torch.bfloat16, "float64": torch.float64, "long": torch.long, "int64": torch.long,
               "int": torch.int32, "int32": torch.int32}

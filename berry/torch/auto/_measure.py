@@ -39,7 +39,7 @@ class _Stop(Exception):
 
 
 def has_real_inputs(args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> bool:
-    """Whether every example tensor holds values (no spec, no meta tensor) and there is at least one."""
+    """Whether every example tensor holds values (no spec, no meta or empty tensor) and there is at least one."""
     found: list[Any] = []
 
     def walk(value: Any) -> None:
@@ -58,7 +58,7 @@ def has_real_inputs(args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> bo
         walk(a)
     for v in (kwargs or {}).values():
         walk(v)
-    return bool(found) and all(isinstance(v, torch.Tensor) and not v.is_meta for v in found)
+    return bool(found) and all(isinstance(v, torch.Tensor) and not v.is_meta and v.numel() > 0 for v in found)
 
 
 def holds_values(model: nn.Module) -> bool:
