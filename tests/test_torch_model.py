@@ -492,6 +492,15 @@ def test_materialize_keeps_tied_weights_tied_where_to_empty_unties_them():
         assert torch.equal(values(model)[name], value), name
 
 
+def test_materialize_to_a_device_this_machine_lacks_names_it():
+    # was torch's AssertionError "Torch not compiled with CUDA enabled" (or its invalid ordinal), naming no argument
+    with torch.device("meta"):
+        model = nn.Linear(3, 3)
+    with pytest.raises(ValueError, match=r"device='cuda:99' is not available here \(.+\); give a device"):
+        binit.materialize(model, "cuda:99")
+    assert model.weight.is_meta
+
+
 def test_materialize_keeps_values_that_exist_and_resets_batchnorm_statistics():
     with torch.device("meta"):
         model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))

@@ -77,6 +77,12 @@ def materialize(model: nn.Module, device: torch.device | str | int) -> nn.Module
         raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda', got {device!r}") from error
     if target.type == "meta":
         raise ValueError("device='meta' would leave the model without storage; give a real device such as 'cpu'")
+    try:  # before the model is touched: torch's own error would come half-way through, from deep inside
+        torch.empty(0, device=target)
+    except (RuntimeError, AssertionError, NotImplementedError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"device={device!r} is not available here ({reason}); give a device this machine has, "
+                         "such as 'cpu'") from error
     ties = _tied_slots(model)
     empty_buffers = [path for path, buffer in model.named_buffers(remove_duplicate=True) if buffer.is_meta]
 
