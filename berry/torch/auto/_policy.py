@@ -509,13 +509,8 @@ class Policy:
         return self.input_stats[index]
 
 
-def _given(structure: Structure, index: int | None) -> bool:
-    """Whether ``index`` holds an example input (through copies and reshapes): its statistics were measured."""
-    return _given_input(structure, index) is not None
-
-
 def _given_input(structure: Structure, index: int | None) -> int | None:
-    """The example input node ``index`` holds (through copies and reshapes), or ``None``."""
+    """The example input node ``index`` holds (through copies and reshapes), or ``None``: its statistics were measured."""
     for _ in range(64):
         if index is None:
             return None
