@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import warnings
 
 import pytest
 
@@ -476,3 +478,16 @@ def test_token_id_specs_are_drawn_over_the_models_vocabulary():
     model[0].register_forward_hook(lambda module, args, output: None if args[0].is_meta else seen.append(args[0]))
     before_after(model, parse_input("4x128:long"), seed=0)
     assert seen and all(int(ids.max()) > 900 and int(ids.min()) >= 0 for ids in seen)
+
+
+def test_a_complex_example_input_is_measured_by_its_modulus_without_a_warning():
+    # Casting to float64 dropped the imaginary part (rms 0.72 for a complex standard normal) and leaked
+    # torch's "Casting complex values to real" warning from berry's internals.
+    model = nn.Linear(8, 4, dtype=torch.cfloat)
+    kept = model.weight.detach().clone()
+    x = torch.randn(4096, 8, dtype=torch.cfloat, generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = auto_init(model, x, seed=0)
+    assert re.search(r"rms (0\.99\d|1\.0\d); complex", report.inputs), report.inputs  # E|z|^2 = 1
+    assert report.rules["weight"] == "keep" and torch.equal(model.weight, kept)  # complex weights: not modelled

@@ -81,6 +81,10 @@ def statistics_of(value: Any) -> tuple[str, float, float, str]:
 
         if is_dtensor(local):
             local = local.full_tensor()  # type: ignore[attr-defined]
+        if value.dtype.is_complex:  # E|z|^2 (casting to a real dtype would drop the imaginary part, and warn)
+            z = local.to(torch.complex128)
+            q, m = float((z.real * z.real + z.imag * z.imag).mean()), 0.0
+            return "data", q, m, where + f" (measured: rms {math.sqrt(q):.3g}; complex, taken as centred)"
         x = local.to(torch.float64)
         q, m = float((x * x).mean()), float(x.mean())
         return "data", q, m, where + f" (measured: mean {m:.3g}, rms {math.sqrt(q):.3g})"
