@@ -626,6 +626,15 @@ def test_constant_takes_any_array_like_as_jax(value, shape, dtype):
                                   np.asarray(theirs))
 
 
+def test_array_constant_keeps_a_scalar_shape():
+    # np.ascontiguousarray made the 0-d values 1-d: values() had shape (1,) and a sharded scalar crashed
+    init = bj.constant(np.array(2.5))
+    assert init.values(0, ()).shape == ()
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    w = bj.sharded(init, (), sharding, KEY)
+    assert w.shape == () and float(w) == 2.5
+
+
 def test_partition_spec_out_sharding_under_set_mesh():
     mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("x",))
     init = bj.he_normal()

@@ -420,6 +420,15 @@ def test_constant_takes_arrays_as_keras(value, shape, dtype):
     np.testing.assert_array_equal(numpy(restored(shape, dtype=dtype)), numpy(ours))
 
 
+@pytest.mark.parametrize("make", [bk.Zeros, bk.Ones, lambda: bk.Constant(2.5), lambda: bk.Constant(np.array(2.5))],
+                         ids=["zeros", "ones", "constant", "constant-0d-array"])
+def test_exact_initializers_keep_a_scalar_shape_as_keras(make):
+    # np.ascontiguousarray turned the 0-d result into shape (1,): a silent wrong shape
+    theirs = keras.initializers.Constant(2.5)(())
+    assert tuple(make()(()).shape) == tuple(theirs.shape) == ()
+    assert make().values(()).shape == ()
+
+
 def test_get_takes_tensors_classes_callables_and_configs_as_keras():
     values = np.random.default_rng(0).random((3, 2)).astype("float32")
     for identifier in (values, keras.ops.convert_to_tensor(values)):

@@ -91,7 +91,8 @@ class Prepared:
         """The values of ``region`` (or the whole tensor) for ``seed`` and ``name``, in ``dtype``."""
         if self.value is not None:
             whole = np.broadcast_to(self.value.astype(dtype), self.shape)
-            return np.ascontiguousarray(whole if region is None else whole[region])
+            part = whole if region is None else whole[region]
+            return np.ascontiguousarray(part).reshape(part.shape)  # a 0-d part stays 0-d (ascontiguousarray: 1-d)
         assert self.plan is not None
         if dtype.kind == "c" and self.plan.random:
             return complex_values(

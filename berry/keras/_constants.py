@@ -90,7 +90,8 @@ class Constant(_ExactValues):
                 f"Incompatible shapes for broadcasting: shapes=[{self._array.shape}, {shape}] "
                 f"(berry.keras.{type(self).__name__}'s value must broadcast to the shape, by NumPy's rules)"
             )
-        return np.ascontiguousarray(np.broadcast_to(self._array.astype(dtype), shape))
+        # reshape: np.ascontiguousarray makes a 0-d array 1-d, and shape=() must stay a scalar
+        return np.ascontiguousarray(np.broadcast_to(self._array.astype(dtype), shape)).reshape(shape)
 
     def get_config(self) -> dict[str, Any]:
         return {"value": keras.saving.serialize_keras_object(self.value)}
