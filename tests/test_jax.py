@@ -626,6 +626,22 @@ def test_constant_takes_any_array_like_as_jax(value, shape, dtype):
                                   np.asarray(theirs))
 
 
+@pytest.mark.parametrize(
+    "init", [bj.zeros, bj.ones, bj.constant(2.5), bj.constant(np.array([1.0, -2.0]))], ids=["zeros", "ones", "constant", "array"]
+)
+def test_exact_initializers_fill_float8_as_jax(init):
+    # docs/jax.md: exact ones "fill any numeric dtype"; berry refused ml_dtypes' float8 (JAX fills it)
+    theirs = {bj.zeros: jax.nn.initializers.zeros, bj.ones: jax.nn.initializers.ones}.get(init)
+    if theirs is None:
+        theirs = jax.nn.initializers.constant(np.asarray(init.value))
+    ours = init(KEY, (3, 2), jnp.float8_e4m3fn)
+    assert ours.dtype == jnp.float8_e4m3fn and ours.shape == (3, 2)
+    expected = theirs(KEY, (3, 2), jnp.float8_e4m3fn)
+    np.testing.assert_array_equal(np.asarray(ours, np.float32), np.asarray(expected, np.float32))
+    jitted = jax.jit(init, static_argnums=(1, 2))(KEY, (3, 2), jnp.float8_e4m3fn)
+    np.testing.assert_array_equal(np.asarray(jitted, np.float32), np.asarray(expected, np.float32))
+
+
 def test_array_constant_keeps_a_scalar_shape():
     # np.ascontiguousarray made the 0-d values 1-d: values() had shape (1,) and a sharded scalar crashed
     init = bj.constant(np.array(2.5))

@@ -429,6 +429,16 @@ def test_exact_initializers_keep_a_scalar_shape_as_keras(make):
     assert make().values(()).shape == ()
 
 
+@pytest.mark.parametrize("dtype", ["complex64", "float8_e4m3fn"])
+@pytest.mark.parametrize("name", ["Zeros", "Ones", "Constant", "Identity"])
+def test_exact_initializers_fill_complex_and_float8_as_keras(name, dtype):
+    # docs/keras.md: "the exact ones fill any dtype Keras can"; berry refused complex64 and float8
+    args = {"Constant": (2.5,), "Identity": (2.0,)}.get(name, ())
+    ours, theirs = getattr(bk, name)(*args)((2, 3), dtype), getattr(keras.initializers, name)(*args)((2, 3), dtype)
+    assert keras.backend.standardize_dtype(ours.dtype) == keras.backend.standardize_dtype(theirs.dtype) == dtype
+    np.testing.assert_array_equal(numpy(ours).astype(np.complex128), numpy(theirs).astype(np.complex128))
+
+
 def test_get_takes_tensors_classes_callables_and_configs_as_keras():
     values = np.random.default_rng(0).random((3, 2)).astype("float32")
     for identifier in (values, keras.ops.convert_to_tensor(values)):

@@ -181,8 +181,8 @@ class Initializer:
         resolved = _jax_dtype(dtype)
         floating = resolved.name in ("float16", "bfloat16", "float32", "float64")
         if not self.random:
-            if floating or resolved.kind in "biufc":
-                return resolved
+            if floating or resolved.kind in "biufc" or resolved.type.__module__.startswith("ml_dtypes"):
+                return resolved  # exact values fill any numeric dtype, float8 and int4 too (jnp.full)
             raise TypeError(
                 f"dtype={dtype!r} is not supported by berry.jax.{self.description}: exact values fill bool, "
                 "integer, float16, bfloat16, float32, float64 and complex dtypes"
