@@ -449,6 +449,9 @@ def _same_error(call):
         lambda m: m.variance_scaling(1.0, "fan_in", "gaussian")(KEY, (2, 3)),
         lambda m: m.he_normal()(KEY, (5,)),
         lambda m: m.he_normal(in_axis=3)(KEY, (4, 5)),
+        lambda m: m.variance_scaling(1.0, "fan_in", "normal", in_axis=None)(KEY, (4, 5)),  # was int()'s own error
+        lambda m: m.he_normal(out_axis=None)(KEY, (4, 5)),
+        lambda m: m.he_normal(batch_axis=None)(KEY, (4, 5)),
         lambda m: m.he_normal()(7, (4, 5)),
         lambda m: m.he_normal()(jnp.zeros(2), (4, 5)),
         lambda m: m.he_normal()(KEY, (4, 5), jnp.int32),
