@@ -376,6 +376,14 @@ class Parameter:
         return None if std is None else float(std)
 
 
+#: How each framework's ``init_model`` calls a rule that is a callable (named in its errors).
+_CALLABLE_FORMS = {
+    "flax.nnx": "a JAX initializer fn(key, shape, dtype)",
+    "flax.linen": "a JAX initializer fn(key, shape, dtype)",
+    "Keras": "a Keras initializer fn(shape, dtype=dtype)",
+}
+
+
 def initialize(
     parameters: Sequence[Parameter],
     rules: RulesLike,
@@ -407,7 +415,14 @@ def initialize(
             write(parameter, action)
             std = parameter.std(action)
         elif action is not None:
-            call(parameter, action)
+            try:
+                call(parameter, action)
+            except TypeError as error:  # often another framework's initializer: JAX's take a key first, Keras' not
+                form = _CALLABLE_FORMS.get(framework, "fn(shape, dtype)")
+                raise TypeError(
+                    f"{error} (rule {source!r}: calling {describe_action(action)} for {parameter.name} of shape "
+                    f"{parameter.shape} failed; a {framework} rule's callable is {form})"
+                ) from error
         entries.append(ParameterInit(
             parameter.name, parameter.shape, parameter.dtype.name, source, describe_action(action), std,
             keys_of(parameter.pieces),

@@ -164,6 +164,9 @@ def test_naming_and_prefix():
         (lambda: bj.init_nnx(Net(nnx.Rngs(0)), seed=-1), ValueError, ["seed"]),
         (lambda: bj.init_nnx(Net(nnx.Rngs(0)), naming=lambda path: 3), TypeError, ["naming"]),
         (lambda: bj.canonical_state(nn.Dense(3)), TypeError, ["variables"]),
+        # another framework's initializer as a rule: the error names the rule, the parameter and the form
+        (lambda: bj.init_nnx(Net(nnx.Rngs(0)), {"fc1.weight": lambda shape, dtype=None: jnp.zeros(shape)}), TypeError,
+         ["rule 'fc1.weight'", "fc1/kernel", "fn(key, shape, dtype)"]),
     ],
 )
 def test_clear_errors(call, error, words):
