@@ -148,6 +148,22 @@ def test_linen_keeps_other_collections_and_boxes():
     assert sorted(state) == ["bn.bias", "bn.weight", "fc.bias", "fc.weight"]
 
 
+def test_linen_variables_must_hold_what_is_kept():
+    # a kept parameter missing from variables= was a bare KeyError; one of the wrong shape was returned as is
+    dense, x = nn.Dense(3, name="fc"), jnp.ones((2, 4))
+    keep = {"kernel": "keep"}
+    with pytest.raises(ValueError, match="variables has no params/kernel"):
+        bj.init_linen(dense, x, rules=keep, variables={"params": {"bias": jnp.zeros(3)}})
+    wrong = {"params": {"kernel": jnp.ones((5, 5)), "bias": jnp.zeros(3)}}
+    with pytest.raises(ValueError, match=r"params/kernel of shape \(5, 5\), but the module's is \(4, 3\)"):
+        bj.init_linen(dense, x, rules=keep, variables=wrong)
+    with pytest.raises(TypeError, match="variables must be"):
+        bj.init_linen(dense, x, variables=3)
+    right = {"params": {"kernel": jnp.ones((4, 3)), "bias": jnp.zeros(3)}}
+    kept, _ = bj.init_linen(dense, x, rules=keep, variables=right)
+    assert (np.asarray(kept["params"]["kernel"]) == 1).all()
+
+
 def test_naming_and_prefix():
     model = Net(nnx.Rngs(0))
     report = bj.init_nnx(model, seed=1, naming=lambda path: "/".join(map(str, path)).replace("fc", "layer"), prefix="net")
