@@ -181,9 +181,10 @@ def canonical_values(spec: InitSpec, *, seed: int, tensor: CanonicalTensor, regi
     shape = tensor.shape
     work = _compute_dtype(spec, dtype)
     if work != dtype and not spec.init_kind.exact:
+        what = "draws random values" if spec.init_kind.keyed else "is computed in floating point"  # constant(v)
         raise TypeError(
-            f"{tensor.key} has dtype {dtype.name}; {spec.describe()} draws random values, which fill floating "
-            "tensors only (float16, bfloat16, float32, float64)"
+            f"{tensor.key} has dtype {dtype.name}; {spec.describe()} {what} and fills floating tensors only "
+            f"(float16, bfloat16, float32, float64): give {tensor.key} the rule 'keep'"
         )
     if not shape:
         return np.asarray(spec((), seed=seed, name=tensor.key, dtype=work)).astype(dtype)

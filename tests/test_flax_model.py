@@ -164,6 +164,19 @@ def test_linen_variables_must_hold_what_is_kept():
     assert (np.asarray(kept["params"]["kernel"]) == 1).all()
 
 
+def test_non_float_parameter_error_says_what_the_rule_does():
+    # a constant rule on a complex parameter was said to "draw random values"
+    class Model(nnx.Module):
+        def __init__(self):
+            self.c = nnx.Param(jnp.ones((2, 2), jnp.complex64))
+
+    with pytest.raises(TypeError, match=r"constant\(0.5\) is computed in floating point .* give c the rule 'keep'"):
+        bj.init_nnx(Model(), {"c": 0.5})
+    with pytest.raises(TypeError, match="normal draws random values"):
+        bj.init_nnx(Model(), {"c": {"std": 1.0}})
+    bj.init_nnx(Model(), {"c": "keep"})
+
+
 def test_naming_and_prefix():
     model = Net(nnx.Rngs(0))
     report = bj.init_nnx(model, seed=1, naming=lambda path: "/".join(map(str, path)).replace("fc", "layer"), prefix="net")
