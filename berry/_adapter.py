@@ -62,6 +62,7 @@ from berry._validation import (
     check_key,
     check_seed,
     check_shape,
+    exact_dtype,
     resolve_dtype,
 )
 from berry.fans import CONVENTIONS, Fans, compute_fans
@@ -199,7 +200,7 @@ class Plan:
 
     def values(self, seed: int, name: str, dtype: Any, region: Region | None = None) -> np.ndarray:
         """The values (of ``region``, a tuple of ``slice(start, stop)``) for ``seed`` and ``name``."""
-        target = resolve_dtype(dtype, floating_only=self.random)
+        target = resolve_dtype(dtype) if self.random else exact_dtype(dtype)
         sample_dtype = target if target.name in _FLOAT_NAMES else np.dtype(np.float64)  # exact in float64
         if self.column_axis is None:
             values = self.spec(self.shape, seed=seed, name=name, region=region, dtype=sample_dtype)

@@ -181,9 +181,10 @@ def canonical_values(spec: InitSpec, *, seed: int, tensor: CanonicalTensor, regi
     shape = tensor.shape
     work = _compute_dtype(spec, dtype)
     if work != dtype and not spec.init_kind.exact:
+        what = "draws random values" if spec.init_kind.keyed else "is computed in floating point"  # constant(v)
         raise TypeError(
-            f"{tensor.key} has dtype {dtype.name}; {spec.describe()} draws random values, which fill floating "
-            "tensors only (float16, bfloat16, float32, float64)"
+            f"{tensor.key} has dtype {dtype.name}; {spec.describe()} {what} and fills floating tensors only "
+            f"(float16, bfloat16, float32, float64): give {tensor.key} the rule 'keep'"
         )
     if not shape:
         return np.asarray(spec((), seed=seed, name=tensor.key, dtype=work)).astype(dtype)
@@ -376,6 +377,14 @@ class Parameter:
         return None if std is None else float(std)
 
 
+#: How each framework's ``init_model`` calls a rule that is a callable (named in its errors).
+_CALLABLE_FORMS = {
+    "flax.nnx": "a JAX initializer fn(key, shape, dtype)",
+    "flax.linen": "a JAX initializer fn(key, shape, dtype)",
+    "Keras": "a Keras initializer fn(shape, dtype=dtype)",
+}
+
+
 def initialize(
     parameters: Sequence[Parameter],
     rules: RulesLike,
@@ -407,7 +416,14 @@ def initialize(
             write(parameter, action)
             std = parameter.std(action)
         elif action is not None:
-            call(parameter, action)
+            try:
+                call(parameter, action)
+            except TypeError as error:  # often another framework's initializer: JAX's take a key first, Keras' not
+                form = _CALLABLE_FORMS.get(framework, "fn(shape, dtype)")
+                raise TypeError(
+                    f"{error} (rule {source!r}: calling {describe_action(action)} for {parameter.name} of shape "
+                    f"{parameter.shape} failed; a {framework} rule's callable is {form})"
+                ) from error
         entries.append(ParameterInit(
             parameter.name, parameter.shape, parameter.dtype.name, source, describe_action(action), std,
             keys_of(parameter.pieces),

@@ -31,6 +31,7 @@ __all__ = [
     "check_seed",
     "check_shape",
     "closest",
+    "exact_dtype",
     "resolve_dtype",
     "shown",
 ]
@@ -320,3 +321,27 @@ def resolve_dtype(dtype: Any, *, floating_only: bool = True) -> np.dtype:
     if not floating_only and resolved.kind in "biuf" and resolved.name != "float128":
         return resolved
     raise unknown_name("dtype", dtype, FLOAT_DTYPES)
+
+
+def exact_dtype(dtype: Any) -> np.dtype:
+    """The NumPy dtype of exact values (zeros, ones, a constant, the identity): any numeric dtype.
+
+    :func:`resolve_dtype` without ``floating_only``, plus what only an exact
+    value can fill: complex dtypes and ml_dtypes' narrow types (``float8_*``,
+    ``int4``, ...), as the frameworks' own constant initializers do.
+
+    >>> exact_dtype("complex64")
+    dtype('complex64')
+    """
+    import numpy as np
+
+    try:
+        return resolve_dtype(dtype, floating_only=False)
+    except ValueError as error:
+        try:
+            resolved = np.dtype(dtype)
+        except TypeError:
+            raise error from None
+        if resolved.name in ("complex64", "complex128") or resolved.type.__module__.startswith("ml_dtypes"):
+            return resolved
+        raise

@@ -148,6 +148,35 @@ def test_linen_keeps_other_collections_and_boxes():
     assert sorted(state) == ["bn.bias", "bn.weight", "fc.bias", "fc.weight"]
 
 
+def test_linen_variables_must_hold_what_is_kept():
+    # a kept parameter missing from variables= was a bare KeyError; one of the wrong shape was returned as is
+    dense, x = nn.Dense(3, name="fc"), jnp.ones((2, 4))
+    keep = {"kernel": "keep"}
+    with pytest.raises(ValueError, match="variables has no params/kernel"):
+        bj.init_linen(dense, x, rules=keep, variables={"params": {"bias": jnp.zeros(3)}})
+    wrong = {"params": {"kernel": jnp.ones((5, 5)), "bias": jnp.zeros(3)}}
+    with pytest.raises(ValueError, match=r"params/kernel of shape \(5, 5\), but the module's is \(4, 3\)"):
+        bj.init_linen(dense, x, rules=keep, variables=wrong)
+    with pytest.raises(TypeError, match="variables must be"):
+        bj.init_linen(dense, x, variables=3)
+    right = {"params": {"kernel": jnp.ones((4, 3)), "bias": jnp.zeros(3)}}
+    kept, _ = bj.init_linen(dense, x, rules=keep, variables=right)
+    assert (np.asarray(kept["params"]["kernel"]) == 1).all()
+
+
+def test_non_float_parameter_error_says_what_the_rule_does():
+    # a constant rule on a complex parameter was said to "draw random values"
+    class Model(nnx.Module):
+        def __init__(self):
+            self.c = nnx.Param(jnp.ones((2, 2), jnp.complex64))
+
+    with pytest.raises(TypeError, match=r"constant\(0.5\) is computed in floating point .* give c the rule 'keep'"):
+        bj.init_nnx(Model(), {"c": 0.5})
+    with pytest.raises(TypeError, match="normal draws random values"):
+        bj.init_nnx(Model(), {"c": {"std": 1.0}})
+    bj.init_nnx(Model(), {"c": "keep"})
+
+
 def test_naming_and_prefix():
     model = Net(nnx.Rngs(0))
     report = bj.init_nnx(model, seed=1, naming=lambda path: "/".join(map(str, path)).replace("fc", "layer"), prefix="net")
@@ -164,6 +193,9 @@ def test_naming_and_prefix():
         (lambda: bj.init_nnx(Net(nnx.Rngs(0)), seed=-1), ValueError, ["seed"]),
         (lambda: bj.init_nnx(Net(nnx.Rngs(0)), naming=lambda path: 3), TypeError, ["naming"]),
         (lambda: bj.canonical_state(nn.Dense(3)), TypeError, ["variables"]),
+        # another framework's initializer as a rule: the error names the rule, the parameter and the form
+        (lambda: bj.init_nnx(Net(nnx.Rngs(0)), {"fc1.weight": lambda shape, dtype=None: jnp.zeros(shape)}), TypeError,
+         ["rule 'fc1.weight'", "fc1/kernel", "fn(key, shape, dtype)"]),
     ],
 )
 def test_clear_errors(call, error, words):

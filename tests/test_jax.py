@@ -449,6 +449,9 @@ def _same_error(call):
         lambda m: m.variance_scaling(1.0, "fan_in", "gaussian")(KEY, (2, 3)),
         lambda m: m.he_normal()(KEY, (5,)),
         lambda m: m.he_normal(in_axis=3)(KEY, (4, 5)),
+        lambda m: m.variance_scaling(1.0, "fan_in", "normal", in_axis=None)(KEY, (4, 5)),  # was int()'s own error
+        lambda m: m.he_normal(out_axis=None)(KEY, (4, 5)),
+        lambda m: m.he_normal(batch_axis=None)(KEY, (4, 5)),
         lambda m: m.he_normal()(7, (4, 5)),
         lambda m: m.he_normal()(jnp.zeros(2), (4, 5)),
         lambda m: m.he_normal()(KEY, (4, 5), jnp.int32),
@@ -624,6 +627,31 @@ def test_constant_takes_any_array_like_as_jax(value, shape, dtype):
     np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
     np.testing.assert_array_equal(np.asarray(jax.jit(bj.constant(value), static_argnums=(1, 2))(KEY, shape, dtype)),
                                   np.asarray(theirs))
+
+
+@pytest.mark.parametrize(
+    "init", [bj.zeros, bj.ones, bj.constant(2.5), bj.constant(np.array([1.0, -2.0]))], ids=["zeros", "ones", "constant", "array"]
+)
+def test_exact_initializers_fill_float8_as_jax(init):
+    # docs/jax.md: exact ones "fill any numeric dtype"; berry refused ml_dtypes' float8 (JAX fills it)
+    theirs = {bj.zeros: jax.nn.initializers.zeros, bj.ones: jax.nn.initializers.ones}.get(init)
+    if theirs is None:
+        theirs = jax.nn.initializers.constant(np.asarray(init.value))
+    ours = init(KEY, (3, 2), jnp.float8_e4m3fn)
+    assert ours.dtype == jnp.float8_e4m3fn and ours.shape == (3, 2)
+    expected = theirs(KEY, (3, 2), jnp.float8_e4m3fn)
+    np.testing.assert_array_equal(np.asarray(ours, np.float32), np.asarray(expected, np.float32))
+    jitted = jax.jit(init, static_argnums=(1, 2))(KEY, (3, 2), jnp.float8_e4m3fn)
+    np.testing.assert_array_equal(np.asarray(jitted, np.float32), np.asarray(expected, np.float32))
+
+
+def test_array_constant_keeps_a_scalar_shape():
+    # np.ascontiguousarray made the 0-d values 1-d: values() had shape (1,) and a sharded scalar crashed
+    init = bj.constant(np.array(2.5))
+    assert init.values(0, ()).shape == ()
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    w = bj.sharded(init, (), sharding, KEY)
+    assert w.shape == () and float(w) == 2.5
 
 
 def test_partition_spec_out_sharding_under_set_mesh():

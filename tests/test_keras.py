@@ -420,6 +420,25 @@ def test_constant_takes_arrays_as_keras(value, shape, dtype):
     np.testing.assert_array_equal(numpy(restored(shape, dtype=dtype)), numpy(ours))
 
 
+@pytest.mark.parametrize("make", [bk.Zeros, bk.Ones, lambda: bk.Constant(2.5), lambda: bk.Constant(np.array(2.5))],
+                         ids=["zeros", "ones", "constant", "constant-0d-array"])
+def test_exact_initializers_keep_a_scalar_shape_as_keras(make):
+    # np.ascontiguousarray turned the 0-d result into shape (1,): a silent wrong shape
+    theirs = keras.initializers.Constant(2.5)(())
+    assert tuple(make()(()).shape) == tuple(theirs.shape) == ()
+    assert make().values(()).shape == ()
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "float8_e4m3fn"])
+@pytest.mark.parametrize("name", ["Zeros", "Ones", "Constant", "Identity"])
+def test_exact_initializers_fill_complex_and_float8_as_keras(name, dtype):
+    # docs/keras.md: "the exact ones fill any dtype Keras can"; berry refused complex64 and float8
+    args = {"Constant": (2.5,), "Identity": (2.0,)}.get(name, ())
+    ours, theirs = getattr(bk, name)(*args)((2, 3), dtype), getattr(keras.initializers, name)(*args)((2, 3), dtype)
+    assert keras.backend.standardize_dtype(ours.dtype) == keras.backend.standardize_dtype(theirs.dtype) == dtype
+    np.testing.assert_array_equal(numpy(ours).astype(np.complex128), numpy(theirs).astype(np.complex128))
+
+
 def test_get_takes_tensors_classes_callables_and_configs_as_keras():
     values = np.random.default_rng(0).random((3, 2)).astype("float32")
     for identifier in (values, keras.ops.convert_to_tensor(values)):

@@ -179,6 +179,9 @@ def test_low_precision_variables():
         (lambda: bk.init_model(net(), {"*.weight": "xavierr"}), ValueError, ["rule '*.weight'", "xavierr"]),
         (lambda: bk.init_model(net(), [(int, "zeros")]), TypeError, ["Keras module class"]),
         (lambda: bk.init_model(net(), seed=2**64), ValueError, ["seed"]),
+        # a JAX initializer (key first) as a rule: the error names the rule, the parameter and the form
+        (lambda: bk.init_model(net(), {"*.weight": lambda key, shape, dtype: None}), TypeError,
+         ["rule '*.weight'", "kernel", "fn(shape, dtype=dtype)"]),
     ],
 )
 def test_clear_errors(call, error, words):

@@ -91,7 +91,8 @@ class Prepared:
         """The values of ``region`` (or the whole tensor) for ``seed`` and ``name``, in ``dtype``."""
         if self.value is not None:
             whole = np.broadcast_to(self.value.astype(dtype), self.shape)
-            return np.ascontiguousarray(whole if region is None else whole[region])
+            part = whole if region is None else whole[region]
+            return np.ascontiguousarray(part).reshape(part.shape)  # a 0-d part stays 0-d (ascontiguousarray: 1-d)
         assert self.plan is not None
         if dtype.kind == "c" and self.plan.random:
             return complex_values(
@@ -180,8 +181,8 @@ class Initializer:
         resolved = _jax_dtype(dtype)
         floating = resolved.name in ("float16", "bfloat16", "float32", "float64")
         if not self.random:
-            if floating or resolved.kind in "biufc":
-                return resolved
+            if floating or resolved.kind in "biufc" or resolved.type.__module__.startswith("ml_dtypes"):
+                return resolved  # exact values fill any numeric dtype, float8 and int4 too (jnp.full)
             raise TypeError(
                 f"dtype={dtype!r} is not supported by berry.jax.{self.description}: exact values fill bool, "
                 "integer, float16, bfloat16, float32, float64 and complex dtypes"

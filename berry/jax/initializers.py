@@ -222,6 +222,12 @@ def _variance(
     dtype: DTypeLike,
     name: str | None,
 ) -> Initializer:
+    for argument, axes in (("in_axis", in_axis), ("out_axis", out_axis), ("batch_axis", batch_axis)):
+        if axes is None:  # FanReader reads None as "the default axes"; JAX fails on it at the first call
+            raise TypeError(
+                f"'NoneType' object is not iterable: berry.jax.{description} takes {argument} as an int or a "
+                f"sequence of ints, got None"
+            )
     fans = FanReader("jax", in_axis, out_axis, batch_axis)
     law = "normal" if distribution == "normal" else "uniform"  # the jax.random sampler JAX's dtype errors name
     options = {"law": law, "complex_law": distribution, "checks": _fan_checks(description, in_axis, out_axis, batch_axis)}

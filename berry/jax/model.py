@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -341,6 +341,8 @@ def init_linen(
     import jax.numpy as jnp
 
     seed = check_seed(seed)
+    if variables is not None and not isinstance(variables, Mapping):
+        raise TypeError(f"variables must be the module's variables (a dict of collections), got {type(variables).__name__}")
     abstract, modules = _linen_structure(module, args, kwargs, rngs, method)
     parameters = _linen_parameters(abstract, modules, _naming(naming, prefix))
     shardings = None if mesh is None else nn.get_sharding(abstract, mesh)
@@ -381,12 +383,28 @@ def init_linen(
             others.append(_flax_name(path))
         if not fallback:
             fallback = dict(_leaves(variables if variables is not None else _flax_init(module, args, kwargs, rngs, method, seed)))
-        made[path] = fallback[path]
+        made[path] = _given(fallback, path, value.shape)
     result = _rebuild(abstract, made)
     report = InitReport(seed, tuple(entries), tuple(reset), tuple(others))
     if verbose:
         print(report.table())
     return result, report
+
+
+def _given(variables: dict[Path, Any], path: Path, shape: tuple[int, ...]) -> Any:
+    """The leaf at ``path`` of ``variables=`` (or Flax's own), which must exist and have the module's shape."""
+    import flax.linen as nn
+
+    if path not in variables:
+        raise ValueError(
+            f"variables has no {_flax_name(path)}: berry keeps it (a 'keep' rule, or a collection berry does not "
+            "fill), so variables= must hold it; pass the module's own variables, or a rule that fills it"
+        )
+    leaf = variables[path]
+    found = tuple(getattr(leaf.unbox() if isinstance(leaf, nn.meta.AxisMetadata) else leaf, "shape", ()))
+    if found != tuple(shape):
+        raise ValueError(f"variables has {_flax_name(path)} of shape {found}, but the module's is {tuple(shape)}")
+    return leaf
 
 
 def _flax_init(module: Any, args: Sequence[Any], kwargs: dict[str, Any], rngs: Any, method: Any, seed: int) -> Any:

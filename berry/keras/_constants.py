@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from berry._adapter import Recipe, as_float
-from berry._validation import check_shape, resolve_dtype
+from berry._validation import check_shape, exact_dtype
 from berry.keras.initializers import BerryInitializer, _serializable, _standard_dtype
 
 __all__ = ["STFT", "Constant", "Identity", "Ones", "Zeros"]
@@ -53,7 +53,7 @@ class _ExactValues(BerryInitializer):
     def values(self, shape: Sequence[int], dtype: Any = None, *, seed: int | None = None) -> np.ndarray:
         dims = check_shape("shape", shape)
         self.check_shape(dims)
-        return self.exact_values(dims, resolve_dtype(_standard_dtype(dtype, floating=False), floating_only=False))
+        return self.exact_values(dims, exact_dtype(_standard_dtype(dtype, floating=False)))
 
     def get_config(self) -> dict[str, Any]:
         return {}
@@ -90,7 +90,8 @@ class Constant(_ExactValues):
                 f"Incompatible shapes for broadcasting: shapes=[{self._array.shape}, {shape}] "
                 f"(berry.keras.{type(self).__name__}'s value must broadcast to the shape, by NumPy's rules)"
             )
-        return np.ascontiguousarray(np.broadcast_to(self._array.astype(dtype), shape))
+        # reshape: np.ascontiguousarray makes a 0-d array 1-d, and shape=() must stay a scalar
+        return np.ascontiguousarray(np.broadcast_to(self._array.astype(dtype), shape)).reshape(shape)
 
     def get_config(self) -> dict[str, Any]:
         return {"value": keras.saving.serialize_keras_object(self.value)}

@@ -51,7 +51,7 @@ from berry._adapter import (
     seed_from_words,
     variance_rule,
 )
-from berry._validation import check_int, check_positive, check_seed, check_shape, resolve_dtype
+from berry._validation import check_int, check_positive, check_seed, check_shape, exact_dtype, resolve_dtype
 
 __all__ = [
     "BerryInitializer",
@@ -83,7 +83,10 @@ _serializable = keras.saving.register_keras_serializable(package="berry")
 def _standard_dtype(dtype: Any, *, floating: bool) -> str:
     """Keras' name of ``dtype`` (floatx by default), checked against berry's one dtype table."""
     name = str(keras.backend.standardize_dtype(keras.config.floatx() if dtype is None else dtype))
-    resolve_dtype(name, floating_only=floating)
+    if floating:
+        resolve_dtype(name)
+    else:  # exact values fill any dtype Keras can (complex, float8), as Keras' Zeros/Constant/Identity do
+        exact_dtype(name)
     return name
 
 
