@@ -337,11 +337,16 @@ def canonical_state(entries: Sequence[tuple[Sequence[Piece], np.ndarray]]) -> di
 
 
 def keys_of(pieces: Sequence[Piece]) -> str:
-    """The canonical keys of a framework tensor's pieces, for reports (one key, or several joined by ``+``)."""
+    """The canonical keys of a framework tensor's pieces, for reports (one key, or several joined by ``+``).
+
+    A stacked layer's many keys are shown by the first and the last.
+    """
     keys: list[str] = []
     for piece in pieces:
         if piece.tensor.key not in keys:
             keys.append(piece.tensor.key)
+    if len(keys) > 4:
+        return f"{keys[0]}+...+{keys[-1]} ({len(keys)} tensors)"
     return "+".join(keys)
 
 

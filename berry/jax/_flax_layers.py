@@ -13,6 +13,8 @@ else keeps its own layout and name (``layout="channels_last"`` fans).
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -75,8 +77,70 @@ def _kind(module: Any, classes: dict[str, tuple[type, ...]]) -> str | None:
 
 
 def flax_pieces(path: Path, module_at: ModuleAt, shape_at: ShapeAt, naming: Naming) -> list[Piece]:
-    """The canonical pieces of the parameter at ``path`` (module path + local name)."""
+    """The canonical pieces of the parameter at ``path`` (module path + local name).
+
+    A stacked layer (``nnx.vmap``, ``nn.vmap`` or ``nn.scan`` over a layer:
+    its parameters have leading axes its layer type does not have) is one
+    layer per index: ``layers.kernel`` of shape ``(L, in, out)`` holds the
+    canonical ``layers.0.weight`` ... ``layers.{L-1}.weight``, each with the
+    fans of one layer (torch's ``nn.ModuleList`` of the same layers).
+    """
     classes = _classes()
+    shape = shape_at(path)
+    assert shape is not None
+    stacked = _stacked_axes(path, module_at, shape_at, classes)
+    if not stacked:
+        return _pieces(path, module_at, shape_at, naming, classes)
+
+    def layer_shape_at(at: Path) -> tuple[int, ...] | None:
+        found = shape_at(at)
+        return None if found is None else tuple(found[stacked:])
+
+    pieces = []
+    for index in itertools.product(*(range(n) for n in shape[:stacked])):
+        suffix = ".".join(str(i) for i in index)
+
+        def layer_naming(at: Path, suffix: str = suffix) -> str:
+            return canonical.join(naming(at), suffix)
+
+        for piece in _pieces(path, module_at, layer_shape_at, layer_naming, classes):
+            target = (*(slice(i, i + 1) for i in index), *piece.target)
+            split = ((*(1,) * stacked, *piece.split[0]), *piece.split[1:])
+            pieces.append(dataclasses.replace(piece, target=target, split=split))
+    return pieces
+
+
+def _stacked_axes(path: Path, module_at: ModuleAt, shape_at: ShapeAt, classes: dict[str, tuple[type, ...]]) -> int:
+    """How many leading axes the parameter at ``path`` has beyond what its layer type holds (0: not stacked)."""
+    *module_path, local = path
+    owner_path = tuple(module_path)
+    owner = module_at(owner_path)
+    parent = module_at(owner_path[:-1]) if owner_path else None
+    parent_kind = _kind(parent, classes) if parent is not None else None
+    kind = _kind(owner, classes) if owner is not None else None
+    shape = shape_at(path)
+    assert shape is not None
+    if parent_kind == "attention" and owner_path[-1] in _ATTENTION_ROLES:
+        query = shape_at((*owner_path[:-1], "query", "kernel"))
+        return max(len(query) - 3, 0) if query is not None else 0  # (in, heads, head_dim) per layer
+    if parent_kind in ("LSTM", "GRU", "RNN"):
+        expected = 2 if local == "kernel" else 1
+    elif kind == "dense" or kind == "embed":
+        expected = 2 if local in ("kernel", "embedding") else 1
+    elif kind in ("conv", "conv_transpose"):
+        size = getattr(owner, "kernel_size", ())
+        expected = (1 if isinstance(size, int) else len(size)) + 2 if local == "kernel" else 1
+    elif kind in _NORM_TYPES:
+        axes = getattr(owner, "feature_axes", -1)
+        expected = len(axes) if isinstance(axes, (tuple, list)) else 1
+    else:  # DenseGeneral, unknown layers: their rank says nothing
+        return 0
+    return max(len(shape) - expected, 0)
+
+
+def _pieces(path: Path, module_at: ModuleAt, shape_at: ShapeAt, naming: Naming,
+            classes: dict[str, tuple[type, ...]]) -> list[Piece]:
+    """:func:`flax_pieces` of one (unstacked) layer."""
     *module_path, local = path
     owner_path = tuple(module_path)
     shape = shape_at(path)
