@@ -444,6 +444,10 @@ def test_get_takes_tensors_classes_callables_and_configs_as_keras():
     for identifier in (values, keras.ops.convert_to_tensor(values)):
         np.testing.assert_array_equal(numpy(bk.get(identifier)((3, 2))), values)
     assert type(bk.get(bk.HeNormal)) is bk.HeNormal
+    assert type(bk.get(keras.initializers.HeNormal)) is bk.HeNormal  # Keras' class: berry's, as its name gives
+    assert type(bk.get(keras.initializers.Orthogonal)) is bk.Orthogonal
+    made = keras.initializers.HeNormal(seed=1)
+    assert bk.get(made) is made  # an object already made is the caller's
     function = lambda shape, dtype=None: keras.ops.zeros(shape, dtype)  # noqa: E731
     assert bk.get(function) is function
     assert type(bk.get("Initializer")) is keras.initializers.Initializer

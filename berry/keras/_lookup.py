@@ -126,7 +126,9 @@ def get(identifier: Any) -> Any:
       ``"OrthogonalInitializer"``, ...) or a config dict gives berry's class;
     * a backend tensor or NumPy array gives an initializer that returns its
       values for exactly its shape (cast to the dtype);
-    * a class is instantiated, a callable returned as it is.
+    * a class is instantiated (one of ``keras.initializers``' own classes as
+      berry's class of the same name, as its name would give), a callable
+      returned as it is.
 
     Anything else raises Keras' ``ValueError`` ("Could not interpret
     initializer identifier: ...") with a did-you-mean hint for names.
@@ -153,6 +155,9 @@ def get(identifier: Any) -> Any:
         obj = deserialize(identifier)
     elif keras.ops.is_tensor(identifier) or isinstance(identifier, (np.generic, np.ndarray)):
         obj = _TensorValue(identifier)
+    elif inspect.isclass(identifier) and identifier.__module__.startswith("keras.") and \
+            identifier.__name__ in ALL_OBJECTS_DICT:  # Keras' own class: berry's, as the name gives
+        obj = ALL_OBJECTS_DICT[identifier.__name__]
     else:
         obj = identifier
     if callable(obj):
