@@ -189,3 +189,19 @@ def test_clear_errors(call, error, words):
         call()
     for word in words:
         assert word in str(info.value), (word, str(info.value))
+
+
+def test_layers_of_nested_functional_models_are_named_by_the_models_that_hold_them():
+    # Keras' variable.path leaves a nested functional model out (its layers are made before it): two
+    # sub-models with a layer "fc" were both "fc/kernel", so one of them was never written.
+    def sub(name):
+        inputs = keras.Input((4,))
+        return keras.Model(inputs, keras.layers.Dense(3, name="fc")(inputs), name=name)
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Concatenate()([sub("enc")(inputs), sub("dec")(inputs)]))
+    report = bk.init_model(model, seed=2)
+    assert [p.name for p in report] == ["enc/fc/kernel", "enc/fc/bias", "dec/fc/kernel", "dec/fc/bias"]
+    kernels = [numpy(v) for v in model.weights if v.path.endswith("kernel")]
+    for kernel, name in zip(kernels, ["enc", "dec"], strict=True):
+        np.testing.assert_array_equal(kernel, berry.sample((3, 4), "xavier", seed=2, name=f"{name}.fc.weight").T)

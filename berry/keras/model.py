@@ -121,14 +121,26 @@ class _Walk:
         self.model = model
         self.owner: dict[int, Any] = {}
         self.parent: dict[int, Any] = {}
+        self.layer_path: dict[int, Path] = {id(model): ()}
         for layer in model._flatten_layers(include_self=True, recursive=True):
             for child in layer._flatten_layers(include_self=False, recursive=False):
                 self.parent.setdefault(id(child), layer)
+                self.layer_path.setdefault(id(child), (*self.layer_path.get(id(layer), ()), child.name))
             for variable in [*layer._trainable_variables, *layer._non_trainable_variables]:
                 self.owner.setdefault(id(variable), layer)
 
     def path(self, variable: Any) -> Path:
-        """The variable's path as segments, without the model's own name (torch's names have none)."""
+        """The variable's path as segments: the names of the layers that hold it, from the model's child down.
+
+        Keras' own ``variable.path`` is the name scope the variable was made
+        in, which leaves out a nested functional model (its layers are made
+        before it): two sub-models with a layer ``fc`` would both give
+        ``fc/kernel``, one key for two tensors. The model's own name is left
+        out (torch's names have none).
+        """
+        owner = self.owner.get(id(variable))
+        if owner is not None and id(owner) in self.layer_path:
+            return (*self.layer_path[id(owner)], str(variable.name))
         parts = tuple(str(variable.path).split("/"))
         if len(parts) > 1 and parts[0] == self.model.name:
             parts = parts[1:]
