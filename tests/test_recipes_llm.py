@@ -107,6 +107,10 @@ def hf_model(kind: str) -> nn.Module:
         config = transformers.GPT2Config(vocab_size=VOCAB, n_positions=16, n_embd=D, n_layer=LAYERS, n_head=4,
                                          bos_token_id=0, eos_token_id=0)
         return transformers.GPT2LMHeadModel(config)
+    if kind == "gpt_neox":  # transformers 5 names its output layer lm_head (embed_out before)
+        config = transformers.GPTNeoXConfig(vocab_size=VOCAB, hidden_size=D, intermediate_size=HIDDEN,
+                                            num_hidden_layers=LAYERS, num_attention_heads=4, tie_word_embeddings=False)
+        return transformers.GPTNeoXForCausalLM(config)
     common = dict(vocab_size=VOCAB, hidden_size=D, intermediate_size=HIDDEN, num_hidden_layers=LAYERS,
                   num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False)
     if kind == "llama":
@@ -120,11 +124,12 @@ SUFFIXES = {  # written from the trainers' module names, independently of berry'
                   "embed_in.weight", "embeddings.weight"),
     "position": ("wpe.weight", "position_embeddings.weight"),
     "out_attn": ("o_proj.weight", "attn.c_proj.weight", "attention.wo.weight", "linear_proj.weight",
-                 "attn_out.weight", "attention.w_out.weight"),
-    "out_ffn": ("down_proj.weight", "mlp.c_proj.weight", "feed_forward.w2.weight", "linear_fc2.weight"),
+                 "attn_out.weight", "attention.w_out.weight", "attention.dense.weight"),
+    "out_ffn": ("down_proj.weight", "mlp.c_proj.weight", "feed_forward.w2.weight", "linear_fc2.weight",
+                "dense_4h_to_h.weight"),
     "up": ("up_proj.weight", "feed_forward.w3.weight"),
     "head": ("lm_head.weight", "output.weight", "output_layer.weight", "transformer.ff_out.weight",
-             "lm_head.w_out.weight"),
+             "lm_head.w_out.weight", "embed_out.weight"),
 }
 
 
@@ -270,18 +275,20 @@ def test_recipe_laws_on_native_names(recipe, options, naming):
 
 HF_CASES = [(kind, *case) for kind in ("llama", "gpt2") for case in RECIPES] + [
     ("mistral", *case) for case in RECIPES if case[0] in ("megatron", "olmo_core")  # Llama's names: a few suffice
-]
+] + [("gpt_neox", *case) for case in RECIPES if case[0] in ("gpt_neox", "olmo", "llama")]  # output law != input law
 
 
 @pytest.mark.parametrize(("kind", "recipe", "options"), HF_CASES)
 def test_recipe_laws_on_hugging_face_classes(kind, recipe, options):
     model = hf_model(kind)
     report = getattr(schemes, recipe)(model, seed=1, **options)
-    assert report.preset == ("gpt2" if kind == "gpt2" else "llama")
+    assert report.preset == (kind if kind in ("gpt2", "gpt_neox") else "llama")
     check_recipe(model, recipe, options, report)
     roles = set(report.roles.values())
     assert {"attention_input", "attention_output", "ffn_input", "ffn_output", "embedding"} <= roles
-    assert ("position" in roles) == (kind == "gpt2") and ("ffn_up" in roles) == (kind != "gpt2")
+    assert ("position" in roles) == (kind == "gpt2") and ("ffn_up" in roles) == (kind not in ("gpt2", "gpt_neox"))
+    heads = [n for n, _ in model.named_parameters() if kind_of(n) == "head"]
+    assert all(report.roles[n] == "lm_head" for n in heads), {n: report.roles[n] for n in heads}
     with torch.no_grad():  # the initialized model still runs
         logits = model(torch.zeros(1, 5, dtype=torch.long)).logits
     assert torch.isfinite(logits).all()

@@ -99,7 +99,7 @@ LLM_ROLES = RoleTable(
             "attention_output": ("*.attention.dense.weight",),
             "ffn_input": ("*.mlp.dense_h_to_4h.weight",),
             "ffn_output": ("*.mlp.dense_4h_to_h.weight",),
-            "lm_head": ("*embed_out.weight",),
+            "lm_head": ("*embed_out.weight", "*lm_head.weight"),  # transformers 5 renamed embed_out to lm_head
         }),
         Preset("olmo", {  # OLMo (v1) native names
             "embedding": ("*transformer.wte.weight",),
