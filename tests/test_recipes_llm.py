@@ -365,3 +365,24 @@ def test_bad_arguments_are_named(call, error, match):
 def test_a_model_without_the_roles_is_a_preset_error():
     with pytest.raises(schemes.PresetError, match="attention_output"):
         schemes.megatron(nn.Sequential(nn.Linear(4, 4)))
+
+
+def test_zero_centered_norm_gains_stay_one():
+    transformers = pytest.importorskip("transformers", reason="Gemma's RMSNorm is the zero-centered one tried here")
+    config = transformers.GemmaConfig(vocab_size=VOCAB, hidden_size=D, intermediate_size=HIDDEN, num_hidden_layers=LAYERS,
+                                      num_attention_heads=4, num_key_value_heads=2, head_dim=D // 4)
+    model = transformers.GemmaForCausalLM(config)  # GemmaRMSNorm: x_hat * (1 + weight); Hugging Face starts weight at 0
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.fill_(0.5)
+    report = schemes.megatron(model, seed=0)
+    assert report.preset == "llama"
+    norms = {n: m for n, m in model.named_modules() if type(m).__name__ == "GemmaRMSNorm"}
+    assert len(norms) == 2 * LAYERS + 1
+    x = torch.randn(3, D)
+    for name, norm in norms.items():
+        assert not norm.weight.any(), name  # a gain of one, not two
+        torch.testing.assert_close(norm(x), x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.eps))
+    llama = hf_model("llama")
+    schemes.megatron(llama, seed=0)
+    assert all((m.weight == 1).all() for m in llama.modules() if type(m).__name__ == "LlamaRMSNorm")

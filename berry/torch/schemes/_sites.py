@@ -10,7 +10,7 @@
 * :func:`paired`: which parameter of a second role sits with each one of a
   first role (a LoRA ``A`` with its ``B`` and base weight, a query with its
   key): the one sharing the longest dotted name prefix;
-* :func:`layer_index`, :func:`linear_fans`, :func:`norm_rules`.
+* :func:`layer_index`, :func:`linear_fans`, :func:`norm_rules` (:func:`zero_centered`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ __all__ = [
     "paired",
     "stream_normal",
     "stream_uniform",
+    "zero_centered",
 ]
 
 #: ``compute(global_shape, region)`` -> the values of that region of the global tensor.
@@ -138,14 +139,40 @@ def is_norm(module: nn.Module) -> bool:
     return isinstance(module, norms) or "LayerNorm" in name or "RMSNorm" in name
 
 
+def zero_centered(module: nn.Module) -> bool:
+    """A norm whose gain is ``1 + weight`` (Hugging Face's Gemma, Qwen3-Next RMSNorms): its unit gain is ``weight = 0``.
+
+    torch's own norms are not; any other is probed once: with its weight (and
+    bias) zero, an ordinary norm outputs zero, a zero-centered one the
+    normalized input. A norm with buffers (running statistics) or one that
+    cannot run on a plain ``(2, dim)`` input is taken as ordinary.
+    """
+    weight = getattr(module, "weight", None)
+    if isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.modules.batchnorm._NormBase)) \
+            or not isinstance(weight, torch.Tensor) or weight.dim() != 1 or next(module.buffers(), None) is not None:
+        return False
+    dim = weight.shape[0]
+    zeros = {name: torch.zeros(p.shape) for name, p in module.named_parameters(recurse=False)}
+    x = torch.tensor([1.0, -1.0]).repeat((dim + 1) // 2)[:dim].expand(2, dim)  # mean 0, RMS 1: x_hat = x
+    try:
+        with torch.no_grad():
+            out = torch.func.functional_call(module, zeros, (x,))
+    except Exception:  # a norm that needs more than one plain input: not probed
+        return False
+    return isinstance(out, torch.Tensor) and bool(out.abs().amax() > 0.5)
+
+
 def norm_rules(parameters: ModelParameters, skip: set[str] | frozenset[str] = frozenset()) -> SchemeRules:
-    """Ones for norm gains, zeros for norm biases (recognized by class name too, as Hugging Face does)."""
+    """Unit gains and zero biases for norms (recognized by class name too, as Hugging Face does).
+
+    The unit gain is ``weight = 1``, or ``weight = 0`` for a :func:`zero_centered` norm.
+    """
     rules: SchemeRules = []
     for entry in parameters:
         if entry.name in skip or not is_norm(entry.module):
             continue
         if entry.local_name == "weight":
-            rules.append((exact(entry.name), "ones"))
+            rules.append((exact(entry.name), "zeros" if zero_centered(entry.module) else "ones"))
         elif entry.local_name == "bias":
             rules.append((exact(entry.name), "zeros"))
     return rules
