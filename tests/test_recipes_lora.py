@@ -115,6 +115,27 @@ def test_pissa_and_olora_agree_with_peft(method, rslora):
         assert torch.allclose(ours(*inputs()), before, atol=1e-4)  # W_res + s B A = W
 
 
+@pytest.mark.parametrize("method", [True, "pissa"])
+def test_dora_magnitudes_are_the_norms_of_the_adapted_weight(method):
+    # PEFT sets DoRA's magnitude to the norm of W + s B A when it initializes A and B; berry's A and B leave
+    # W + s B A = W (B = 0, or the residual), so the magnitude is the norm of the base weight, per output
+    targets = ("q_proj", "v_proj", "conv", "embed") if method is True else ("q_proj", "v_proj")
+    ours = peft_model(r=4, alpha=8, targets=targets, use_dora=True)  # init_lora_weights=False: random A, B
+    theirs = peft_model(r=4, alpha=8, targets=targets, use_dora=True, init_lora_weights=method)
+    with torch.no_grad():
+        with ours.disable_adapter():
+            before = ours(*inputs())
+    report = schemes.lora(ours, init=method, seed=0)
+    magnitudes = {n: p for n, p in ours.named_parameters() if "lora_magnitude_vector" in n}
+    assert len(magnitudes) == len(targets)
+    expected = dict(theirs.named_parameters())
+    for name, magnitude in magnitudes.items():
+        assert report.roles[name] == "magnitude"
+        assert torch.allclose(magnitude, expected[name], atol=1e-5), name
+    with torch.no_grad():
+        assert torch.allclose(ours(*inputs()), before, atol=1e-4)
+
+
 def test_pissa_on_a_conv_base_and_an_explicit_scaling():
     layer = nn.Module()
     layer.conv = nn.Conv2d(4, 8, 3)

@@ -42,11 +42,12 @@ __all__ = ["LORA_INITS", "LORA_PRESETS", "LORA_ROLES", "lora", "lora_factors"]
 
 LORA_ROLES = RoleTable(
     "lora",
-    roles=("lora_A", "lora_B", "base", "embedding_A", "embedding_B"),
+    roles=("lora_A", "lora_B", "base", "embedding_A", "embedding_B", "magnitude"),
     presets=(
         Preset("peft", {  # PEFT's LoraLayer: <site>.lora_A.<adapter>.weight, <site>.base_layer.weight
             "lora_A": ("*.lora_A.*.weight",), "lora_B": ("*.lora_B.*.weight",), "base": ("*.base_layer.weight",),
             "embedding_A": ("*.lora_embedding_A.*",), "embedding_B": ("*.lora_embedding_B.*",),
+            "magnitude": ("*.lora_magnitude_vector.*.weight",),  # DoRA
         }),
         Preset("loralib", {  # Microsoft loralib, and adapters written by hand: <site>.lora_A next to <site>.weight
             "lora_A": ("*lora_A",), "lora_B": ("*lora_B",), "base": ("*weight",),
@@ -164,6 +165,17 @@ def _site_values(site: _Site, parameters: ModelParameters, init: str, seed: int)
     return site.factors
 
 
+def _weight_norms(weight: np.ndarray, module: nn.Module) -> np.ndarray:
+    """DoRA's magnitude at step 0 (PEFT ``get_weight_norm`` of ``W + s B A = W``): the norm of each output's weights.
+
+    Per row of ``(out, in, *kernel)``; per column of Hugging Face ``Conv1D``'s
+    ``(in, out)`` and of an embedding's ``(vocab, dim)`` (PEFT's ``fan_in_fan_out``).
+    """
+    if type(module).__name__ == "Conv1D" or isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        return np.linalg.norm(weight, axis=0)
+    return np.linalg.norm(weight.reshape(weight.shape[0], -1), axis=1)
+
+
 def _site_fill(tensor: torch.Tensor, *, seed: int, name: str, site: _Site, part: int, parameters: ModelParameters,
                init: str) -> None:
     if tensor.is_meta:
@@ -176,6 +188,11 @@ def _site_fill(tensor: torch.Tensor, *, seed: int, name: str, site: _Site, part:
         return values.reshape(shape)[region]
 
     fill_computed(tensor, compute)
+
+
+def _values_fill(tensor: torch.Tensor, *, seed: int, name: str, values: np.ndarray) -> None:
+    del seed, name
+    fill_computed(tensor, lambda shape, region: values.reshape(shape)[region])
 
 
 # ----------------------------------------------------------------------------- the scheme
@@ -209,7 +226,9 @@ def lora(
 
     Embedding adapters (PEFT's ``lora_embedding_A``/``B``, or ``A``/``B`` on an
     ``nn.Embedding``) get ``A = 0`` and ``B ~ N(0, 1)``, as PEFT and loralib do.
-    Biases of ``B`` are zero. Every other parameter of the model is kept.
+    Biases of ``B`` are zero. DoRA's magnitudes (PEFT's ``lora_magnitude_vector``)
+    get the norm of each output's weights in ``W + s B A``, which every
+    ``init`` leaves equal to the base weight ``W``. Every other parameter of the model is kept.
 
     .. math:: A \\sim U\\!\\left(-\\tfrac{1}{\\sqrt{fan_{in}}}, \\tfrac{1}{\\sqrt{fan_{in}}}\\right),\\ B = 0
         \\qquad\\text{or}\\qquad A \\sim \\mathcal N(0, r^{-2}),\\ B = 0
@@ -253,11 +272,13 @@ def lora(
     parameters = ModelParameters(model)
     found = LORA_ROLES.resolve(parameters, preset, LORA_ROLES.overrides(roles, patterns))
     a_names, b_names = found.of("lora_A"), found.of("lora_B")
-    adapters = set(a_names) | set(b_names) | set(found.of("embedding_A")) | set(found.of("embedding_B"))
+    magnitudes = found.of("magnitude")
+    adapters = set(a_names) | set(b_names) | set(found.of("embedding_A")) | set(found.of("embedding_B")) | set(magnitudes)
     bases = [n for n in found.of("base") if n not in adapters]
     modules = {name: module for name, module in model.named_modules()}
     b_of = paired("lora", a_names, b_names, "lora_B") if a_names else {}
     base_of = paired("lora", a_names, bases, "base weight") if init in ("pissa", "olora") else {}
+    magnitude_base = paired("lora", magnitudes, bases, "base weight") if magnitudes else {}
 
     role_of: dict[str, str] = {}
     scheme_rules: SchemeRules = []
@@ -301,6 +322,12 @@ def lora(
     for name in found.of("embedding_B"):
         scheme_rules.append((exact(name), {"std": 1.0}))
         role_of[name] = "embedding_B"
+    for name, base_name in magnitude_base.items():  # read now: PiSSA and OLoRA rewrite the base weight
+        base = parameters.tensor(base_name)
+        if not base.is_meta:
+            norms = _weight_norms(full_values(base), parameters[base_name].module)
+            scheme_rules.append((exact(name), functools.partial(_values_fill, values=norms)))
+        role_of[name] = "magnitude"
     for name in list(role_of):
         if role_of[name] == "lora_B" and name.endswith("weight") and name[: -len("weight")] + "bias" in parameters:
             scheme_rules.append((exact(name[: -len("weight")] + "bias"), "zeros"))
