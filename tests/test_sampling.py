@@ -379,6 +379,9 @@ def test_bad_shapes(shape, error, message):
         ({"distribution": "truncated_normal", "bounds": "ab"}, TypeError, "bounds must be a pair"),
         ({"distribution": "truncated_normal", "bounds": (50.0, 51.0)}, ValueError, "bounds=(50.0, 51.0) cannot be sampled"),
         ({"distribution": "truncated_normal", "bounds": (50.0, 51.0), "correct_variance": False}, ValueError, "37 standard"),
+        # Bounds a subnormal apart: the variance correction divided by a zero mass (ZeroDivisionError).
+        ({"distribution": "truncated_normal", "bounds": (0.0, 5e-324)}, ValueError, "too narrow or too far in the tail"),
+        ({"distribution": "truncated_normal", "bounds": (-5e-324, 5e-324)}, ValueError, "the truncated std is 0.0"),
         ({"gain": math.nan}, ValueError, "gain must be finite"),
         ({"gain": "2"}, TypeError, "gain must be a real number"),
         ({"std": -0.1}, ValueError, "std must be >= 0"),
