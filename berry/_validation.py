@@ -32,6 +32,7 @@ __all__ = [
     "check_shape",
     "closest",
     "exact_dtype",
+    "name_bytes",
     "resolve_dtype",
     "shown",
 ]
@@ -277,7 +278,19 @@ def check_key(seed: Any, name: Any, *, keyed: bool, what: str) -> tuple[int, str
         raise TypeError(
             f"name must be a str (the parameter's name), got {shown(name)} of type {type(name).__name__}"
         )
+    name_bytes(name)
     return seed, name
+
+
+def name_bytes(name: str) -> bytes:
+    """A parameter name's UTF-8 bytes, which the key hashes; a clear error for a lone surrogate (``"\\udcff"``)."""
+    try:
+        return name.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"name={shown(name)} cannot be encoded as UTF-8 ({error.reason} at position {error.start}), and the key "
+            "hashes the name's UTF-8 bytes; pass a name without lone surrogates"
+        ) from None
 
 
 def _bfloat16() -> np.dtype:

@@ -146,6 +146,7 @@ from berry._validation import (
     check_real,
     check_seed,
     check_shape,
+    name_bytes,
 )
 
 __all__ = [
@@ -185,7 +186,7 @@ def key_for(seed: int, name: str = "") -> int:
     seed = check_seed(seed)  # the one check of a seed's range, with the message every entry point gives
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {name!r} of type {type(name).__name__}")
-    digest = hashlib.blake2b(KEY_DOMAIN + seed.to_bytes(16, "little") + name.encode("utf-8"), digest_size=8)
+    digest = hashlib.blake2b(KEY_DOMAIN + seed.to_bytes(16, "little") + name_bytes(name), digest_size=8)
     return int.from_bytes(digest.digest(), "little")
 
 

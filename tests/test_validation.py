@@ -99,3 +99,15 @@ def test_check_bool_refuses_truthy_values():
             check_bool("strict", value)
     with pytest.raises(TypeError, match=r"^on_meta must be True, False or None, got 'x' of type str$"):
         check_bool("on_meta", "x", allow_none=True)
+
+
+def test_a_name_that_is_not_utf8_is_a_clear_error():
+    # A lone surrogate (what os.fsdecode makes of undecodable bytes) was a UnicodeEncodeError from the hash.
+    from berry.stream import key_for
+
+    message = re.escape(r"name='w\udcff' cannot be encoded as UTF-8 (surrogates not allowed at position 1)")
+    with pytest.raises(ValueError, match=message):
+        berry.sample((3,), name="w\udcff")
+    with pytest.raises(ValueError, match=message):
+        key_for(0, "w\udcff")
+    assert key_for(0, "w\u00e9") == key_for(0, "w\u00e9")  # any encodable name keeps its key
