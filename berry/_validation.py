@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FLOAT_DTYPES",
+    "MAX_THREADS",
     "SEED_BOUND",
     "MissingNameError",
     "UnknownNameError",
@@ -39,6 +40,9 @@ __all__ = [
 
 #: Seeds are integers in ``[0, SEED_BOUND)``: the stream hashes them as 64-bit words.
 SEED_BOUND = 2**64
+
+#: The most threads a fill may be given (the C kernel counts them in an ``int``; it uses at most one per 64 Ki values).
+MAX_THREADS = 2**31 - 1
 
 #: The floating dtypes berry's stream writes (bfloat16 through the optional ml_dtypes package).
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -191,8 +195,8 @@ def check_positive(argument: str, value: Any, *, allow_zero: bool = False) -> fl
     return result
 
 
-def check_int(argument: str, value: Any, *, minimum: int | None = None) -> int:
-    """``value`` as an int if it is integral (an int, or a float/NumPy scalar with no fraction)."""
+def check_int(argument: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``value`` as an int if it is integral (an int, or a float/NumPy scalar with no fraction), within the bounds given."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{argument} must be an integer, got {shown(value)} of type {type(value).__name__}")
     result = _integral(value)
@@ -200,6 +204,8 @@ def check_int(argument: str, value: Any, *, minimum: int | None = None) -> int:
         raise ValueError(f"{argument} must be an integer, got {shown(value)}")
     if minimum is not None and result < minimum:
         raise ValueError(f"{argument} must be >= {minimum}, got {shown(value)}")
+    if maximum is not None and result > maximum:
+        raise ValueError(f"{argument} must be <= {maximum}, got {shown(value)}")
     return result
 
 

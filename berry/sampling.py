@@ -59,6 +59,7 @@ import numpy as np
 
 from berry import distributions, kinds, stream
 from berry._validation import (
+    MAX_THREADS,
     check_choice,
     check_finite,
     check_int,
@@ -307,7 +308,7 @@ class InitSpec:
         dims = check_shape("shape", shape)
         seed, name = check_key(seed, name, keyed=self.init_kind.keyed, what=f"berry.sample(init={self.init_label!r})")
         if threads is not None:
-            threads = check_int("threads", threads, minimum=1)
+            threads = check_int("threads", threads, minimum=1, maximum=MAX_THREADS)
         box = resolve_region(region, dims)
         box_shape = distributions.region_shape(box)
         target_dtype = self._output_dtype(dtype, out)

@@ -139,6 +139,7 @@ from berry._recipe import KEY_DOMAIN, STREAM_VERSION
 from berry._special import ndtr, ndtri, ndtri_half_f32
 from berry._stream_numpy import KernelParams, Layout, fill_numpy
 from berry._validation import (
+    MAX_THREADS,
     SEED_BOUND,
     check_finite,
     check_int,
@@ -615,7 +616,7 @@ def fill(
     if threads is None:
         threads = default_threads()
     else:
-        threads = check_int("threads", threads, minimum=1)
+        threads = check_int("threads", threads, minimum=1, maximum=MAX_THREADS)
     params = kernel_params(law, dtype)
     if out.size == 0:
         return

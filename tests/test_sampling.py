@@ -398,6 +398,8 @@ def test_bad_shapes(shape, error, message):
         ({"seed": 1.5}, ValueError, "seed must be an integer"),
         ({"name": 3}, TypeError, "name must be a str"),
         ({"threads": 0}, ValueError, "threads must be >= 1"),
+        # The C kernel counts threads in an int: 2**31 reached it and its error named no value.
+        ({"threads": 2**31}, ValueError, "threads must be <= 2147483647, got 2147483648"),
     ],
 )
 def test_bad_arguments(kwargs, error, message):
