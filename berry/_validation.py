@@ -24,6 +24,7 @@ __all__ = [
     "UnknownNameError",
     "check_bool",
     "check_choice",
+    "check_distinct_elements",
     "check_finite",
     "check_int",
     "check_key",
@@ -364,3 +365,19 @@ def exact_dtype(dtype: Any) -> np.dtype:
         if resolved.name in ("complex64", "complex128") or resolved.type.__module__.startswith("ml_dtypes"):
             return resolved
         raise
+
+
+def check_distinct_elements(argument: str, array: np.ndarray) -> None:
+    """A clear error if elements of ``array`` share memory through a zero stride (a broadcast made writable).
+
+    Such an array cannot hold different values: writing a tensor into it keeps the last value written to
+    each location, a silently wrong result.
+    """
+    if array.size == 0:  # nothing to write (NumPy gives empty arrays zero strides)
+        return
+    for axis, (size, step) in enumerate(zip(array.shape, array.strides, strict=True)):
+        if size > 1 and step == 0:
+            raise ValueError(
+                f"{argument} has stride 0 on axis {axis} of size {size} (strides={array.strides}), so its elements "
+                "share memory and cannot hold different values; pass an array of its own, e.g. numpy.empty"
+            )

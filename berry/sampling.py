@@ -61,6 +61,7 @@ from berry import distributions, kinds, stream
 from berry._validation import (
     MAX_THREADS,
     check_choice,
+    check_distinct_elements,
     check_finite,
     check_int,
     check_key,
@@ -487,6 +488,7 @@ def _check_out(out: np.ndarray, box_shape: tuple[int, ...], dtype: np.dtype) -> 
         raise ValueError(f"out has dtype {out.dtype.name}; expected {dtype.name}")
     if not out.flags.writeable:
         raise ValueError("out is read-only; pass a writable array")
+    check_distinct_elements("out", out)
 
 
 def sample(

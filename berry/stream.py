@@ -141,6 +141,7 @@ from berry._stream_numpy import KernelParams, Layout, fill_numpy
 from berry._validation import (
     MAX_THREADS,
     SEED_BOUND,
+    check_distinct_elements,
     check_finite,
     check_int,
     check_positive,
@@ -563,6 +564,7 @@ def _plain_out(out: Any) -> np.ndarray:
         )
     if not out.flags.writeable:
         raise ValueError("out must be writable, got a read-only array")
+    check_distinct_elements("out", out)
     return out
 
 

@@ -255,6 +255,20 @@ def test_bad_out(out, options, error, message):
         sample((4, 4), "he", name="w", out=out, **options)
 
 
+def test_an_out_whose_elements_share_memory_is_refused():
+    # A writable zero-stride view was "filled": every row kept the last row's values.
+    from berry import stream
+
+    shared = np.lib.stride_tricks.as_strided(np.zeros(12, np.float32), (4, 3), (0, 4))
+    message = "out has stride 0 on axis 0 of size 4 (strides=(0, 4)), so its elements share memory"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sample((4, 3), name="w", out=shared)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        stream.fill(shared, stream.Normal(0.0, 1.0), key=1, global_shape=(4, 3))
+    single = np.lib.stride_tricks.as_strided(np.zeros(3, np.float32), (1, 3), (0, 4))  # size 1: nothing shared
+    np.testing.assert_array_equal(sample((1, 3), name="w", out=single), sample((1, 3), name="w"))
+
+
 def test_read_only_out():
     out = np.empty((4, 4), np.float32)
     out.flags.writeable = False
