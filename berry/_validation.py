@@ -216,7 +216,12 @@ def check_shape(argument: str, shape: Any) -> tuple[int, ...]:
         shape = (shape,)
     if isinstance(shape, (str, bytes)) or not isinstance(shape, Iterable):
         raise TypeError(f"{argument} must be a sequence of non-negative integers, got {shown(shape)}")
-    dims = tuple(shape)
+    try:
+        dims = tuple(shape)
+    except TypeError:  # iterable by type, not by value: a 0-d NumPy array
+        raise TypeError(
+            f"{argument} must be a sequence of non-negative integers, got {shown(shape)} of type {type(shape).__name__}"
+        ) from None
     result = []
     for axis, dim in enumerate(dims):
         try:

@@ -369,6 +369,7 @@ def test_registered_callable_serializes_by_name_and_unregistered_does_not():
         ("34", TypeError, "shape must be a sequence of non-negative integers"),
         (None, TypeError, "shape must be a sequence"),
         (-3, ValueError, "shape[0] must be >= 0"),
+        (np.array(5), TypeError, "shape must be a sequence of non-negative integers, got array(5) of type ndarray"),
     ],
 )
 def test_bad_shapes(shape, error, message):
