@@ -437,14 +437,19 @@ class InitSpec:
         for key in data:
             if key not in fields and key not in ("berry_version", "stream_version"):
                 raise unknown_name("InitSpec field", key, sorted(fields))
-        version = data.get("stream_version", stream.STREAM_VERSION)
+        version = check_int("stream_version", data.get("stream_version", stream.STREAM_VERSION), minimum=0)
         if version != stream.STREAM_VERSION:
-            warnings.warn(
-                f"this spec was written with stream version {version!r}; berry now uses stream version "
-                f"{stream.STREAM_VERSION}, so the sampled values differ from those it gave then",
-                UserWarning,
-                stacklevel=2,
-            )
+            if version > stream.STREAM_VERSION:  # written by a newer berry: not "then" but elsewhere
+                message = (
+                    f"this spec was written with stream version {version}, newer than this berry's "
+                    f"({stream.STREAM_VERSION}), so the values sampled here differ from the writer's; upgrade berry"
+                )
+            else:
+                message = (
+                    f"this spec was written with stream version {version}; berry now uses stream version "
+                    f"{stream.STREAM_VERSION}, so the sampled values differ from those it gave then"
+                )
+            warnings.warn(message, UserWarning, stacklevel=2)
         kwargs = {key: value for key, value in data.items() if key in fields}
         if "bounds" in kwargs and isinstance(kwargs["bounds"], list):
             kwargs["bounds"] = tuple(kwargs["bounds"])

@@ -348,6 +348,25 @@ def test_spec_from_another_stream_version_warns():
     data = {**InitSpec().to_dict(), "stream_version": 0}
     with pytest.warns(UserWarning, match="stream version 0"):
         InitSpec.from_dict(data)
+    newer = {**data, "stream_version": stream.STREAM_VERSION + 1}
+    with pytest.warns(UserWarning, match=r"newer than this berry's \(\d+\), so the values sampled here differ"):
+        InitSpec.from_dict(newer)
+
+
+@pytest.mark.parametrize(
+    ("version", "error", "message"),
+    [
+        ("2", TypeError, "stream_version must be an integer, got '2' of type str"),
+        (None, TypeError, "stream_version must be an integer, got None"),
+        ([2], TypeError, "stream_version must be an integer, got [2]"),
+        (1.5, ValueError, "stream_version must be an integer, got 1.5"),
+        (-1, ValueError, "stream_version must be >= 0, got -1"),
+    ],
+)
+def test_a_stream_version_that_is_not_a_version_is_an_error(version, error, message):
+    # Each was only a warning that the values differ ("written with stream version '2'").
+    with pytest.raises(error, match=re.escape(message)):
+        InitSpec.from_dict({**InitSpec().to_dict(), "stream_version": version})
 
 
 def test_registered_callable_serializes_by_name_and_unregistered_does_not():
