@@ -69,6 +69,7 @@ from berry._validation import (
     check_real,
     check_shape,
     resolve_dtype,
+    shown,
     unknown_name,
 )
 from berry.fans import LAYOUTS, fans_for
@@ -315,7 +316,14 @@ class InitSpec:
         target_dtype = self._output_dtype(dtype, out)
         self.init_kind.validate_shape(self, dims)
         if out is None:
-            out = np.empty(box_shape, dtype=target_dtype)
+            try:
+                out = np.empty(box_shape, dtype=target_dtype)
+            except ValueError:  # NumPy's "array is too big" or "Maximum allowed dimension exceeded"
+                what = f"shape={shown(dims)}" if box_shape == dims else f"the region {shown(box_shape)} of shape={shown(dims)}"
+                raise ValueError(
+                    f"{what} has {shown(math.prod(box_shape))} elements, more than a NumPy array of "
+                    f"{target_dtype.name} can hold; sample a smaller region of it (region=)"
+                ) from None
         else:
             _check_out(out, box_shape, target_dtype)
         if out.size == 0:

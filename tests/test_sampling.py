@@ -397,6 +397,19 @@ def test_bad_shapes(shape, error, message):
 
 
 @pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((2**62, 2**62), "shape=(4611686018427387904, 4611686018427387904) has 2126764793255865396"),
+        ((10**400,), "has 1e+400 (an integer of 401 digits) elements, more than a NumPy array of float32 can hold"),
+    ],
+)
+def test_a_shape_too_big_for_numpy_names_the_shape(shape, message):
+    # Was NumPy's own "array is too big" / "Maximum allowed dimension exceeded", naming no argument.
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sample(shape, name="w")
+
+
+@pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
         ({"init": "xavir"}, UnknownNameError, "Did you mean 'xavier'"),
