@@ -149,6 +149,7 @@ from berry._validation import (
     check_seed,
     check_shape,
     name_bytes,
+    shown,
 )
 
 __all__ = [
@@ -435,7 +436,7 @@ def region_bounds(global_shape: Sequence[int], region: Any) -> tuple[tuple[int, 
         stop = dim if piece.stop is None else check_int(f"region[{axis}].stop", piece.stop)
         if not 0 <= start <= stop <= dim:
             raise ValueError(
-                f"region[{axis}]={piece!r} is outside axis {axis} of size {dim}; need 0 <= start <= stop <= {dim}"
+                f"region[{axis}]={shown(piece)} is outside axis {axis} of size {dim}; need 0 <= start <= stop <= {dim}"
             )
         starts.append(start)
         sizes.append(stop - start)

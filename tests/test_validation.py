@@ -111,3 +111,14 @@ def test_a_name_that_is_not_utf8_is_a_clear_error():
     with pytest.raises(ValueError, match=message):
         key_for(0, "w\udcff")
     assert key_for(0, "w\u00e9") == key_for(0, "w\u00e9")  # any encodable name keeps its key
+
+
+def test_a_huge_group_count_or_region_bound_is_shown_short():
+    # These messages wrote the integer's 401 digits (and one of more than 4300 cannot be written at all).
+    with pytest.raises(ValueError, match=re.escape(f"groups={SHOWN_HUGE} must divide the out channels (3)")):
+        berry.sample((4, 3), groups=HUGE, name="w")
+    with pytest.raises(ValueError, match=re.escape(f"groups={SHOWN_HUGE} must divide")):
+        berry.compute_fans((4, 3), groups=HUGE)
+    with pytest.raises(ValueError, match=r"^region\[0\]=slice\(0, 1000.{0,60}\(\d+ characters\) is outside axis 0") as info:
+        berry.sample((4, 3), region=(slice(0, HUGE),), name="w")
+    assert len(str(info.value)) < 200
