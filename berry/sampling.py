@@ -341,6 +341,8 @@ class InitSpec:
             raise TypeError(f"out must be a NumPy array, got {type(out).__name__}")
         if dtype is not None:
             resolved = resolve_dtype(dtype)
+            if out is not None and out.dtype.newbyteorder("=") == resolved.newbyteorder("="):
+                return out.dtype  # the same type in out's byte order, which the fill writes (dtype=None does too)
             if out is not None and out.dtype != resolved:
                 raise ValueError(f"out has dtype {out.dtype.name} but dtype={dtype!r} was asked for; they must agree")
             return resolved

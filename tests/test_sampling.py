@@ -255,6 +255,16 @@ def test_bad_out(out, options, error, message):
         sample((4, 4), "he", name="w", out=out, **options)
 
 
+def test_dtype_names_outs_type_in_either_byte_order():
+    # out of dtype '>f4' with dtype='float32' was refused as "out has dtype float32 but dtype='float32' was asked for".
+    for init in ("he", "orthogonal"):
+        out = np.zeros((4, 3), ">f4")
+        assert sample((4, 3), init, name="w", out=out, dtype="float32") is out
+        np.testing.assert_array_equal(out, sample((4, 3), init, name="w"))
+    with pytest.raises(ValueError, match=re.escape("out has dtype float64 but dtype='float32'")):
+        sample((4, 3), name="w", out=np.zeros((4, 3), ">f8"), dtype="float32")
+
+
 def test_an_out_whose_elements_share_memory_is_refused():
     # A writable zero-stride view was "filled": every row kept the last row's values.
     from berry import stream
