@@ -612,10 +612,10 @@ def fill(
             )
     if out.ndim != len(gshape) or any(s + n > g for s, n, g in zip(start, out.shape, gshape, strict=False)):
         raise ValueError(
-            f"out of shape {out.shape} at region_start={start} does not fit inside global_shape={gshape}"
+            f"out of shape {out.shape} at region_start={start} does not fit inside global_shape={shown(gshape)}"
         )
     if math.prod(gshape) >= 2**63:
-        raise ValueError(f"global_shape={gshape} has more than 2**63 elements")
+        raise ValueError(f"global_shape={shown(gshape)} has more than 2**63 elements")
     if threads is None:
         threads = default_threads()
     else:

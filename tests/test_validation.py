@@ -122,3 +122,6 @@ def test_a_huge_group_count_or_region_bound_is_shown_short():
     with pytest.raises(ValueError, match=r"^region\[0\]=slice\(0, 1000.{0,60}\(\d+ characters\) is outside axis 0") as info:
         berry.sample((4, 3), region=(slice(0, HUGE),), name="w")
     assert len(str(info.value)) < 200
+
+    with pytest.raises(ValueError, match=r"^global_shape=\(1000.{0,60}\(\d+ characters\) has more than 2\*\*63 elements$"):
+        berry.sample((10**200, 10**200), region=(slice(0, 1), slice(0, 1)), name="w", std=1.0)
