@@ -519,6 +519,8 @@ def truncnorm_mean_std(a: float, b: float) -> tuple[float, float]:
     if a < 0.0:
         l0, l1, l2 = _tilted_moments(0.0, -a)  # s in [a, 0]: odd moments change sign
         m0, m1, m2 = m0 + l0, m1 - l1, m2 + l2
+    if m0 == 0.0:  # a subnormal width (b - a = 5e-324): half a panel rounds to 0, and so do the mean shift and the std
+        return sign * c, 0.0
     shift = m1 / m0
     return sign * (c + shift), math.sqrt(m2 / m0 - shift * shift)
 

@@ -18,11 +18,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FLOAT_DTYPES",
+    "MAX_THREADS",
     "SEED_BOUND",
     "MissingNameError",
     "UnknownNameError",
     "check_bool",
     "check_choice",
+    "check_distinct_elements",
     "check_finite",
     "check_int",
     "check_key",
@@ -32,12 +34,16 @@ __all__ = [
     "check_shape",
     "closest",
     "exact_dtype",
+    "name_bytes",
     "resolve_dtype",
     "shown",
 ]
 
 #: Seeds are integers in ``[0, SEED_BOUND)``: the stream hashes them as 64-bit words.
 SEED_BOUND = 2**64
+
+#: The most threads a fill may be given (the C kernel counts them in an ``int``; it uses at most one per 64 Ki values).
+MAX_THREADS = 2**31 - 1
 
 #: The floating dtypes berry's stream writes (bfloat16 through the optional ml_dtypes package).
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -190,8 +196,8 @@ def check_positive(argument: str, value: Any, *, allow_zero: bool = False) -> fl
     return result
 
 
-def check_int(argument: str, value: Any, *, minimum: int | None = None) -> int:
-    """``value`` as an int if it is integral (an int, or a float/NumPy scalar with no fraction)."""
+def check_int(argument: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``value`` as an int if it is integral (an int, or a float/NumPy scalar with no fraction), within the bounds given."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{argument} must be an integer, got {shown(value)} of type {type(value).__name__}")
     result = _integral(value)
@@ -199,6 +205,8 @@ def check_int(argument: str, value: Any, *, minimum: int | None = None) -> int:
         raise ValueError(f"{argument} must be an integer, got {shown(value)}")
     if minimum is not None and result < minimum:
         raise ValueError(f"{argument} must be >= {minimum}, got {shown(value)}")
+    if maximum is not None and result > maximum:
+        raise ValueError(f"{argument} must be <= {maximum}, got {shown(value)}")
     return result
 
 
@@ -208,7 +216,12 @@ def check_shape(argument: str, shape: Any) -> tuple[int, ...]:
         shape = (shape,)
     if isinstance(shape, (str, bytes)) or not isinstance(shape, Iterable):
         raise TypeError(f"{argument} must be a sequence of non-negative integers, got {shown(shape)}")
-    dims = tuple(shape)
+    try:
+        dims = tuple(shape)
+    except TypeError:  # iterable by type, not by value: a 0-d NumPy array
+        raise TypeError(
+            f"{argument} must be a sequence of non-negative integers, got {shown(shape)} of type {type(shape).__name__}"
+        ) from None
     result = []
     for axis, dim in enumerate(dims):
         try:
@@ -277,7 +290,19 @@ def check_key(seed: Any, name: Any, *, keyed: bool, what: str) -> tuple[int, str
         raise TypeError(
             f"name must be a str (the parameter's name), got {shown(name)} of type {type(name).__name__}"
         )
+    name_bytes(name)
     return seed, name
+
+
+def name_bytes(name: str) -> bytes:
+    """A parameter name's UTF-8 bytes, which the key hashes; a clear error for a lone surrogate (``"\\udcff"``)."""
+    try:
+        return name.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"name={shown(name)} cannot be encoded as UTF-8 ({error.reason} at position {error.start}), and the key "
+            "hashes the name's UTF-8 bytes; pass a name without lone surrogates"
+        ) from None
 
 
 def _bfloat16() -> np.dtype:
@@ -345,3 +370,19 @@ def exact_dtype(dtype: Any) -> np.dtype:
         if resolved.name in ("complex64", "complex128") or resolved.type.__module__.startswith("ml_dtypes"):
             return resolved
         raise
+
+
+def check_distinct_elements(argument: str, array: np.ndarray) -> None:
+    """A clear error if elements of ``array`` share memory through a zero stride (a broadcast made writable).
+
+    Such an array cannot hold different values: writing a tensor into it keeps the last value written to
+    each location, a silently wrong result.
+    """
+    if array.size == 0:  # nothing to write (NumPy gives empty arrays zero strides)
+        return
+    for axis, (size, step) in enumerate(zip(array.shape, array.strides, strict=True)):
+        if size > 1 and step == 0:
+            raise ValueError(
+                f"{argument} has stride 0 on axis {axis} of size {size} (strides={array.strides}), so its elements "
+                "share memory and cannot hold different values; pass an array of its own, e.g. numpy.empty"
+            )

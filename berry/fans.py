@@ -44,7 +44,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from berry._validation import check_choice, check_int, check_shape
+from berry._validation import check_choice, check_int, check_shape, shown
 
 __all__ = ["CONVENTIONS", "LAYOUTS", "Fans", "compute_fans", "fans_for", "normalize_axes"]
 
@@ -227,7 +227,7 @@ def compute_fans(
             "out", math.prod(dims[a] for a in outs))
         if full_size % groups:
             raise ValueError(
-                f"groups={groups} must divide the {full_name} channels ({full_size}) of shape={tuple(dims)!r}"
+                f"groups={shown(groups)} must divide the {full_name} channels ({full_size}) of shape={shown(tuple(dims))}"
             )
         if transposed:
             fan_in //= groups

@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from berry import kinds
-from berry._validation import check_choice, check_finite, check_positive, unknown_name
+from berry._validation import check_choice, check_finite, check_positive, shown, unknown_name
 from berry.fans import fans_for
 
 __all__ = [
@@ -152,14 +152,21 @@ def variance_scaling(
             "deviation exists; a zero-size tensor needs no initialization"
         )
     # Each variance is written as the seed writes it, so the named rules equal the seed's bits.
-    if mode == "fan_in":
-        variance = scale / fans.fan_in
-    elif mode == "fan_out":
-        variance = scale / fans.fan_out
-    elif mode == "fan_avg":
-        variance = 2 * scale / (fans.fan_in + fans.fan_out)
-    else:
-        variance = scale / math.sqrt(fans.fan_in * fans.fan_out)
+    try:
+        if mode == "fan_in":
+            variance = scale / fans.fan_in
+        elif mode == "fan_out":
+            variance = scale / fans.fan_out
+        elif mode == "fan_avg":
+            variance = 2 * scale / (fans.fan_in + fans.fan_out)
+        else:
+            variance = scale / math.sqrt(fans.fan_in * fans.fan_out)
+    except OverflowError:  # an integer fan (or their sum or product) beyond float64: Python cannot divide by it
+        given = " and ".join(f"{fan}={shown(getattr(fans, fan))}" for fan in ("fan_in", "fan_out") if mode in (fan, "fan_avg", "fan_geo_avg"))
+        raise ValueError(
+            f"{given} (mode={mode!r}) is beyond float64's range (|x| < 1.8e308), so no standard deviation "
+            "can be computed from it"
+        ) from None
     return gain * math.sqrt(variance)
 
 

@@ -57,7 +57,7 @@ from collections.abc import Callable, Collection
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from berry._validation import check_choice
+from berry._validation import check_choice, shown
 
 if TYPE_CHECKING:
     import numpy as np
@@ -260,7 +260,7 @@ def _check_dirac(spec: InitSpec, shape: tuple[int, ...]) -> None:
     out_channels = _channels(spec, shape)[1]
     if out_channels % spec.groups:
         raise ValueError(
-            f"groups={spec.groups} must divide the output channels ({out_channels}) of shape={shape!r} "
+            f"groups={shown(spec.groups)} must divide the output channels ({out_channels}) of shape={shown(shape)} "
             f"in layout {spec.layout!r}"
         )
 

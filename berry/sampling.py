@@ -59,7 +59,9 @@ import numpy as np
 
 from berry import distributions, kinds, stream
 from berry._validation import (
+    MAX_THREADS,
     check_choice,
+    check_distinct_elements,
     check_finite,
     check_int,
     check_key,
@@ -67,6 +69,7 @@ from berry._validation import (
     check_real,
     check_shape,
     resolve_dtype,
+    shown,
     unknown_name,
 )
 from berry.fans import LAYOUTS, fans_for
@@ -307,13 +310,20 @@ class InitSpec:
         dims = check_shape("shape", shape)
         seed, name = check_key(seed, name, keyed=self.init_kind.keyed, what=f"berry.sample(init={self.init_label!r})")
         if threads is not None:
-            threads = check_int("threads", threads, minimum=1)
+            threads = check_int("threads", threads, minimum=1, maximum=MAX_THREADS)
         box = resolve_region(region, dims)
         box_shape = distributions.region_shape(box)
         target_dtype = self._output_dtype(dtype, out)
         self.init_kind.validate_shape(self, dims)
         if out is None:
-            out = np.empty(box_shape, dtype=target_dtype)
+            try:
+                out = np.empty(box_shape, dtype=target_dtype)
+            except ValueError:  # NumPy's "array is too big" or "Maximum allowed dimension exceeded"
+                what = f"shape={shown(dims)}" if box_shape == dims else f"the region {shown(box_shape)} of shape={shown(dims)}"
+                raise ValueError(
+                    f"{what} has {shown(math.prod(box_shape))} elements, more than a NumPy array of "
+                    f"{target_dtype.name} can hold; sample a smaller region of it (region=)"
+                ) from None
         else:
             _check_out(out, box_shape, target_dtype)
         if out.size == 0:
@@ -331,6 +341,8 @@ class InitSpec:
             raise TypeError(f"out must be a NumPy array, got {type(out).__name__}")
         if dtype is not None:
             resolved = resolve_dtype(dtype)
+            if out is not None and out.dtype.newbyteorder("=") == resolved.newbyteorder("="):
+                return out.dtype  # the same type in out's byte order, which the fill writes (dtype=None does too)
             if out is not None and out.dtype != resolved:
                 raise ValueError(f"out has dtype {out.dtype.name} but dtype={dtype!r} was asked for; they must agree")
             return resolved
@@ -435,14 +447,19 @@ class InitSpec:
         for key in data:
             if key not in fields and key not in ("berry_version", "stream_version"):
                 raise unknown_name("InitSpec field", key, sorted(fields))
-        version = data.get("stream_version", stream.STREAM_VERSION)
+        version = check_int("stream_version", data.get("stream_version", stream.STREAM_VERSION), minimum=0)
         if version != stream.STREAM_VERSION:
-            warnings.warn(
-                f"this spec was written with stream version {version!r}; berry now uses stream version "
-                f"{stream.STREAM_VERSION}, so the sampled values differ from those it gave then",
-                UserWarning,
-                stacklevel=2,
-            )
+            if version > stream.STREAM_VERSION:  # written by a newer berry: not "then" but elsewhere
+                message = (
+                    f"this spec was written with stream version {version}, newer than this berry's "
+                    f"({stream.STREAM_VERSION}), so the values sampled here differ from the writer's; upgrade berry"
+                )
+            else:
+                message = (
+                    f"this spec was written with stream version {version}; berry now uses stream version "
+                    f"{stream.STREAM_VERSION}, so the sampled values differ from those it gave then"
+                )
+            warnings.warn(message, UserWarning, stacklevel=2)
         kwargs = {key: value for key, value in data.items() if key in fields}
         if "bounds" in kwargs and isinstance(kwargs["bounds"], list):
             kwargs["bounds"] = tuple(kwargs["bounds"])
@@ -486,6 +503,7 @@ def _check_out(out: np.ndarray, box_shape: tuple[int, ...], dtype: np.dtype) -> 
         raise ValueError(f"out has dtype {out.dtype.name}; expected {dtype.name}")
     if not out.flags.writeable:
         raise ValueError("out is read-only; pass a writable array")
+    check_distinct_elements("out", out)
 
 
 def sample(

@@ -139,13 +139,17 @@ from berry._recipe import KEY_DOMAIN, STREAM_VERSION
 from berry._special import ndtr, ndtri, ndtri_half_f32
 from berry._stream_numpy import KernelParams, Layout, fill_numpy
 from berry._validation import (
+    MAX_THREADS,
     SEED_BOUND,
+    check_distinct_elements,
     check_finite,
     check_int,
     check_positive,
     check_real,
     check_seed,
     check_shape,
+    name_bytes,
+    shown,
 )
 
 __all__ = [
@@ -185,7 +189,7 @@ def key_for(seed: int, name: str = "") -> int:
     seed = check_seed(seed)  # the one check of a seed's range, with the message every entry point gives
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {name!r} of type {type(name).__name__}")
-    digest = hashlib.blake2b(KEY_DOMAIN + seed.to_bytes(16, "little") + name.encode("utf-8"), digest_size=8)
+    digest = hashlib.blake2b(KEY_DOMAIN + seed.to_bytes(16, "little") + name_bytes(name), digest_size=8)
     return int.from_bytes(digest.digest(), "little")
 
 
@@ -432,7 +436,7 @@ def region_bounds(global_shape: Sequence[int], region: Any) -> tuple[tuple[int, 
         stop = dim if piece.stop is None else check_int(f"region[{axis}].stop", piece.stop)
         if not 0 <= start <= stop <= dim:
             raise ValueError(
-                f"region[{axis}]={piece!r} is outside axis {axis} of size {dim}; need 0 <= start <= stop <= {dim}"
+                f"region[{axis}]={shown(piece)} is outside axis {axis} of size {dim}; need 0 <= start <= stop <= {dim}"
             )
         starts.append(start)
         sizes.append(stop - start)
@@ -561,6 +565,7 @@ def _plain_out(out: Any) -> np.ndarray:
         )
     if not out.flags.writeable:
         raise ValueError("out must be writable, got a read-only array")
+    check_distinct_elements("out", out)
     return out
 
 
@@ -607,14 +612,14 @@ def fill(
             )
     if out.ndim != len(gshape) or any(s + n > g for s, n, g in zip(start, out.shape, gshape, strict=False)):
         raise ValueError(
-            f"out of shape {out.shape} at region_start={start} does not fit inside global_shape={gshape}"
+            f"out of shape {out.shape} at region_start={start} does not fit inside global_shape={shown(gshape)}"
         )
     if math.prod(gshape) >= 2**63:
-        raise ValueError(f"global_shape={gshape} has more than 2**63 elements")
+        raise ValueError(f"global_shape={shown(gshape)} has more than 2**63 elements")
     if threads is None:
         threads = default_threads()
     else:
-        threads = check_int("threads", threads, minimum=1)
+        threads = check_int("threads", threads, minimum=1, maximum=MAX_THREADS)
     params = kernel_params(law, dtype)
     if out.size == 0:
         return

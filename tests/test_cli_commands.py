@@ -71,6 +71,20 @@ def test_std_and_gain(capsys):
     assert payload["mode"] == "backward" and round(payload["gain"], 5) == 1.46741 and payload["torch_gain"] == 5 / 3
 
 
+def test_gain_with_a_slope_torch_cannot_tabulate(capsys):
+    # torch's table squares the slope and overflows: that was a traceback, though the exact gain exists.
+    assert main(["gain", "leaky_relu", "--param", "1e200", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert abs(payload["gain"] / (2**0.5 * 1e-200) - 1) < 1e-15 and payload["torch_gain"] is None
+    assert main(["gain", "leaky_relu", "--param", "1e200"]) == 0
+    assert "OverflowError (the slope's square overflows float64)" in capsys.readouterr().out
+
+
+def test_std_of_a_fan_beyond_float64_is_an_error_not_a_traceback(capsys):
+    assert main(["std", "he", "--fan-in", "1" + "0" * 400]) == 2
+    assert "beyond float64's range" in capsys.readouterr().err
+
+
 def test_version_names_the_stream_backend_and_simd_path():
     out = subprocess.run([sys.executable, "-m", "berry", "--version"], capture_output=True, text=True, check=True,
                          cwd=ROOT).stdout

@@ -297,6 +297,10 @@ def test_init_normal_is_pointed_at_distribution_and_std(tmp_path, monkeypatch, c
         (["3,3", "--name", "w", "--bounds=-3", "--out", "n.npy"], "--bounds"),
         (["3,3", "--name", "w", "--bounds=-3,3", "--out", "n.npy"], "truncated_normal"),
         (["3,3", "--name", "w", "--out", "n.npy", "--bogus"], "unrecognized arguments: --bogus"),
+        # Tracebacks before: a ZeroDivisionError (bounds a subnormal apart), an OverflowError (a fan beyond float64).
+        (["3,3", "--name", "w", "--distribution", "truncated_normal", "--bounds=-5e-324,5e-324", "--out", "n.npy"],
+         "too narrow or too far in the tail"),
+        (["3,3", "--name", "w", "--fan-in", "1" + "0" * 400, "--out", "n.npy"], "beyond float64's range"),
     ],
 )
 def test_bad_input_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys, argv, message):

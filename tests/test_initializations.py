@@ -136,6 +136,11 @@ def test_named_rules_are_variance_scaling():
         (lambda: xavier(shape=(0, 4)), ValueError, "has a zero fan"),
         (lambda: xavier(shape=(3, 4), layout="nhwc"), ValueError, "layout='nhwc' is not supported"),
         (lambda: he(fan_in=4, negative_slope=float("nan")), ValueError, "negative_slope must be finite"),
+        # A fan beyond float64 was a bare OverflowError from the division.
+        (lambda: xavier(fan_in=10**400, fan_out=3), ValueError, "fan_in=1e+400 (an integer of 401 digits) and fan_out=3"),
+        (lambda: he(fan_in=10**400), ValueError, "fan_in=1e+400 (an integer of 401 digits) (mode='fan_in') is beyond"),
+        (lambda: deepnet(fan_out=10**400), ValueError, "fan_out=1e+400 (an integer of 401 digits) (mode='fan_out')"),
+        (lambda: berry.sample((4, 3), fan_out=10**400, name="w"), ValueError, "beyond float64's range"),
     ],
 )
 def test_bad_input(call, error, fragment):

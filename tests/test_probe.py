@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -325,6 +327,25 @@ def test_report_table_dict_and_lookup():
     assert report.verdicts == {"xavier": "vanishing", "he": "stable"}
     with pytest.raises(KeyError, match="labels"):
         report["kaiming"]
+
+
+def test_mean_field_overflows_to_inf_without_a_runtime_warning():
+    # `berry probe --gain 1e10 --activation linear --depth 20` leaked NumPy's scalar-multiply RuntimeWarning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isinf(mean_field("linear", [1e20] * 20).output_var[-1])
+        assert math.isinf(mean_field("relu", [1e20] * 20, residual=True, branch_scale=1e100).output_var[-1])
+        network = probe.run("he", depth=20, width=8, gain=1e10, activation="linear", seed=0)["he"]
+    assert network.verdict.kind == "overflow"
+
+
+@pytest.mark.parametrize(("branch_scale", "rounds_to"), [(1e308, "inf"), (1e-50, "0.0")])
+def test_a_branch_scale_the_dtype_cannot_hold_is_refused(branch_scale, rounds_to):
+    # float32(1e308) was inf with an overflow RuntimeWarning; float32(1e-50) a silent 0 (no branch at all).
+    with pytest.raises(ValueError, match=re.escape(f"branch_scale={branch_scale!r} rounds to {rounds_to} in float32")):
+        probe.run("he", depth=2, width=4, residual=True, branch_scale=branch_scale)
+    probe.run("he", depth=2, width=4, residual=True, branch_scale=branch_scale if branch_scale < 1 else 1e300,
+              dtype="float64")
 
 
 def test_report_json_survives_overflow():

@@ -255,6 +255,30 @@ def test_bad_out(out, options, error, message):
         sample((4, 4), "he", name="w", out=out, **options)
 
 
+def test_dtype_names_outs_type_in_either_byte_order():
+    # out of dtype '>f4' with dtype='float32' was refused as "out has dtype float32 but dtype='float32' was asked for".
+    for init in ("he", "orthogonal"):
+        out = np.zeros((4, 3), ">f4")
+        assert sample((4, 3), init, name="w", out=out, dtype="float32") is out
+        np.testing.assert_array_equal(out, sample((4, 3), init, name="w"))
+    with pytest.raises(ValueError, match=re.escape("out has dtype float64 but dtype='float32'")):
+        sample((4, 3), name="w", out=np.zeros((4, 3), ">f8"), dtype="float32")
+
+
+def test_an_out_whose_elements_share_memory_is_refused():
+    # A writable zero-stride view was "filled": every row kept the last row's values.
+    from berry import stream
+
+    shared = np.lib.stride_tricks.as_strided(np.zeros(12, np.float32), (4, 3), (0, 4))
+    message = "out has stride 0 on axis 0 of size 4 (strides=(0, 4)), so its elements share memory"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sample((4, 3), name="w", out=shared)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        stream.fill(shared, stream.Normal(0.0, 1.0), key=1, global_shape=(4, 3))
+    single = np.lib.stride_tricks.as_strided(np.zeros(3, np.float32), (1, 3), (0, 4))  # size 1: nothing shared
+    np.testing.assert_array_equal(sample((1, 3), name="w", out=single), sample((1, 3), name="w"))
+
+
 def test_read_only_out():
     out = np.empty((4, 4), np.float32)
     out.flags.writeable = False
@@ -334,6 +358,25 @@ def test_spec_from_another_stream_version_warns():
     data = {**InitSpec().to_dict(), "stream_version": 0}
     with pytest.warns(UserWarning, match="stream version 0"):
         InitSpec.from_dict(data)
+    newer = {**data, "stream_version": stream.STREAM_VERSION + 1}
+    with pytest.warns(UserWarning, match=r"newer than this berry's \(\d+\), so the values sampled here differ"):
+        InitSpec.from_dict(newer)
+
+
+@pytest.mark.parametrize(
+    ("version", "error", "message"),
+    [
+        ("2", TypeError, "stream_version must be an integer, got '2' of type str"),
+        (None, TypeError, "stream_version must be an integer, got None"),
+        ([2], TypeError, "stream_version must be an integer, got [2]"),
+        (1.5, ValueError, "stream_version must be an integer, got 1.5"),
+        (-1, ValueError, "stream_version must be >= 0, got -1"),
+    ],
+)
+def test_a_stream_version_that_is_not_a_version_is_an_error(version, error, message):
+    # Each was only a warning that the values differ ("written with stream version '2'").
+    with pytest.raises(error, match=re.escape(message)):
+        InitSpec.from_dict({**InitSpec().to_dict(), "stream_version": version})
 
 
 def test_registered_callable_serializes_by_name_and_unregistered_does_not():
@@ -355,11 +398,25 @@ def test_registered_callable_serializes_by_name_and_unregistered_does_not():
         ("34", TypeError, "shape must be a sequence of non-negative integers"),
         (None, TypeError, "shape must be a sequence"),
         (-3, ValueError, "shape[0] must be >= 0"),
+        (np.array(5), TypeError, "shape must be a sequence of non-negative integers, got array(5) of type ndarray"),
     ],
 )
 def test_bad_shapes(shape, error, message):
     with pytest.raises(error, match=re.escape(message)):
         sample(shape)
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((2**62, 2**62), "shape=(4611686018427387904, 4611686018427387904) has 2126764793255865396"),
+        ((10**400,), "has 1e+400 (an integer of 401 digits) elements, more than a NumPy array of float32 can hold"),
+    ],
+)
+def test_a_shape_too_big_for_numpy_names_the_shape(shape, message):
+    # Was NumPy's own "array is too big" / "Maximum allowed dimension exceeded", naming no argument.
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sample(shape, name="w")
 
 
 @pytest.mark.parametrize(
@@ -379,6 +436,9 @@ def test_bad_shapes(shape, error, message):
         ({"distribution": "truncated_normal", "bounds": "ab"}, TypeError, "bounds must be a pair"),
         ({"distribution": "truncated_normal", "bounds": (50.0, 51.0)}, ValueError, "bounds=(50.0, 51.0) cannot be sampled"),
         ({"distribution": "truncated_normal", "bounds": (50.0, 51.0), "correct_variance": False}, ValueError, "37 standard"),
+        # Bounds a subnormal apart: the variance correction divided by a zero mass (ZeroDivisionError).
+        ({"distribution": "truncated_normal", "bounds": (0.0, 5e-324)}, ValueError, "too narrow or too far in the tail"),
+        ({"distribution": "truncated_normal", "bounds": (-5e-324, 5e-324)}, ValueError, "the truncated std is 0.0"),
         ({"gain": math.nan}, ValueError, "gain must be finite"),
         ({"gain": "2"}, TypeError, "gain must be a real number"),
         ({"std": -0.1}, ValueError, "std must be >= 0"),
@@ -395,6 +455,8 @@ def test_bad_shapes(shape, error, message):
         ({"seed": 1.5}, ValueError, "seed must be an integer"),
         ({"name": 3}, TypeError, "name must be a str"),
         ({"threads": 0}, ValueError, "threads must be >= 1"),
+        # The C kernel counts threads in an int: 2**31 reached it and its error named no value.
+        ({"threads": 2**31}, ValueError, "threads must be <= 2147483647, got 2147483648"),
     ],
 )
 def test_bad_arguments(kwargs, error, message):

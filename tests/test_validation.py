@@ -99,3 +99,29 @@ def test_check_bool_refuses_truthy_values():
             check_bool("strict", value)
     with pytest.raises(TypeError, match=r"^on_meta must be True, False or None, got 'x' of type str$"):
         check_bool("on_meta", "x", allow_none=True)
+
+
+def test_a_name_that_is_not_utf8_is_a_clear_error():
+    # A lone surrogate (what os.fsdecode makes of undecodable bytes) was a UnicodeEncodeError from the hash.
+    from berry.stream import key_for
+
+    message = re.escape(r"name='w\udcff' cannot be encoded as UTF-8 (surrogates not allowed at position 1)")
+    with pytest.raises(ValueError, match=message):
+        berry.sample((3,), name="w\udcff")
+    with pytest.raises(ValueError, match=message):
+        key_for(0, "w\udcff")
+    assert key_for(0, "w\u00e9") == key_for(0, "w\u00e9")  # any encodable name keeps its key
+
+
+def test_a_huge_group_count_or_region_bound_is_shown_short():
+    # These messages wrote the integer's 401 digits (and one of more than 4300 cannot be written at all).
+    with pytest.raises(ValueError, match=re.escape(f"groups={SHOWN_HUGE} must divide the out channels (3)")):
+        berry.sample((4, 3), groups=HUGE, name="w")
+    with pytest.raises(ValueError, match=re.escape(f"groups={SHOWN_HUGE} must divide")):
+        berry.compute_fans((4, 3), groups=HUGE)
+    with pytest.raises(ValueError, match=r"^region\[0\]=slice\(0, 1000.{0,60}\(\d+ characters\) is outside axis 0") as info:
+        berry.sample((4, 3), region=(slice(0, HUGE),), name="w")
+    assert len(str(info.value)) < 200
+
+    with pytest.raises(ValueError, match=r"^global_shape=\(1000.{0,60}\(\d+ characters\) has more than 2\*\*63 elements$"):
+        berry.sample((10**200, 10**200), region=(slice(0, 1), slice(0, 1)), name="w", std=1.0)

@@ -131,16 +131,19 @@ def _cmd_gain(args: argparse.Namespace) -> int:
     from berry.gains import calculate_gain, gain
 
     exact = gain(args.activation, args.param, mode=args.mode)
+    torch_text = "not tabulated"
     try:
         torch_table: float | None = calculate_gain(args.activation, args.param)
     except ValueError:
         torch_table = None  # torch tabulates only a few activations
+    except OverflowError:  # leaky_relu with a slope whose square overflows: torch raises, the exact gain exists
+        torch_table, torch_text = None, "OverflowError (the slope's square overflows float64)"
     payload = {"activation": args.activation, "param": args.param, "mode": args.mode, "gain": exact,
                "torch_gain": torch_table}
     rows = [
         ("activation", args.activation if args.param is None else f"{args.activation} (param {args.param:g})"),
         (f"variance-preserving gain ({args.mode})", exact),
-        ("torch.nn.init.calculate_gain", "not tabulated" if torch_table is None else torch_table),
+        ("torch.nn.init.calculate_gain", torch_text if torch_table is None else torch_table),
     ]
     emit(args, payload, format_table(rows, ("quantity", "value")))
     return 0

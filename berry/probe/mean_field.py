@@ -135,29 +135,32 @@ def mean_field(
         raise ValueError(f"sigma_w2_out has {len(outward)} layers, sigma_w2_in {len(inward)}; they must match")
     alpha = float(branch_scale) if residual else 1.0
     depth = len(inward)
-    q, m, p, slope_square = (np.empty(depth) for _ in range(4))
-    if residual:
-        # The stream: h_l = h_{l-1} + alpha f(h_{l-1}) W_l. Its mean stays 0: every branch ends in a weight.
-        stream = float(input_second_moment)
-        for layer in range(depth):
-            m[layer], p[layer], slope_square[layer] = _moments(act, stream)
-            stream = stream + alpha * alpha * inward[layer] * p[layer]
-            q[layer] = stream
-    else:
-        second = float(input_second_moment)
-        for layer in range(depth):
-            q[layer] = inward[layer] * second
-            m[layer], p[layer], slope_square[layer] = _moments(act, float(q[layer]))
-            second = p[layer]
-    grad_var = np.empty(depth)
-    if residual:
-        incoming = 1.0  # E[(dL/dh_L)^2]
-        for layer in reversed(range(depth)):
-            grad_var[layer] = incoming
-            incoming *= 1.0 + alpha * alpha * outward[layer] * slope_square[layer]
-    else:
-        incoming = 1.0  # E[(dL/dx_L)^2]
-        for layer in reversed(range(depth)):
-            grad_var[layer] = slope_square[layer] * incoming
-            incoming = outward[layer] * grad_var[layer]
+    # A variance that overflows float64 is the prediction itself (the signal explodes): inf, without NumPy's
+    # RuntimeWarning about the scalar product that made it.
+    with np.errstate(over="ignore"):
+        q, m, p, slope_square = (np.empty(depth) for _ in range(4))
+        if residual:
+            # The stream: h_l = h_{l-1} + alpha f(h_{l-1}) W_l. Its mean stays 0: every branch ends in a weight.
+            stream = float(input_second_moment)
+            for layer in range(depth):
+                m[layer], p[layer], slope_square[layer] = _moments(act, stream)
+                stream = stream + alpha * alpha * inward[layer] * p[layer]
+                q[layer] = stream
+        else:
+            second = float(input_second_moment)
+            for layer in range(depth):
+                q[layer] = inward[layer] * second
+                m[layer], p[layer], slope_square[layer] = _moments(act, float(q[layer]))
+                second = p[layer]
+        grad_var = np.empty(depth)
+        if residual:
+            incoming = 1.0  # E[(dL/dh_L)^2]
+            for layer in reversed(range(depth)):
+                grad_var[layer] = incoming
+                incoming *= 1.0 + alpha * alpha * outward[layer] * slope_square[layer]
+        else:
+            incoming = 1.0  # E[(dL/dx_L)^2]
+            for layer in reversed(range(depth)):
+                grad_var[layer] = slope_square[layer] * incoming
+                incoming = outward[layer] * grad_var[layer]
     return MeanField(q, m, p, grad_var)

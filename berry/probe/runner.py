@@ -391,7 +391,14 @@ def run(
     inputs = sample(shape, "lecun", distribution="normal", seed=seed, name="probe.input", dtype=dtype, std=1.0)
     output_grad = sample(shape, "lecun", distribution="normal", seed=seed, name="probe.output_grad",
                          dtype=dtype, std=1.0)
-    passes = _Pass(network, act, bool(residual), np.dtype(dtype).type(alpha), np.dtype(dtype))
+    with np.errstate(over="ignore"):
+        branch = np.dtype(dtype).type(alpha)  # the network multiplies in its own dtype
+    if not (np.isfinite(branch) and branch > 0):
+        raise ValueError(
+            f"branch_scale={branch_scale!r} rounds to {float(branch)!r} in {np.dtype(dtype).name}, the network's dtype; "
+            f"use a branch scale in [{float(np.finfo(dtype).smallest_subnormal):.3g}, {float(np.finfo(dtype).max):.3g}]"
+        )
+    passes = _Pass(network, act, bool(residual), branch, np.dtype(dtype))
     peak = _peak_slope(act)
     networks = []
     by_std: dict[float, NetworkProbe] = {}
