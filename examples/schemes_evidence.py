@@ -41,7 +41,10 @@ and the training recipes (``--part recipes``):
     its values) do not depend on the number of processes.
 
 Every number comes from fixed seeds on one thread, so the output is the same
-on every run with the same torch (the version is printed with it).
+on every run with the same torch on the same kind of CPU (both are printed with
+the recipes' section). Another CPU family can move a few last digits: its BLAS
+sums float32 products in another order, which the runs that diverge at large
+learning rates amplify, and LoRA's rounding-level differences show it directly.
 """
 
 from __future__ import annotations
@@ -796,9 +799,20 @@ def render_recipes(quick: bool = False) -> str:
                "Per-shard initialization with the local fan-in gives √(number of shards) times the std; berry's A "
                "is the one-process tensor, bit for bit."),
         "",
-        f"(torch {torch.__version__}, one thread{', --quick sizes' if quick else ''})",
+        f"(torch {torch.__version__}, one thread, {_cpu()}{', --quick sizes' if quick else ''})",
     ]
     return "\n".join(out)
+
+
+def _cpu() -> str:
+    """The CPU's model name (Linux), which the recipes' float32 numbers depend on in their last digits."""
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "an unknown CPU"
 
 
 #: Each generated section of docs/schemes.md: its markers and the function that writes it.
