@@ -213,6 +213,9 @@ def _shard_worker(rank: int, world: int, port: int, device: str, path: str) -> N
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    # Leave without the interpreter's teardown, which can abort a gloo worker after its results are saved
+    # ("terminate called without an active exception"); an exception above still reaches spawn.
+    os._exit(0)
 
 
 def check_sharded(check: Check, device: str) -> bool:

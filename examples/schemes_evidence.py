@@ -519,6 +519,9 @@ def _lora_tp_worker(rank: int, world: int, port: int, in_features: int, lora_ran
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    # Leave without the interpreter's teardown, which can abort a gloo worker after its results are saved
+    # ("terminate called without an active exception"); an exception above still reaches spawn.
+    os._exit(0)
 
 
 def lora_tp_evidence(*, worlds: Sequence[int] = (2,), in_features: int = 1024, rank: int = 16) -> list[dict[str, Any]]:

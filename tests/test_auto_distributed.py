@@ -17,7 +17,7 @@ dist = pytest.importorskip("torch.distributed")
 if not dist.is_available():  # pragma: no cover
     pytest.skip("torch built without torch.distributed", allow_module_level=True)
 
-from _helpers import free_port  # noqa: E402
+from _helpers import free_port, leave_worker  # noqa: E402
 
 from berry.torch.auto import InputSpec, auto_init, auto_plan  # noqa: E402
 from berry.torch.auto.zoo import SwiGLUModel  # noqa: E402
@@ -70,6 +70,7 @@ def _worker(rank: int, world: int, port: int, result_path: str) -> None:
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    leave_worker()
 
 
 def test_sharded_auto_init_equals_single_process(tmp_path):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from _helpers import spawn_gathered
+from _helpers import leave_worker, spawn_gathered
 
 torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
@@ -107,6 +107,7 @@ def _worker(rank: int, world: int, port: int, result_path: str) -> None:
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    leave_worker()
 
 
 def test_recipes_on_dtensors_equal_one_process(tmp_path):

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 
 import pytest
-from _helpers import spawn_gathered
+from _helpers import leave_worker, spawn_gathered
 
 torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
@@ -163,6 +163,7 @@ def _worker(rank: int, world: int, port: int, result_path: str) -> None:
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    leave_worker()
 
 
 @pytest.mark.parametrize("world", [2, 4])

@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _helpers import ROOT, spawn_gathered
+from _helpers import ROOT, leave_worker, spawn_gathered
 from _triton_helpers import requires_triton, torch
 
 import berry
@@ -222,6 +222,7 @@ def _sharded_worker(rank: int, world: int, port: int, result_path: str) -> None:
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    leave_worker()
 
 
 @pytest.mark.slow
