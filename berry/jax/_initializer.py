@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from berry._adapter import Plan, Recipe
-from berry._validation import check_key, resolve_dtype
+from berry._validation import check_key, exact_dtype, resolve_dtype
 from berry.jax._complex import complex_values
 from berry.jax._keys import key_words, seed_from_words
 from berry.jax._sharding import sharded_values
@@ -181,12 +181,13 @@ class Initializer:
         resolved = _jax_dtype(dtype)
         floating = resolved.name in ("float16", "bfloat16", "float32", "float64")
         if not self.random:
-            if floating or resolved.kind in "biufc" or resolved.type.__module__.startswith("ml_dtypes"):
-                return resolved  # exact values fill any numeric dtype, float8 and int4 too (jnp.full)
-            raise TypeError(
-                f"dtype={dtype!r} is not supported by berry.jax.{self.description}: exact values fill bool, "
-                "integer, float16, bfloat16, float32, float64 and complex dtypes"
-            )
+            try:  # exact values fill any numeric dtype, float8 and int4 too (jnp.full)
+                return exact_dtype(resolved)
+            except ValueError:
+                raise TypeError(
+                    f"dtype={dtype!r} is not supported by berry.jax.{self.description}: exact values fill bool, "
+                    "integer, float, complex and ml_dtypes' narrow dtypes"
+                ) from None
         if floating or (resolved.kind == "c" and self.complex_law is not None):
             return resolved
         complex_too = self.law == "normal" and resolved.kind != "c"  # JAX's sampler's words
